@@ -1,0 +1,308 @@
+//! The reverse pass: one loop over the tape from the output back to the first node, applying
+//! each op's vector-Jacobian product. No recursion and no graph search: the tape's order is
+//! already topological, so a chain of ten million nodes needs no stack.
+
+use std::collections::HashMap;
+
+use crate::ops::Vjp;
+use crate::tape::LeafKind;
+use crate::{Float, Param, Tensor, Var};
+
+/// The gradients from one backward pass: by var (`grads[x]`, [`wrt`](Gradients::wrt)) and by
+/// [`Param`] ([`param`](Gradients::param)).
+///
+/// Gradients of intermediate vars are kept too (handy for teaching and debugging). A var that
+/// does not require a gradient, or that the output does not depend on, has none.
+///
+/// ```
+/// use tapegrad::Tape;
+/// let tape = Tape::<f64>::new();
+/// let x = tape.var(3.0);
+/// let h = x * x;
+/// let y = h * 2.0;
+/// let grads = y.backward();
+/// assert_eq!(grads[h].item(), 2.0);
+/// assert_eq!(grads[x].item(), 12.0);
+/// ```
+#[derive(Clone)]
+pub struct Gradients<T: Float = f32> {
+    tape_id: usize,
+    by_node: Vec<Option<Tensor<T>>>,
+    by_param: Vec<(Param<T>, Tensor<T>)>,
+    param_index: HashMap<u64, usize>,
+}
+
+impl<T: Float> Gradients<T> {
+    /// The gradient with respect to `x`, if it has one.
+    ///
+    /// # Panics
+    /// If `x` lives on another tape than the one differentiated.
+    #[track_caller]
+    pub fn wrt(&self, x: Var<'_, T>) -> Option<&Tensor<T>> {
+        assert!(
+            x.tape.id() == self.tape_id,
+            "tapegrad: Gradients::wrt: var {} belongs to another tape than these gradients",
+            x.id
+        );
+        self.by_node.get(x.id as usize).and_then(Option::as_ref)
+    }
+
+    /// The gradient accumulated for `param` (summed over every binding on the tape).
+    pub fn param(&self, param: &Param<T>) -> Option<&Tensor<T>> {
+        self.param_index.get(&param.id()).map(|&i| &self.by_param[i].1)
+    }
+
+    /// Mutable access to the gradient of `param` (for clipping or scaling before a step).
+    pub fn param_mut(&mut self, param: &Param<T>) -> Option<&mut Tensor<T>> {
+        let i = *self.param_index.get(&param.id())?;
+        Some(&mut self.by_param[i].1)
+    }
+
+    /// Every parameter that received a gradient, with its gradient, in binding order.
+    pub fn params(&self) -> impl Iterator<Item = (&Param<T>, &Tensor<T>)> {
+        self.by_param.iter().map(|(p, g)| (p, g))
+    }
+
+    /// Every parameter's gradient, mutably (for clipping or scaling).
+    pub fn params_mut(&mut self) -> impl Iterator<Item = (&Param<T>, &mut Tensor<T>)> {
+        self.by_param.iter_mut().map(|(p, g)| (&*p, g))
+    }
+
+    /// The gradient of the node with id `id` (see [`Var::id`]), if it has one.
+    pub fn by_id(&self, id: usize) -> Option<&Tensor<T>> {
+        self.by_node.get(id).and_then(Option::as_ref)
+    }
+}
+
+impl<'t, T: Float> std::ops::Index<Var<'t, T>> for Gradients<T> {
+    type Output = Tensor<T>;
+    /// The gradient with respect to a var.
+    ///
+    /// # Panics
+    /// If the var has no gradient (a constant, or unused by the output); use
+    /// [`Gradients::wrt`] to get an `Option`.
+    #[track_caller]
+    fn index(&self, x: Var<'t, T>) -> &Tensor<T> {
+        self.wrt(x).unwrap_or_else(|| {
+            panic!(
+                "tapegrad: no gradient for var {}: it is a constant, was computed under no_grad, \
+                 or the differentiated output does not depend on it",
+                x.id
+            )
+        })
+    }
+}
+
+impl<T: Float> std::fmt::Debug for Gradients<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut map = f.debug_map();
+        for (id, g) in self.by_node.iter().enumerate() {
+            if let Some(g) = g {
+                map.entry(&id, g);
+            }
+        }
+        map.finish()
+    }
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    /// Backpropagates from this one-element output (a loss) and returns every gradient.
+    ///
+    /// # Panics
+    /// If the value has more than one element; use [`Var::backward_with_seed`] then.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f32>::new();
+    /// let x = tape.var(2.0);
+    /// let y = x.powi(3);
+    /// assert_eq!(y.backward()[x].item(), 12.0);
+    /// ```
+    #[track_caller]
+    pub fn backward(self) -> Gradients<T> {
+        let shape = self.shape();
+        assert!(
+            shape.iter().product::<usize>() == 1,
+            "tapegrad: backward: the output has shape {shape:?}, not one element; \
+             use backward_with_seed(seed) with a seed of that shape"
+        );
+        self.backward_with_seed(Tensor::ones(&shape))
+    }
+
+    /// Backpropagates `seed` (dLoss/dSelf, the shape of this var) and returns every gradient:
+    /// the vector-Jacobian product for a non-scalar output.
+    ///
+    /// # Panics
+    /// If the seed's shape differs from this var's.
+    ///
+    /// ```
+    /// use tapegrad::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var([1.0, 2.0]);
+    /// let y = x * x;
+    /// let grads = y.backward_with_seed(Tensor::from_vec(vec![1.0, 10.0], &[2]));
+    /// assert_eq!(grads[x].to_vec(), vec![2.0, 40.0]);
+    /// ```
+    #[track_caller]
+    pub fn backward_with_seed(self, seed: Tensor<T>) -> Gradients<T> {
+        let nodes = self.tape.nodes.borrow();
+        let end = self.id as usize + 1;
+        assert!(
+            seed.shape() == nodes[self.id as usize].value.shape(),
+            "tapegrad: backward_with_seed: seed shape {:?} differs from the output shape {:?}",
+            seed.shape(),
+            nodes[self.id as usize].value.shape()
+        );
+        let mut grads: Vec<Option<Tensor<T>>> = vec![None; end];
+        if nodes[self.id as usize].requires_grad {
+            grads[self.id as usize] = Some(seed);
+        }
+        for i in (0..end).rev() {
+            // Inputs always have smaller ids, so the gradients below `i` can be updated while
+            // this node's own gradient is read.
+            let (below, rest) = grads.split_at_mut(i);
+            let Some(grad_out) = rest[0].as_ref() else { continue };
+            let node = &nodes[i];
+            let Some(op) = node.op else { continue };
+            let ids = node.inputs();
+            let x = &nodes[ids[0] as usize];
+            let y = ids.get(1).map_or(x, |&j| &nodes[j as usize]);
+            let cx = Vjp {
+                args: node.args,
+                inputs: [&x.value, &y.value],
+                output: &node.value,
+                grad_out,
+                needs: [x.requires_grad, ids.len() > 1 && y.requires_grad],
+            };
+            let grad_in = op.vjp_tensor(&cx);
+            for (&id, g) in ids.iter().zip(grad_in) {
+                if let Some(g) = g {
+                    accumulate(&mut below[id as usize], g);
+                }
+            }
+        }
+        let mut out = Gradients {
+            tape_id: self.tape.id(),
+            by_node: grads,
+            by_param: Vec::new(),
+            param_index: HashMap::new(),
+        };
+        for (id, param) in self.tape.params.borrow().iter() {
+            if let Some(g) = out.by_node.get(*id as usize).and_then(Option::as_ref) {
+                match out.param_index.get(&param.id()) {
+                    Some(&k) => out.by_param[k].1.add_assign_same_shape(g),
+                    None => {
+                        out.param_index.insert(param.id(), out.by_param.len());
+                        out.by_param.push((param.clone(), g.clone()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Differentiable gradients: d(self)/d(x) for each `x` in `wrt`, as vars on the same tape.
+    ///
+    /// The backward pass is recorded (each rule runs on vars instead of tensors), so the result
+    /// can be differentiated again: second derivatives, Hessian-vector products, Newton steps.
+    /// A var the output does not depend on gets a zero gradient.
+    ///
+    /// # Panics
+    /// If this var has more than one element, or a var of `wrt` lives on another tape.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(2.0);
+    /// let y = x.powi(3);                 // x³
+    /// let dy = y.grad(&[x])[0];          // 3x² = 12
+    /// let d2y = dy.grad(&[x])[0];        // 6x = 12
+    /// let d3y = d2y.grad(&[x])[0];       // 6
+    /// assert_eq!((dy.item(), d2y.item(), d3y.item()), (12.0, 12.0, 6.0));
+    /// ```
+    #[track_caller]
+    pub fn grad(self, wrt: &[Var<'t, T>]) -> Vec<Var<'t, T>> {
+        let shape = self.shape();
+        assert!(
+            shape.iter().product::<usize>() == 1,
+            "tapegrad: grad: the output has shape {shape:?}, not one element; reduce it first \
+             (for example with sum)"
+        );
+        let seed = self.tape.constant(Tensor::ones(&shape));
+        self.grad_with_seed(seed, wrt)
+    }
+
+    /// Like [`Var::grad`] with an explicit upstream gradient `seed` (a var of this var's shape):
+    /// the recorded vector-Jacobian product.
+    #[track_caller]
+    pub fn grad_with_seed(self, seed: Var<'t, T>, wrt: &[Var<'t, T>]) -> Vec<Var<'t, T>> {
+        self.check_same_tape(seed, "grad_with_seed");
+        for x in wrt {
+            self.check_same_tape(*x, "grad");
+        }
+        let end = self.id as usize + 1;
+        let mut grads: Vec<Option<Var<'t, T>>> = vec![None; end];
+        if self.requires_grad() {
+            grads[self.id as usize] = Some(seed);
+        }
+        for i in (0..end).rev() {
+            let Some(grad_out) = grads[i] else { continue };
+            // Copy what the rule needs, then release the borrow: the rule records new nodes.
+            let (op, args, ids, needs) = {
+                let nodes = self.tape.nodes.borrow();
+                let node = &nodes[i];
+                let Some(op) = node.op else { continue };
+                let ids = node.inputs;
+                let arity = node.arity as usize;
+                let needs = [
+                    nodes[ids[0] as usize].requires_grad,
+                    arity > 1 && nodes[ids[1] as usize].requires_grad,
+                ];
+                (op, node.args, (ids, arity), needs)
+            };
+            let (ids, arity) = ids;
+            let x = Var { tape: self.tape, id: ids[0] };
+            let y = Var { tape: self.tape, id: if arity > 1 { ids[1] } else { ids[0] } };
+            let output = Var { tape: self.tape, id: i as u32 };
+            let cx = Vjp {
+                args,
+                inputs: [&x, &y],
+                output: &output,
+                grad_out: &grad_out,
+                needs,
+            };
+            let grad_in = op.vjp_var(&cx);
+            for (&id, g) in ids[..arity].iter().zip(grad_in) {
+                if let Some(g) = g {
+                    let slot = &mut grads[id as usize];
+                    *slot = Some(match *slot {
+                        Some(old) => old + g,
+                        None => g,
+                    });
+                }
+            }
+        }
+        wrt.iter()
+            .map(|x| {
+                grads
+                    .get(x.id as usize)
+                    .copied()
+                    .flatten()
+                    .unwrap_or_else(|| self.tape.constant(Tensor::zeros(&x.shape())))
+            })
+            .collect()
+    }
+
+    /// `true` for a leaf bound to a [`Param`].
+    pub fn is_param(&self) -> bool {
+        self.tape.nodes.borrow()[self.id as usize].leaf == LeafKind::Param
+    }
+}
+
+/// Adds `g` into a gradient slot, in place when the slot already holds one.
+fn accumulate<T: Float>(slot: &mut Option<Tensor<T>>, g: Tensor<T>) {
+    match slot {
+        Some(acc) => acc.add_assign_same_shape(&g),
+        None => *slot = Some(g),
+    }
+}

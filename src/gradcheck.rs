@@ -1,0 +1,277 @@
+//! Gradient checking: compare tapegrad's gradients with central finite differences in `f64`.
+//!
+//! [`check`] evaluates the function once with backward, then perturbs every element of every
+//! input by ±`eps` and compares `(f(x + eps) - f(x - eps)) / 2eps` with the analytic gradient.
+//! A non-scalar output is reduced with fixed pseudo-random weights, so that an error in any output
+//! element shows. [`check_second_order`] does the same for the gradient itself (a
+//! Hessian-vector product against finite differences of the gradient).
+//!
+//! # Property-testing your own functions
+//!
+//! With the `proptest` feature, [`crate::testing`] supplies strategies for shapes, broadcastable
+//! shape pairs and tensors; feed them to `check`:
+//!
+//! ```
+//! # #[cfg(feature = "proptest")] {
+//! use proptest::prelude::*;
+//! use tapegrad::{gradcheck, testing, Tape, Var};
+//!
+//! fn softplus<'t>(x: Var<'t, f64>) -> Var<'t, f64> {
+//!     (x.exp() + 1.0).ln()
+//! }
+//!
+//! proptest!(|(x in testing::any_tensor(3, 4, -3.0..3.0))| {
+//!     let result = gradcheck::check(|_tape: &Tape<f64>, xs: &[Var<f64>]| softplus(xs[0]).sum(), &[x]);
+//!     prop_assert!(result.is_ok(), "{}", result.unwrap_err());
+//! });
+//! # }
+//! ```
+
+use std::fmt;
+
+use crate::{Tape, Tensor, Var};
+
+/// Step and tolerances for [`check_with`]: an element passes when
+/// `|analytic - numeric| <= atol + rtol * |numeric|`.
+///
+/// ```
+/// use tapegrad::gradcheck::Tolerance;
+/// let t = Tolerance::default();
+/// assert_eq!((t.eps, t.atol, t.rtol), (1e-6, 1e-5, 1e-3));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tolerance {
+    /// The finite-difference step.
+    pub eps: f64,
+    /// Absolute tolerance.
+    pub atol: f64,
+    /// Relative tolerance.
+    pub rtol: f64,
+}
+
+impl Default for Tolerance {
+    /// `eps = 1e-6, atol = 1e-5, rtol = 1e-3`, as PyTorch's `gradcheck` and tinygrad.
+    fn default() -> Self {
+        Tolerance {
+            eps: 1e-6,
+            atol: 1e-5,
+            rtol: 1e-3,
+        }
+    }
+}
+
+/// A gradient that disagrees with finite differences: which input, which element, both values.
+///
+/// ```
+/// use tapegrad::{gradcheck, Tape, Tensor, Var};
+/// // A deliberately wrong "derivative": x.detach() blocks half of d(x²)/dx.
+/// let err = gradcheck::check(
+///     |_t: &Tape<f64>, xs: &[Var<f64>]| (xs[0] * xs[0].detach()).sum(),
+///     &[Tensor::from_vec(vec![1.0, 2.0], &[2])],
+/// )
+/// .unwrap_err();
+/// assert_eq!((err.input, err.index.clone()), (0, vec![0]));
+/// assert!((err.analytic - 1.0).abs() < 1e-9 && (err.numeric - 2.0).abs() < 1e-6);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct GradcheckError {
+    /// The position of the input in the `inputs` slice.
+    pub input: usize,
+    /// The multi-index of the element within that input.
+    pub index: Vec<usize>,
+    /// The gradient tapegrad computed.
+    pub analytic: f64,
+    /// The central finite difference.
+    pub numeric: f64,
+    /// 1 for a gradient, 2 for a gradient of a gradient ([`check_second_order`]).
+    pub order: u8,
+}
+
+impl fmt::Display for GradcheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = if self.order == 2 { "second-order gradient" } else { "gradient" };
+        write!(
+            f,
+            "gradcheck: {what} of input {} at index {:?}: analytic {:e} but finite differences give {:e} \
+             (difference {:e})",
+            self.input,
+            self.index,
+            self.analytic,
+            self.numeric,
+            (self.analytic - self.numeric).abs()
+        )?;
+        if !self.numeric.is_finite() || !self.analytic.is_finite() {
+            write!(f, "; a non-finite value means the function is undefined or overflows near this point")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for GradcheckError {}
+
+/// Checks the gradients of `f` at `inputs` against central finite differences with the default
+/// [`Tolerance`]. See [`check_with`].
+///
+/// ```
+/// use tapegrad::{gradcheck, Tape, Tensor, Var};
+/// let x = Tensor::from_vec(vec![0.3, -1.2, 2.0], &[3]);
+/// let w = Tensor::from_vec(vec![0.5, 1.5, -2.0], &[3]);
+/// gradcheck::check(|_tape: &Tape<f64>, xs: &[Var<f64>]| (xs[0] * xs[1]).tanh().sum(), &[x, w])
+///     .unwrap();
+/// ```
+pub fn check<F>(f: F, inputs: &[Tensor<f64>]) -> Result<(), GradcheckError>
+where
+    F: for<'t> Fn(&'t Tape<f64>, &[Var<'t, f64>]) -> Var<'t, f64>,
+{
+    check_with(f, inputs, Tolerance::default())
+}
+
+/// Checks the gradients of `f` at `inputs` against central finite differences: every element
+/// of every input, in `f64`. `f` receives a fresh tape and one var per input (each requiring a
+/// gradient) and returns the output; a non-scalar output is reduced with fixed pseudo-random
+/// weights. Returns the first element that fails.
+///
+/// ```
+/// use tapegrad::gradcheck::{check_with, Tolerance};
+/// use tapegrad::{Tape, Tensor, Var};
+/// let tol = Tolerance { eps: 1e-5, atol: 1e-7, rtol: 1e-5 };
+/// let a = Tensor::from_vec(vec![1., 2., 3., 4., 5., 6.], &[2, 3]);
+/// let b = Tensor::from_vec(vec![0.5, -1., 2.], &[3, 1]);
+/// check_with(|_t: &Tape<f64>, xs: &[Var<f64>]| xs[0].matmul(&xs[1]), &[a, b], tol).unwrap();
+/// ```
+pub fn check_with<F>(f: F, inputs: &[Tensor<f64>], tol: Tolerance) -> Result<(), GradcheckError>
+where
+    F: for<'t> Fn(&'t Tape<f64>, &[Var<'t, f64>]) -> Var<'t, f64>,
+{
+    let tape = Tape::new();
+    let xs: Vec<Var<f64>> = inputs.iter().map(|t| tape.var(t.clone())).collect();
+    let y = f(&tape, &xs);
+    let out_shape = y.shape();
+    let weights = output_weights(&out_shape);
+    let grads = y.backward_with_seed(weights.clone());
+    let analytic: Vec<Tensor<f64>> = xs
+        .iter()
+        .zip(inputs)
+        .map(|(x, t)| grads.wrt(*x).cloned().unwrap_or_else(|| Tensor::zeros(t.shape())))
+        .collect();
+    drop(grads);
+    drop(tape);
+
+    let evaluate = |point: &[Tensor<f64>]| -> f64 {
+        let tape = Tape::new();
+        let xs: Vec<Var<f64>> = point.iter().map(|t| tape.var(t.clone())).collect();
+        let y = f(&tape, &xs).value();
+        assert_eq!(
+            y.shape(),
+            out_shape.as_slice(),
+            "gradcheck: the function's output shape changed between evaluations"
+        );
+        y.as_slice().iter().zip(weights.as_slice()).map(|(a, b)| a * b).sum()
+    };
+    let mut point = inputs.to_vec();
+    for (i, input) in inputs.iter().enumerate() {
+        for j in 0..input.numel() {
+            let original = input.as_slice()[j];
+            point[i].as_mut_slice()[j] = original + tol.eps;
+            let plus = evaluate(&point);
+            point[i].as_mut_slice()[j] = original - tol.eps;
+            let minus = evaluate(&point);
+            point[i].as_mut_slice()[j] = original;
+            let numeric = (plus - minus) / (2.0 * tol.eps);
+            let a = analytic[i].as_slice()[j];
+            // Written so that NaN on either side fails.
+            let close = (a - numeric).abs() <= tol.atol + tol.rtol * numeric.abs();
+            if !close {
+                return Err(GradcheckError {
+                    input: i,
+                    index: unravel(j, input.shape()),
+                    analytic: a,
+                    numeric,
+                    order: 1,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks second derivatives: the gradients of the recorded gradients ([`Var::grad`]) against
+/// finite differences of the gradients, with the default [`Tolerance`].
+///
+/// The scalar `h(x) = Σ_i <∂f/∂x_i, r_i>` with fixed pseudo-random `r_i` is gradient-checked, so
+/// Hessian-vector products `H r` are compared element by element.
+///
+/// ```
+/// use tapegrad::{gradcheck, Tape, Tensor, Var};
+/// let x = Tensor::from_vec(vec![0.3, -0.7], &[2]);
+/// gradcheck::check_second_order(|_t: &Tape<f64>, xs: &[Var<f64>]| xs[0].sin().powi(3).sum(), &[x])
+///     .unwrap();
+/// ```
+pub fn check_second_order<F>(f: F, inputs: &[Tensor<f64>]) -> Result<(), GradcheckError>
+where
+    F: for<'t> Fn(&'t Tape<f64>, &[Var<'t, f64>]) -> Var<'t, f64>,
+{
+    check_second_order_with(f, inputs, Tolerance::default())
+}
+
+/// [`check_second_order`] with an explicit [`Tolerance`].
+pub fn check_second_order_with<F>(f: F, inputs: &[Tensor<f64>], tol: Tolerance) -> Result<(), GradcheckError>
+where
+    F: for<'t> Fn(&'t Tape<f64>, &[Var<'t, f64>]) -> Var<'t, f64>,
+{
+    let directions: Vec<Tensor<f64>> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| pseudo_random(t.shape(), i as u64 + 1))
+        .collect();
+    let h = as_checkable(|tape, xs| {
+        let y = f(tape, xs);
+        let weights = tape.constant(output_weights(&y.shape()));
+        let y = (y * weights).sum();
+        let gs = y.grad(xs);
+        let mut total = tape.constant(0.0);
+        for (g, r) in gs.into_iter().zip(&directions) {
+            total = total + (g * tape.constant(r.clone())).sum();
+        }
+        total
+    });
+    check_with(h, inputs, tol).map_err(|e| GradcheckError { order: 2, ..e })
+}
+
+/// Gives a closure the higher-ranked signature `check_with` needs (closures cannot spell it).
+fn as_checkable<F>(f: F) -> F
+where
+    F: for<'t> Fn(&'t Tape<f64>, &[Var<'t, f64>]) -> Var<'t, f64>,
+{
+    f
+}
+
+/// Weights that reduce an output to a scalar: 1 for a one-element output, otherwise fixed
+/// pseudo-random values in [0.5, 1.5), so that no error can cancel another.
+fn output_weights(shape: &[usize]) -> Tensor<f64> {
+    if shape.iter().product::<usize>() == 1 {
+        Tensor::ones(shape)
+    } else {
+        pseudo_random(shape, 0)
+    }
+}
+
+/// Deterministic values in [0.5, 1.5) (a hash of the index), so checks are reproducible.
+fn pseudo_random(shape: &[usize], salt: u64) -> Tensor<f64> {
+    Tensor::from_fn(shape, |i| {
+        let mut z = (i as u64).wrapping_add(salt.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        0.5 + (z >> 11) as f64 / (1u64 << 53) as f64
+    })
+}
+
+fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
+    let mut index = vec![0; shape.len()];
+    for d in (0..shape.len()).rev() {
+        index[d] = flat % shape[d];
+        flat /= shape[d];
+    }
+    index
+}

@@ -1,0 +1,46 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # Module map
+//!
+//! | module | one job |
+//! |---|---|
+//! | [`Tensor`] (`tensor/`) | plain n-d data and its eager kernels; knows nothing of gradients |
+//! | [`Tape`], [`Var`] (`tape.rs`) | recording: an arena of nodes in the order they ran |
+//! | `ops/` | each op's forward and backward rule, one family per file |
+//! | [`Gradients`] (`backward.rs`) | the reverse loop, first-order and recorded (higher-order) |
+//! | [`Param`] | trainable tensors that live across tapes |
+//! | [`loss`] | cross-entropy and mean squared error |
+//! | [`gradcheck`] | finite-difference checking of first and second derivatives |
+//! | `testing` | proptest strategies (feature `proptest`) |
+//!
+//! `ARCHITECTURE.md` in the repository explains the design and its trade-offs.
+#![warn(missing_docs)]
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+mod backward;
+mod error;
+mod float;
+pub mod gradcheck;
+pub mod loss;
+mod ops;
+mod param;
+mod tape;
+mod tensor;
+#[cfg(feature = "proptest")]
+pub mod testing;
+
+pub use backward::Gradients;
+pub use error::Error;
+pub use float::Float;
+pub use ops::Args;
+pub use param::Param;
+pub use tape::{LeafKind, Tape, Var};
+pub use tensor::{Shape, Tensor};
+
+/// The `rand` crate tapegrad is built with, so that users need not match versions.
+pub use rand;
+
+/// Everything a model-building program needs: `use tapegrad::prelude::*;`.
+pub mod prelude {
+    pub use crate::{Float, Gradients, Param, Tape, Tensor, Var, loss};
+}

@@ -1,0 +1,46 @@
+//! Matrix product over the last two axes, with broadcast batch axes.
+
+use super::{Args, Op, Operand, Vjp};
+use crate::{Float, Tensor, Var};
+
+/// Matrix product `C = A B`. dA = dC Bᵀ, dB = Aᵀ dC (each summed over broadcast batch axes).
+pub(crate) struct MatMul;
+
+impl<T: Float> Op<T> for MatMul {
+    fn name(&self) -> &'static str {
+        "matmul"
+    }
+    fn rule(&self) -> &'static str {
+        "C = A B: grad_A = grad_out Bᵀ, grad_B = Aᵀ grad_out"
+    }
+    fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
+        let (a, b, g) = (cx.x(), cx.y(), cx.grad_out);
+        [
+            cx.need(0, || g.matmul_nt(b).sum_to(&a.shape())),
+            cx.need(1, || a.matmul_tn(g).sum_to(&b.shape())),
+        ]
+    }
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    /// Matrix product over the last two axes, broadcasting leading batch axes:
+    /// `[m, k] @ [k, n]`, `[b, m, k] @ [b, k, n]`, `[m, k] @ [b, k, n]`, ...
+    ///
+    /// # Panics
+    /// If an operand has rank below 2, the inner dimensions differ, the batch axes do not
+    /// broadcast, or the vars live on different tapes.
+    ///
+    /// ```
+    /// use tapegrad::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let a = tape.var(Tensor::from_vec(vec![1., 2., 3., 4.], &[2, 2]));
+    /// let b = tape.var(Tensor::from_vec(vec![1., 0., 0., 1.], &[2, 2]));
+    /// let grads = a.matmul(&b).sum().backward();
+    /// assert_eq!(grads[a].to_vec(), vec![1., 1., 1., 1.]); // ones · bᵀ
+    /// assert_eq!(grads[b].to_vec(), vec![4., 4., 6., 6.]); // aᵀ · ones
+    /// ```
+    #[track_caller]
+    pub fn matmul(self, other: &Var<'t, T>) -> Var<'t, T> {
+        self.binary(*other, &MatMul, Args::None, Tensor::matmul)
+    }
+}

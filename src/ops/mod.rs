@@ -1,0 +1,343 @@
+//! Differentiable operations: each op's forward, its backward rule and its tests live in one
+//! block of one family file.
+//!
+//! # How an op is made
+//!
+//! An op is a unit struct implementing [`Op`]. Its `vjp` (vector-Jacobian product) receives the
+//! op's inputs, its output and the gradient of the loss with respect to the output (`grad_out`),
+//! and returns the gradient with respect to each input. It is written once, generically over
+//! [`Operand`], which both [`Tensor`] and [`Var`] implement:
+//!
+//! - with `Tensor` (eager kernels) it is the fast first-order backward pass;
+//! - with `Var` it records the backward pass on the tape, so gradients of gradients
+//!   (Hessian-vector products, Newton steps) come for free.
+//!
+//! ```text
+//! /// Multiplication. d(x·y)/dx = y, d(x·y)/dy = x.
+//! pub(crate) struct Mul;
+//! impl<T: Float> Op<T> for Mul {
+//!     fn name(&self) -> &'static str { "mul" }
+//!     fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
+//!         let g = cx.grad_out;
+//!         [cx.need(0, || g.mul(cx.y()).sum_to(&cx.x().shape())),
+//!          cx.need(1, || g.mul(cx.x()).sum_to(&cx.y().shape()))]
+//!     }
+//! }
+//! ```
+//!
+//! The `Var` method that users call computes the value with the tensor kernel and records the
+//! node: `self.binary(other, &Mul, Args::None, Tensor::mul)`. Adding an op touches its family file
+//! (and a test), nothing else; a new family adds one `mod` line here.
+
+mod arith;
+mod matmul;
+mod reduce;
+mod shape;
+mod softmax;
+mod unary;
+
+use crate::tensor::Shape;
+use crate::{Float, Tensor, Var};
+
+/// Small inline arguments of an op, stored in its node.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Args {
+    /// No arguments.
+    None,
+    /// A reduction or softmax axis.
+    Axis {
+        /// The axis.
+        axis: usize,
+        /// Whether the reduced axis is kept with size 1.
+        keepdim: bool,
+    },
+    /// A real exponent.
+    Powf(f64),
+    /// An integer exponent.
+    Powi(i32),
+    /// Two axes to swap.
+    Transpose(usize, usize),
+    /// A slice along an axis.
+    Narrow {
+        /// The axis.
+        axis: usize,
+        /// The first index.
+        start: usize,
+        /// The number of indices.
+        len: usize,
+    },
+}
+
+impl std::fmt::Display for Args {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Args::None => Ok(()),
+            Args::Axis { axis, keepdim } => write!(f, "axis={axis}, keepdim={keepdim}"),
+            Args::Powf(p) => write!(f, "p={p}"),
+            Args::Powi(n) => write!(f, "n={n}"),
+            Args::Transpose(a, b) => write!(f, "{a}, {b}"),
+            Args::Narrow { axis, start, len } => write!(f, "axis={axis}, start={start}, len={len}"),
+        }
+    }
+}
+
+/// What a backward rule sees: the op's inputs and output, `grad_out` (dLoss/dOutput) and which
+/// inputs need a gradient at all.
+pub(crate) struct Vjp<'a, G> {
+    pub(crate) args: Args,
+    /// The inputs; for a unary op both entries are the single input.
+    pub(crate) inputs: [&'a G; 2],
+    pub(crate) output: &'a G,
+    pub(crate) grad_out: &'a G,
+    pub(crate) needs: [bool; 2],
+}
+
+impl<'a, G> Vjp<'a, G> {
+    /// The first input.
+    pub(crate) fn x(&self) -> &'a G {
+        self.inputs[0]
+    }
+    /// The second input.
+    pub(crate) fn y(&self) -> &'a G {
+        self.inputs[1]
+    }
+    /// Computes input `i`'s gradient only if that input needs one.
+    pub(crate) fn need(&self, i: usize, f: impl FnOnce() -> G) -> Option<G> {
+        self.needs[i].then(f)
+    }
+}
+
+/// A differentiable operation: its name and its backward rule (see the module docs).
+pub(crate) trait Op<T: Float>: Sync + 'static {
+    /// The name shown in messages, graph pictures and traces.
+    fn name(&self) -> &'static str;
+    /// A one-line statement of the derivative, for backward traces.
+    fn rule(&self) -> &'static str;
+    /// The gradients of the inputs, given `grad_out`.
+    fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2];
+}
+
+/// [`Op`] made object-safe: nodes store `&'static dyn DynOp<T>`, one entry per operand type.
+pub(crate) trait DynOp<T: Float>: Sync {
+    fn name(&self) -> &'static str;
+    fn rule(&self) -> &'static str;
+    fn vjp_tensor(&self, cx: &Vjp<'_, Tensor<T>>) -> [Option<Tensor<T>>; 2];
+    fn vjp_var<'t>(&self, cx: &Vjp<'_, Var<'t, T>>) -> [Option<Var<'t, T>>; 2];
+}
+
+impl<T: Float, O: Op<T>> DynOp<T> for O {
+    fn name(&self) -> &'static str {
+        Op::name(self)
+    }
+    fn rule(&self) -> &'static str {
+        Op::rule(self)
+    }
+    fn vjp_tensor(&self, cx: &Vjp<'_, Tensor<T>>) -> [Option<Tensor<T>>; 2] {
+        self.vjp(cx)
+    }
+    fn vjp_var<'t>(&self, cx: &Vjp<'_, Var<'t, T>>) -> [Option<Var<'t, T>>; 2] {
+        self.vjp(cx)
+    }
+}
+
+/// Something backward rules compute with: an eager [`Tensor`] or a recorded [`Var`].
+pub(crate) trait Operand<T: Float>: Sized {
+    fn shape(&self) -> Shape;
+    /// Runs `f` on the underlying value (to build masks that are constants of the rule).
+    fn with_value<R>(&self, f: impl FnOnce(&Tensor<T>) -> R) -> R;
+    fn sub(&self, other: &Self) -> Self;
+    fn mul(&self, other: &Self) -> Self;
+    fn div(&self, other: &Self) -> Self;
+    fn neg(&self) -> Self;
+    /// Multiplies by a constant tensor (a mask or a sign): linear, so its own derivative is
+    /// the same constant, and second derivatives through it are exact.
+    fn mul_constant(&self, c: Tensor<T>) -> Self;
+    fn scale(&self, c: T) -> Self;
+    fn exp(&self) -> Self;
+    fn sin(&self) -> Self;
+    fn cos(&self) -> Self;
+    fn powf(&self, p: T) -> Self;
+    fn powi(&self, n: i32) -> Self;
+    fn sum_axis(&self, axis: usize, keepdim: bool) -> Self;
+    fn sum_to(&self, shape: &[usize]) -> Self;
+    fn broadcast_to(&self, shape: &[usize]) -> Self;
+    fn reshape(&self, shape: &[usize]) -> Self;
+    fn transpose(&self, a0: usize, a1: usize) -> Self;
+    fn narrow(&self, axis: usize, start: usize, len: usize) -> Self;
+    fn unnarrow(&self, full: &[usize], axis: usize, start: usize) -> Self;
+    /// `self @ otherᵀ` over the last two axes.
+    fn matmul_nt(&self, other: &Self) -> Self;
+    /// `selfᵀ @ other` over the last two axes.
+    fn matmul_tn(&self, other: &Self) -> Self;
+}
+
+impl<T: Float> Operand<T> for Tensor<T> {
+    fn shape(&self) -> Shape {
+        Shape::from_slice(Tensor::shape(self))
+    }
+    fn with_value<R>(&self, f: impl FnOnce(&Tensor<T>) -> R) -> R {
+        f(self)
+    }
+    fn sub(&self, other: &Self) -> Self {
+        Tensor::sub(self, other)
+    }
+    fn mul(&self, other: &Self) -> Self {
+        Tensor::mul(self, other)
+    }
+    fn div(&self, other: &Self) -> Self {
+        Tensor::div(self, other)
+    }
+    fn neg(&self) -> Self {
+        self.map(|x| -x)
+    }
+    fn mul_constant(&self, c: Tensor<T>) -> Self {
+        Tensor::mul(self, &c)
+    }
+    fn scale(&self, c: T) -> Self {
+        self.map(|x| x * c)
+    }
+    fn exp(&self) -> Self {
+        Tensor::exp(self)
+    }
+    fn sin(&self) -> Self {
+        Tensor::sin(self)
+    }
+    fn cos(&self) -> Self {
+        Tensor::cos(self)
+    }
+    fn powf(&self, p: T) -> Self {
+        Tensor::powf(self, p)
+    }
+    fn powi(&self, n: i32) -> Self {
+        Tensor::powi(self, n)
+    }
+    fn sum_axis(&self, axis: usize, keepdim: bool) -> Self {
+        Tensor::sum_axis(self, axis, keepdim)
+    }
+    fn sum_to(&self, shape: &[usize]) -> Self {
+        Tensor::sum_to(self, shape)
+    }
+    fn broadcast_to(&self, shape: &[usize]) -> Self {
+        Tensor::broadcast_to(self, shape)
+    }
+    fn reshape(&self, shape: &[usize]) -> Self {
+        Tensor::reshape(self, shape)
+    }
+    fn transpose(&self, a0: usize, a1: usize) -> Self {
+        Tensor::transpose(self, a0, a1)
+    }
+    fn narrow(&self, axis: usize, start: usize, len: usize) -> Self {
+        Tensor::narrow(self, axis, start, len)
+    }
+    fn unnarrow(&self, full: &[usize], axis: usize, start: usize) -> Self {
+        Tensor::unnarrow(self, full, axis, start)
+    }
+    fn matmul_nt(&self, other: &Self) -> Self {
+        crate::tensor::matmul_transposed(self, false, other, true)
+    }
+    fn matmul_tn(&self, other: &Self) -> Self {
+        crate::tensor::matmul_transposed(self, true, other, false)
+    }
+}
+
+impl<'t, T: Float> Operand<T> for Var<'t, T> {
+    fn shape(&self) -> Shape {
+        Shape::from_slice(self.tape.nodes.borrow()[self.id as usize].value.shape())
+    }
+    fn with_value<R>(&self, f: impl FnOnce(&Tensor<T>) -> R) -> R {
+        f(&self.tape.nodes.borrow()[self.id as usize].value)
+    }
+    fn sub(&self, other: &Self) -> Self {
+        *self - *other
+    }
+    fn mul(&self, other: &Self) -> Self {
+        *self * *other
+    }
+    fn div(&self, other: &Self) -> Self {
+        *self / *other
+    }
+    fn neg(&self) -> Self {
+        -*self
+    }
+    fn mul_constant(&self, c: Tensor<T>) -> Self {
+        *self * self.tape.constant(c)
+    }
+    fn scale(&self, c: T) -> Self {
+        *self * c
+    }
+    fn exp(&self) -> Self {
+        Var::exp(*self)
+    }
+    fn sin(&self) -> Self {
+        Var::sin(*self)
+    }
+    fn cos(&self) -> Self {
+        Var::cos(*self)
+    }
+    fn powf(&self, p: T) -> Self {
+        Var::powf(*self, p)
+    }
+    fn powi(&self, n: i32) -> Self {
+        Var::powi(*self, n)
+    }
+    fn sum_axis(&self, axis: usize, keepdim: bool) -> Self {
+        Var::sum_axis(*self, axis, keepdim)
+    }
+    fn sum_to(&self, shape: &[usize]) -> Self {
+        Var::sum_to(*self, shape)
+    }
+    fn broadcast_to(&self, shape: &[usize]) -> Self {
+        Var::broadcast_to(*self, shape)
+    }
+    fn reshape(&self, shape: &[usize]) -> Self {
+        Var::reshape(*self, shape)
+    }
+    fn transpose(&self, a0: usize, a1: usize) -> Self {
+        Var::transpose(*self, a0, a1)
+    }
+    fn narrow(&self, axis: usize, start: usize, len: usize) -> Self {
+        Var::narrow(*self, axis, start, len)
+    }
+    fn unnarrow(&self, full: &[usize], axis: usize, start: usize) -> Self {
+        Var::unnarrow(*self, full, axis, start)
+    }
+    fn matmul_nt(&self, other: &Self) -> Self {
+        let r = other.shape().len();
+        self.matmul(&Var::transpose(*other, r - 2, r - 1))
+    }
+    fn matmul_tn(&self, other: &Self) -> Self {
+        let r = self.shape().len();
+        Var::transpose(*self, r - 2, r - 1).matmul(other)
+    }
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    /// Computes a one-input op's value with `forward` and records it.
+    #[track_caller]
+    pub(crate) fn unary(
+        self,
+        op: &'static dyn DynOp<T>,
+        args: Args,
+        forward: impl FnOnce(&Tensor<T>) -> Tensor<T>,
+    ) -> Var<'t, T> {
+        let value = forward(&self.tape.nodes.borrow()[self.id as usize].value);
+        self.tape.record(op, args, &[self.id], value)
+    }
+
+    /// Computes a two-input op's value with `forward` and records it.
+    #[track_caller]
+    pub(crate) fn binary(
+        self,
+        other: Var<'t, T>,
+        op: &'static dyn DynOp<T>,
+        args: Args,
+        forward: impl FnOnce(&Tensor<T>, &Tensor<T>) -> Tensor<T>,
+    ) -> Var<'t, T> {
+        self.check_same_tape(other, op.name());
+        let value = {
+            let nodes = self.tape.nodes.borrow();
+            forward(&nodes[self.id as usize].value, &nodes[other.id as usize].value)
+        };
+        self.tape.record(op, args, &[self.id, other.id], value)
+    }
+}

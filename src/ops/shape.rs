@@ -1,0 +1,162 @@
+//! Layout ops: reshape, transpose, broadcast_to, narrow (and its adjoint, unnarrow). Their
+//! backward moves the gradient back to the input's layout; no arithmetic is involved.
+
+use super::{Args, Op, Operand, Vjp};
+use crate::{Float, Var};
+
+/// Reshape. The gradient is reshaped back.
+pub(crate) struct Reshape;
+
+impl<T: Float> Op<T> for Reshape {
+    fn name(&self) -> &'static str {
+        "reshape"
+    }
+    fn rule(&self) -> &'static str {
+        "same elements, new shape: grad_x = grad_out reshaped to x's shape"
+    }
+    fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
+        [cx.need(0, || cx.grad_out.reshape(&cx.x().shape())), None]
+    }
+}
+
+/// Swap of two axes. The gradient is swapped back.
+pub(crate) struct Transpose;
+
+impl<T: Float> Op<T> for Transpose {
+    fn name(&self) -> &'static str {
+        "transpose"
+    }
+    fn rule(&self) -> &'static str {
+        "a permutation: grad_x = grad_out with the same two axes swapped back"
+    }
+    fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
+        let Args::Transpose(a0, a1) = cx.args else { unreachable!("transpose node without its axes") };
+        [cx.need(0, || cx.grad_out.transpose(a0, a1)), None]
+    }
+}
+
+/// Broadcast to a larger shape. The gradient is summed over the broadcast axes.
+pub(crate) struct BroadcastTo;
+
+impl<T: Float> Op<T> for BroadcastTo {
+    fn name(&self) -> &'static str {
+        "broadcast_to"
+    }
+    fn rule(&self) -> &'static str {
+        "each input element is copied k times: grad_x = grad_out summed over the broadcast axes"
+    }
+    fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
+        [cx.need(0, || cx.grad_out.sum_to(&cx.x().shape())), None]
+    }
+}
+
+/// A slice along one axis. The gradient is placed back into zeros of the input's shape.
+pub(crate) struct Narrow;
+
+impl<T: Float> Op<T> for Narrow {
+    fn name(&self) -> &'static str {
+        "narrow"
+    }
+    fn rule(&self) -> &'static str {
+        "selects a slice: grad_x = grad_out inside the slice, 0 elsewhere"
+    }
+    fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
+        let Args::Narrow { axis, start, .. } = cx.args else { unreachable!("narrow node without its range") };
+        [cx.need(0, || cx.grad_out.unnarrow(&cx.x().shape(), axis, start)), None]
+    }
+}
+
+/// Zero-padding around a slice: the adjoint of [`Narrow`]. The gradient is narrowed back.
+pub(crate) struct Unnarrow;
+
+impl<T: Float> Op<T> for Unnarrow {
+    fn name(&self) -> &'static str {
+        "unnarrow"
+    }
+    fn rule(&self) -> &'static str {
+        "pads with zeros: grad_x = the slice of grad_out where x was placed"
+    }
+    fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
+        let Args::Narrow { axis, start, len } = cx.args else { unreachable!("unnarrow node without its range") };
+        [cx.need(0, || cx.grad_out.narrow(axis, start, len)), None]
+    }
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    /// The same elements under another shape with as many elements.
+    ///
+    /// # Panics
+    /// If the element counts differ.
+    ///
+    /// ```
+    /// use tapegrad::{Tape, Tensor};
+    /// let tape = Tape::<f32>::new();
+    /// let x = tape.var(Tensor::zeros(&[2, 3]));
+    /// assert_eq!(x.reshape(&[6]).shape(), vec![6]);
+    /// ```
+    #[track_caller]
+    pub fn reshape(self, shape: &[usize]) -> Var<'t, T> {
+        self.unary(&Reshape, Args::None, |x| x.reshape(shape))
+    }
+
+    /// Swaps axes `a0` and `a1`.
+    ///
+    /// # Panics
+    /// If an axis is out of range.
+    ///
+    /// ```
+    /// use tapegrad::{Tape, Tensor};
+    /// let tape = Tape::<f32>::new();
+    /// let x = tape.var(Tensor::zeros(&[2, 3, 4]));
+    /// assert_eq!(x.transpose(0, 2).shape(), vec![4, 3, 2]);
+    /// ```
+    #[track_caller]
+    pub fn transpose(self, a0: usize, a1: usize) -> Var<'t, T> {
+        self.unary(&Transpose, Args::Transpose(a0, a1), |x| x.transpose(a0, a1))
+    }
+
+    /// Repeats this value along broadcast axes to `shape` (NumPy rules).
+    ///
+    /// # Panics
+    /// If this shape does not broadcast to `shape`.
+    ///
+    /// ```
+    /// use tapegrad::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::from_vec(vec![1., 2.], &[2, 1]));
+    /// let y = x.broadcast_to(&[2, 3]);
+    /// assert_eq!(y.backward_with_seed(Tensor::ones(&[2, 3]))[x].to_vec(), vec![3., 3.]);
+    /// ```
+    #[track_caller]
+    pub fn broadcast_to(self, shape: &[usize]) -> Var<'t, T> {
+        if self.shape() == shape {
+            return self;
+        }
+        self.unary(&BroadcastTo, Args::None, |x| x.broadcast_to(shape))
+    }
+
+    /// The slice `start..start + len` along `axis`.
+    ///
+    /// # Panics
+    /// If `axis` is out of range or the slice runs past the end.
+    ///
+    /// ```
+    /// use tapegrad::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::from_vec(vec![1., 2., 3., 4.], &[4]));
+    /// let y = x.narrow(0, 1, 2);
+    /// assert_eq!(y.value().to_vec(), vec![2., 3.]);
+    /// assert_eq!(y.sum().backward()[x].to_vec(), vec![0., 1., 1., 0.]);
+    /// ```
+    #[track_caller]
+    pub fn narrow(self, axis: usize, start: usize, len: usize) -> Var<'t, T> {
+        self.unary(&Narrow, Args::Narrow { axis, start, len }, |x| x.narrow(axis, start, len))
+    }
+
+    /// Places this value at `start` along `axis` inside zeros of shape `full`.
+    #[track_caller]
+    pub(crate) fn unnarrow(self, full: &[usize], axis: usize, start: usize) -> Var<'t, T> {
+        let len = self.shape()[axis];
+        self.unary(&Unnarrow, Args::Narrow { axis, start, len }, |x| x.unnarrow(full, axis, start))
+    }
+}

@@ -1,0 +1,121 @@
+//! [`Param`]: a trainable tensor that lives across tapes (a model's weights).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::{Float, Tensor};
+
+static NEXT_PARAM_ID: AtomicU64 = AtomicU64::new(0);
+
+/// A trainable tensor shared across tapes: a cheap-to-clone handle with a stable [`id`](Param::id).
+///
+/// Each training step binds it to a fresh (or reset) tape with [`Tape::param`](crate::Tape::param);
+/// backward collects its gradient in [`Gradients::param`](crate::Gradients::param), and an
+/// optimizer updates the value in place. Clones share the same value.
+///
+/// ```
+/// use tapegrad::{Param, Tape, Tensor};
+/// let w = Param::new(Tensor::<f64>::from_vec(vec![1.0, 2.0], &[2]));
+/// let tape = Tape::new();
+/// let loss = (tape.param(&w) * 3.0).sum();
+/// let grads = loss.backward();
+/// assert_eq!(grads.param(&w).unwrap().to_vec(), vec![3.0, 3.0]);
+/// w.update(|v| *v = v.sub(grads.param(&w).unwrap()));
+/// assert_eq!(w.value().to_vec(), vec![-2.0, -1.0]);
+/// ```
+pub struct Param<T: Float = f32> {
+    inner: Arc<Inner<T>>,
+}
+
+struct Inner<T: Float> {
+    id: u64,
+    value: RwLock<Tensor<T>>,
+}
+
+impl<T: Float> Clone for Param<T> {
+    fn clone(&self) -> Self {
+        Param {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<T: Float> Param<T> {
+    /// A new parameter with a fresh id.
+    pub fn new(value: Tensor<T>) -> Self {
+        Param {
+            inner: Arc::new(Inner {
+                id: NEXT_PARAM_ID.fetch_add(1, Ordering::Relaxed),
+                value: RwLock::new(value),
+            }),
+        }
+    }
+
+    /// The stable identity of this parameter (shared by its clones, unique in the process).
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// The current value (a cheap copy-on-write clone).
+    pub fn value(&self) -> Tensor<T> {
+        self.read().clone()
+    }
+
+    /// The shape of the value.
+    pub fn shape(&self) -> Vec<usize> {
+        self.read().shape().to_vec()
+    }
+
+    /// Replaces the value.
+    ///
+    /// # Panics
+    /// If the new value has another shape than the current one.
+    #[track_caller]
+    pub fn set_value(&self, value: Tensor<T>) {
+        let mut current = self.write();
+        assert!(
+            current.shape() == value.shape(),
+            "tapegrad: Param::set_value: new shape {:?} differs from the parameter's shape {:?}",
+            value.shape(),
+            current.shape()
+        );
+        *current = value;
+    }
+
+    /// Updates the value in place.
+    ///
+    /// # Panics
+    /// If `f` changes the shape of the value.
+    #[track_caller]
+    pub fn update(&self, f: impl FnOnce(&mut Tensor<T>)) {
+        let mut current = self.write();
+        let shape = current.shape().to_vec();
+        f(&mut current);
+        assert!(
+            current.shape() == shape.as_slice(),
+            "tapegrad: Param::update changed the shape from {shape:?} to {:?}",
+            current.shape()
+        );
+    }
+
+    /// `true` when both handles refer to the same parameter.
+    pub fn same_as(&self, other: &Param<T>) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    // A panic while a value is borrowed cannot leave a tensor half-written (every write is a
+    // whole assignment or an elementwise loop), so a poisoned lock is still safe to use.
+    fn read(&self) -> RwLockReadGuard<'_, Tensor<T>> {
+        self.inner.value.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Tensor<T>> {
+        self.inner.value.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl<T: Float> std::fmt::Debug for Param<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Param(id={}, {:?})", self.id(), *self.read())
+    }
+}

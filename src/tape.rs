@@ -1,0 +1,398 @@
+//! [`Tape`] and [`Var`]: recording operations in the order they run.
+//!
+//! The tape is an arena of nodes; a node holds its value, the ids of its inputs (at most two,
+//! inline), a `&'static` reference to its op's backward rule and small inline arguments. Recording
+//! a node therefore allocates nothing beyond the tape's own vector, and the order of the vector is
+//! a topological order, so backward is a plain reverse loop.
+
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::ops::{Args, DynOp};
+use crate::{Float, Param, Tensor};
+
+static NEXT_TAPE_ID: AtomicUsize = AtomicUsize::new(0);
+
+/// What a leaf node is: the three ways a value enters a tape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeafKind {
+    /// From [`Tape::var`]: requires a gradient.
+    Input,
+    /// From [`Tape::constant`], or any value computed under [`Tape::no_grad`]: no gradient.
+    Constant,
+    /// From [`Tape::param`]: requires a gradient, which backward also files under the [`Param`].
+    Param,
+}
+
+/// One recorded value and how it was computed.
+pub(crate) struct Node<T: Float> {
+    pub(crate) value: Tensor<T>,
+    /// The op that produced this node; `None` for leaves.
+    pub(crate) op: Option<&'static dyn DynOp<T>>,
+    pub(crate) args: Args,
+    pub(crate) inputs: [u32; 2],
+    pub(crate) arity: u8,
+    pub(crate) leaf: LeafKind,
+    pub(crate) requires_grad: bool,
+    /// An optional display name (for graph pictures and traces).
+    pub(crate) name: Option<&'static str>,
+}
+
+impl<T: Float> Node<T> {
+    pub(crate) fn inputs(&self) -> &[u32] {
+        &self.inputs[..self.arity as usize]
+    }
+}
+
+/// A recording of operations on [`Var`]s, for reverse-mode differentiation.
+///
+/// Create one per forward pass (or [`reset`](Tape::reset) one to keep its allocations), put values
+/// on it with [`var`](Tape::var), [`constant`](Tape::constant) and [`param`](Tape::param), compute
+/// with the resulting vars, then call [`Var::backward`].
+///
+/// ```
+/// use tapegrad::Tape;
+/// let tape = Tape::<f64>::new();
+/// let x = tape.var(3.0);
+/// let y = x * x + 2.0 * x;          // y = x² + 2x
+/// let grads = y.backward();
+/// assert_eq!(grads[x].item(), 8.0); // dy/dx = 2x + 2
+/// ```
+pub struct Tape<T: Float = f32> {
+    id: usize,
+    pub(crate) nodes: RefCell<Vec<Node<T>>>,
+    pub(crate) params: RefCell<Vec<(u32, Param<T>)>>,
+    recording: Cell<bool>,
+}
+
+impl<T: Float> Default for Tape<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Float> Tape<T> {
+    /// An empty tape.
+    pub fn new() -> Self {
+        Self::with_capacity(0)
+    }
+
+    /// An empty tape with room for `nodes` nodes before it reallocates.
+    pub fn with_capacity(nodes: usize) -> Self {
+        Tape {
+            id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
+            nodes: RefCell::new(Vec::with_capacity(nodes)),
+            params: RefCell::new(Vec::new()),
+            recording: Cell::new(true),
+        }
+    }
+
+    /// A leaf that requires a gradient. Accepts anything that converts into a tensor: a
+    /// [`Tensor`], a scalar (`tape.var(2.0)`), a `Vec` or an array (rank 1).
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f32>::new();
+    /// let x = tape.var([1.0, 2.0]);
+    /// assert_eq!(x.shape(), vec![2]);
+    /// ```
+    pub fn var(&self, value: impl Into<Tensor<T>>) -> Var<'_, T> {
+        self.leaf(value.into(), LeafKind::Input, None)
+    }
+
+    /// Like [`Tape::var`], with a name shown in graph pictures and backward traces.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let w = tape.var_named("w", 0.5);
+    /// assert_eq!(w.name(), Some("w"));
+    /// ```
+    pub fn var_named(&self, name: &'static str, value: impl Into<Tensor<T>>) -> Var<'_, T> {
+        self.leaf(value.into(), LeafKind::Input, Some(name))
+    }
+
+    /// A leaf without a gradient.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let (x, c) = (tape.var(2.0), tape.constant(5.0));
+    /// let grads = (x * c).backward();
+    /// assert_eq!(grads[x].item(), 5.0);
+    /// assert!(grads.wrt(c).is_none());
+    /// ```
+    pub fn constant(&self, value: impl Into<Tensor<T>>) -> Var<'_, T> {
+        self.leaf(value.into(), LeafKind::Constant, None)
+    }
+
+    /// A leaf bound to `param`: backward files its gradient under the parameter too. Binding
+    /// the same parameter twice on one tape is allowed; its gradients add up.
+    ///
+    /// ```
+    /// use tapegrad::{Param, Tape, Tensor};
+    /// let w = Param::new(Tensor::<f64>::scalar(3.0));
+    /// let tape = Tape::new();
+    /// let loss = tape.param(&w) * tape.param(&w); // w², bound twice
+    /// assert_eq!(loss.backward().param(&w).unwrap().item(), 6.0);
+    /// ```
+    pub fn param(&self, param: &Param<T>) -> Var<'_, T> {
+        let var = self.leaf(param.value(), LeafKind::Param, None);
+        if self.recording.get() {
+            self.params.borrow_mut().push((var.id, param.clone()));
+        }
+        var
+    }
+
+    /// Runs `f` without recording: vars computed inside are constants (values only, no inputs,
+    /// no gradient), as under PyTorch's `torch.no_grad()`.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(2.0);
+    /// let y = tape.no_grad(|| x * 3.0);
+    /// assert_eq!(y.item(), 6.0);
+    /// assert!(!y.requires_grad());
+    /// ```
+    pub fn no_grad<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct Restore<'a>(&'a Cell<bool>, bool);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.1);
+            }
+        }
+        let _restore = Restore(&self.recording, self.recording.replace(false));
+        f()
+    }
+
+    /// `false` inside [`Tape::no_grad`].
+    pub fn is_recording(&self) -> bool {
+        self.recording.get()
+    }
+
+    /// The number of recorded nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.borrow().len()
+    }
+
+    /// `true` when nothing is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets every node, keeping the allocations for the next step. Needs `&mut self`, so no
+    /// [`Var`] of this tape can still be alive.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let mut tape = Tape::<f32>::new();
+    /// for step in 0..3 {
+    ///     tape.reset();
+    ///     let x = tape.var(step as f32);
+    ///     assert_eq!((x * x).backward()[x].item(), 2.0 * step as f32);
+    /// }
+    /// ```
+    pub fn reset(&mut self) {
+        self.nodes.get_mut().clear();
+        self.params.get_mut().clear();
+        self.recording.set(true);
+    }
+
+    pub(crate) fn id(&self) -> usize {
+        self.id
+    }
+
+    fn leaf(&self, value: Tensor<T>, leaf: LeafKind, name: Option<&'static str>) -> Var<'_, T> {
+        let requires_grad = leaf != LeafKind::Constant && self.recording.get();
+        self.push(Node {
+            value,
+            op: None,
+            args: Args::None,
+            inputs: [0; 2],
+            arity: 0,
+            leaf: if requires_grad { leaf } else { LeafKind::Constant },
+            requires_grad,
+            name,
+        })
+    }
+
+    /// Records `op` applied to `inputs` with its forward result `value`.
+    pub(crate) fn record(
+        &self,
+        op: &'static dyn DynOp<T>,
+        args: Args,
+        inputs: &[u32],
+        value: Tensor<T>,
+    ) -> Var<'_, T> {
+        if !self.recording.get() {
+            return self.leaf(value, LeafKind::Constant, None);
+        }
+        let mut nodes = self.nodes.borrow_mut();
+        let requires_grad = inputs.iter().any(|&i| nodes[i as usize].requires_grad);
+        let mut ids = [0; 2];
+        ids[..inputs.len()].copy_from_slice(inputs);
+        let id = Self::next_id(&nodes);
+        nodes.push(Node {
+            value,
+            op: Some(op),
+            args,
+            inputs: ids,
+            arity: inputs.len() as u8,
+            leaf: LeafKind::Constant,
+            requires_grad,
+            name: None,
+        });
+        Var { tape: self, id }
+    }
+
+    fn push(&self, node: Node<T>) -> Var<'_, T> {
+        let mut nodes = self.nodes.borrow_mut();
+        let id = Self::next_id(&nodes);
+        nodes.push(node);
+        Var { tape: self, id }
+    }
+
+    fn next_id(nodes: &[Node<T>]) -> u32 {
+        u32::try_from(nodes.len()).expect("tapegrad: a tape holds at most 2^32 nodes")
+    }
+}
+
+/// A value recorded on a [`Tape`]: a cheap `Copy` handle (tape reference + node id).
+///
+/// Every operation on vars records a node; operators work with vars and with scalars on either
+/// side (`x + 1.0`, `2.0 * x`). Vars of two different tapes cannot be combined.
+///
+/// ```
+/// use tapegrad::{Tape, Tensor};
+/// let tape = Tape::<f64>::new();
+/// let a = tape.var(Tensor::from_vec(vec![1., 2., 3., 4.], &[2, 2]));
+/// let b = tape.var(Tensor::from_vec(vec![0.5, -1.], &[2, 1]));
+/// let loss = a.matmul(&b).tanh().sum();
+/// let grads = loss.backward();
+/// assert_eq!(grads[a].shape(), &[2, 2]);
+/// ```
+#[derive(Clone, Copy)]
+pub struct Var<'t, T: Float = f32> {
+    pub(crate) tape: &'t Tape<T>,
+    pub(crate) id: u32,
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    /// The tape this var lives on.
+    pub fn tape(&self) -> &'t Tape<T> {
+        self.tape
+    }
+
+    /// The node's position on its tape (0 for the first recorded value).
+    pub fn id(&self) -> usize {
+        self.id as usize
+    }
+
+    /// The value (a cheap copy-on-write clone).
+    pub fn value(&self) -> Tensor<T> {
+        self.tape.nodes.borrow()[self.id as usize].value.clone()
+    }
+
+    /// The shape of the value.
+    pub fn shape(&self) -> Vec<usize> {
+        self.tape.nodes.borrow()[self.id as usize].value.shape().to_vec()
+    }
+
+    /// The single element of a one-element value.
+    ///
+    /// # Panics
+    /// If the value has more or fewer than one element.
+    #[track_caller]
+    pub fn item(&self) -> T {
+        self.tape.nodes.borrow()[self.id as usize].value.item()
+    }
+
+    /// `true` when gradients flow to this var (it depends on a var or param, outside `no_grad`).
+    pub fn requires_grad(&self) -> bool {
+        self.tape.nodes.borrow()[self.id as usize].requires_grad
+    }
+
+    /// The name given with [`Tape::var_named`] or [`Var::named`], if any.
+    pub fn name(&self) -> Option<&'static str> {
+        self.tape.nodes.borrow()[self.id as usize].name
+    }
+
+    /// Names this var for graph pictures and backward traces; returns it for chaining.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f32>::new();
+    /// let h = (tape.var(1.0) * 2.0).named("h");
+    /// assert_eq!(h.name(), Some("h"));
+    /// ```
+    pub fn named(self, name: &'static str) -> Self {
+        self.tape.nodes.borrow_mut()[self.id as usize].name = Some(name);
+        self
+    }
+
+    /// The name of the op that computed this var (`"mul"`, `"matmul"`, ...), `None` for a leaf.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f32>::new();
+    /// let x = tape.var(1.0);
+    /// assert_eq!((x.op(), x.exp().op()), (None, Some("exp")));
+    /// ```
+    pub fn op(&self) -> Option<&'static str> {
+        self.tape.nodes.borrow()[self.id as usize].op.map(|op| op.name())
+    }
+
+    /// The derivative rule of the op that computed this var, in words and formulas.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f32>::new();
+    /// let y = tape.var(1.0).tanh();
+    /// assert!(y.op_rule().unwrap().contains("1 - tanh^2"));
+    /// ```
+    pub fn op_rule(&self) -> Option<&'static str> {
+        self.tape.nodes.borrow()[self.id as usize].op.map(|op| op.rule())
+    }
+
+    /// The ids of the inputs of the op that computed this var (empty for a leaf).
+    pub fn input_ids(&self) -> Vec<usize> {
+        let nodes = self.tape.nodes.borrow();
+        nodes[self.id as usize].inputs().iter().map(|&i| i as usize).collect()
+    }
+
+    /// A constant copy of this var's value: gradients do not flow through it.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(3.0);
+    /// let y = x * x.detach();          // d/dx = x.detach() = 3, not 2x
+    /// assert_eq!(y.backward()[x].item(), 3.0);
+    /// ```
+    pub fn detach(self) -> Var<'t, T> {
+        let value = self.value();
+        self.tape.constant(value)
+    }
+
+    /// Panics unless both vars live on the same tape.
+    #[track_caller]
+    pub(crate) fn check_same_tape(self, other: Var<'t, T>, op: &str) {
+        assert!(
+            std::ptr::eq(self.tape, other.tape),
+            "tapegrad: {op}: cannot combine vars from two different tapes \
+             (node {} of one tape with node {} of another)",
+            self.id,
+            other.id
+        );
+    }
+}
+
+impl<T: Float> std::fmt::Debug for Var<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let nodes = self.tape.nodes.borrow();
+        let node = &nodes[self.id as usize];
+        let op = node.op.map_or("leaf", |op| op.name());
+        write!(f, "Var(id={}, op={op}, value={:?})", self.id, node.value)
+    }
+}

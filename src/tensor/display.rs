@@ -1,0 +1,213 @@
+//! `Display` and `Debug` for tensors, laid out like NumPy: nested brackets, aligned columns,
+//! trailing zeros trimmed, and `...` summaries beyond 1000 elements.
+
+use std::fmt;
+
+use super::Tensor;
+use crate::Float;
+
+/// NumPy's defaults: 8 significant decimals, summarise above 1000 elements keeping 3 per edge.
+const PRECISION: usize = 8;
+const SUMMARY_THRESHOLD: usize = 1000;
+const EDGE_ITEMS: usize = 3;
+
+/// Formats every element with one shared style so that columns line up.
+struct ElementFormat {
+    scientific: bool,
+    /// Digits after the decimal point (fixed style) or in the mantissa (scientific).
+    decimals: usize,
+    /// Width of the part before the decimal point (fixed style) or of the whole (scientific).
+    int_width: usize,
+}
+
+impl ElementFormat {
+    fn new<T: Float>(values: &[T]) -> Self {
+        let finite: Vec<f64> = values.iter().map(|v| v.to_f64()).filter(|v| v.is_finite()).collect();
+        let max = finite.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let min_nonzero = finite.iter().filter(|v| **v != 0.0).fold(f64::INFINITY, |m, v| m.min(v.abs()));
+        // NumPy's rule for switching to scientific notation.
+        let scientific = max >= 1e8 || min_nonzero < 1e-4 || max / min_nonzero > 1e3;
+        let decimals = finite
+            .iter()
+            .map(|&v| {
+                let s = if scientific {
+                    format!("{:.*e}", PRECISION, v)
+                } else {
+                    format!("{:.*}", PRECISION, v)
+                };
+                let mantissa = s.split('e').next().unwrap_or("");
+                let frac = mantissa.split('.').nth(1).unwrap_or("");
+                frac.trim_end_matches('0').len()
+            })
+            .max()
+            .unwrap_or(0);
+        let mut f = ElementFormat {
+            scientific,
+            decimals,
+            int_width: 0,
+        };
+        f.int_width = values
+            .iter()
+            .map(|v| f.split(&f.render(v.to_f64())).0.len())
+            .max()
+            .unwrap_or(0);
+        f
+    }
+
+    fn render(&self, v: f64) -> String {
+        if v.is_nan() {
+            return "nan".into();
+        }
+        if v.is_infinite() {
+            return if v > 0.0 { "inf".into() } else { "-inf".into() };
+        }
+        if self.scientific {
+            let s = format!("{:.*e}", self.decimals, v);
+            let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+            let exp: i32 = exp.parse().unwrap_or(0);
+            let point = if mantissa.contains('.') { "" } else { "." };
+            format!("{mantissa}{point}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+        } else {
+            // NumPy trims trailing zeros but keeps the point: 2.0 prints as "2.".
+            let s = format!("{:.*}", self.decimals, v);
+            let s = if s.contains('.') { s.trim_end_matches('0').to_string() } else { s + "." };
+            s
+        }
+    }
+
+    /// Splits a rendered value into the part up to the decimal point and the rest.
+    fn split<'s>(&self, s: &'s str) -> (&'s str, &'s str) {
+        if self.scientific {
+            return (s, "");
+        }
+        match s.find('.') {
+            Some(i) => s.split_at(i + 1),
+            None => (s, ""),
+        }
+    }
+
+    /// Writes a value right-aligned on its decimal point, padding the fraction with spaces.
+    fn write(&self, out: &mut String, v: f64) {
+        let s = self.render(v);
+        let (int, frac) = self.split(&s);
+        for _ in int.chars().count()..self.int_width {
+            out.push(' ');
+        }
+        out.push_str(int);
+        out.push_str(frac);
+        if !self.scientific {
+            for _ in frac.len()..self.decimals {
+                out.push(' ');
+            }
+        }
+    }
+}
+
+fn write_block<T: Float>(
+    out: &mut String,
+    data: &[T],
+    shape: &[usize],
+    depth: usize,
+    summarise: bool,
+    fmt: &ElementFormat,
+) {
+    if shape.is_empty() {
+        fmt.write(out, data[0].to_f64());
+        return;
+    }
+    let n = shape[0];
+    let block = data.len().checked_div(n).unwrap_or(0);
+    let indices: Vec<Option<usize>> = if summarise && n > 2 * EDGE_ITEMS {
+        (0..EDGE_ITEMS)
+            .map(Some)
+            .chain(std::iter::once(None))
+            .chain((n - EDGE_ITEMS..n).map(Some))
+            .collect()
+    } else {
+        (0..n).map(Some).collect()
+    };
+    out.push('[');
+    for (pos, idx) in indices.iter().enumerate() {
+        if pos > 0 {
+            if shape.len() == 1 {
+                out.push(' ');
+            } else {
+                // One newline per remaining axis, then indent past the open brackets.
+                for _ in 0..shape.len() - 1 {
+                    out.push('\n');
+                }
+                for _ in 0..=depth {
+                    out.push(' ');
+                }
+            }
+        }
+        match idx {
+            Some(i) => write_block(out, &data[i * block..(i + 1) * block], &shape[1..], depth + 1, summarise, fmt),
+            None => out.push_str("..."),
+        }
+    }
+    out.push(']');
+}
+
+impl<T: Float> Tensor<T> {
+    fn numpy_string(&self) -> String {
+        let summarise = self.numel() > SUMMARY_THRESHOLD;
+        let fmt = ElementFormat::new(self.as_slice());
+        let mut out = String::new();
+        if self.numel() == 0 {
+            out.push_str(&"[".repeat(self.rank().max(1)));
+            out.push_str(&"]".repeat(self.rank().max(1)));
+        } else {
+            write_block(&mut out, self.as_slice(), self.shape(), 0, summarise, &fmt);
+        }
+        out
+    }
+}
+
+impl<T: Float> fmt::Display for Tensor<T> {
+    /// NumPy's `str()` layout: `[[1. 2.]\n [3. 4.]]`; a scalar prints as its value.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.numpy_string())
+    }
+}
+
+impl<T: Float> fmt::Debug for Tensor<T> {
+    /// Like `Display`, followed by shape and element type: `tensor([1. 2.], shape=[2], dtype=f32)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let body = self.numpy_string().replace('\n', "\n       ");
+        write!(f, "tensor({body}, shape={:?}, dtype={})", self.shape(), T::NAME)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prints_like_numpy() {
+        let t = Tensor::<f64>::from_vec(vec![1., 2., 3., 4., 5., 6.], &[2, 3]);
+        assert_eq!(t.to_string(), "[[1. 2. 3.]\n [4. 5. 6.]]");
+        let t = Tensor::<f32>::from_vec(vec![1.5, -2.0, 10.25], &[3]);
+        assert_eq!(t.to_string(), "[ 1.5  -2.   10.25]");
+        let t = Tensor::<f64>::from_vec(vec![1e-5, 1.0], &[2]);
+        assert_eq!(t.to_string(), "[1.e-05 1.e+00]");
+        assert_eq!(Tensor::<f64>::scalar(2.5).to_string(), "2.5");
+        let t = Tensor::<f64>::from_fn(&[2, 2, 2], |i| i as f64);
+        assert_eq!(t.to_string(), "[[[0. 1.]\n  [2. 3.]]\n\n [[4. 5.]\n  [6. 7.]]]");
+    }
+
+    #[test]
+    fn large_tensors_are_summarised() {
+        let t = Tensor::<f32>::from_fn(&[2000], |i| i as f32);
+        assert_eq!(
+            t.to_string(),
+            "[0.000e+00 1.000e+00 2.000e+00 ... 1.997e+03 1.998e+03 1.999e+03]"
+        );
+    }
+
+    #[test]
+    fn debug_names_shape_and_type() {
+        let t = Tensor::<f32>::from_vec(vec![1., 2.], &[2]);
+        assert_eq!(format!("{t:?}"), "tensor([1. 2.], shape=[2], dtype=f32)");
+    }
+}

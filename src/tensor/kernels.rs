@@ -1,0 +1,724 @@
+//! Eager kernels on [`Tensor`]: elementwise maps, broadcasting arithmetic, reductions, layout
+//! changes, matrix products and softmax. They are the fast path of the first-order backward pass.
+
+use std::ops::{Add, Div, Mul, Neg, Sub};
+
+use super::shape::{self, Shape};
+use super::Tensor;
+use crate::Float;
+
+/// Reads `src` through `strides` (0 on broadcast axes) in the row-major order of `out_shape`.
+fn gather<T: Float>(src: &[T], offset: usize, strides: &[usize], out_shape: &[usize]) -> Vec<T> {
+    let n = shape::numel(out_shape);
+    let mut out = Vec::with_capacity(n);
+    if n == 0 {
+        return out;
+    }
+    let rank = out_shape.len();
+    if rank == 0 {
+        out.push(src[offset]);
+        return out;
+    }
+    let inner = out_shape[rank - 1];
+    let inner_stride = strides[rank - 1];
+    let mut index: Shape = smallvec::smallvec![0; rank - 1];
+    let mut base = offset;
+    for _ in 0..n / inner {
+        if inner_stride == 1 {
+            out.extend_from_slice(&src[base..base + inner]);
+        } else {
+            out.extend((0..inner).map(|j| src[base + j * inner_stride]));
+        }
+        for d in (0..rank - 1).rev() {
+            index[d] += 1;
+            base += strides[d];
+            if index[d] < out_shape[d] {
+                break;
+            }
+            base -= strides[d] * out_shape[d];
+            index[d] = 0;
+        }
+    }
+    out
+}
+
+/// Applies `f` elementwise to `a` and `b` broadcast together (NumPy rules).
+#[track_caller]
+fn zip_broadcast<T: Float>(op: &str, a: &Tensor<T>, b: &Tensor<T>, f: impl Fn(T, T) -> T) -> Tensor<T> {
+    if a.shape() == b.shape() {
+        let data = a.as_slice().iter().zip(b.as_slice()).map(|(&x, &y)| f(x, y)).collect();
+        return Tensor::from_parts(a.shape.clone(), data);
+    }
+    let out_shape = shape::broadcast_shape(op, a.shape(), b.shape());
+    if b.numel() == 1 && a.shape() == out_shape.as_slice() {
+        let y = b.as_slice()[0];
+        return Tensor::from_parts(out_shape, a.as_slice().iter().map(|&x| f(x, y)).collect());
+    }
+    if a.numel() == 1 && b.shape() == out_shape.as_slice() {
+        let x = a.as_slice()[0];
+        return Tensor::from_parts(out_shape, b.as_slice().iter().map(|&y| f(x, y)).collect());
+    }
+    let n = shape::numel(&out_shape);
+    let mut out = Vec::with_capacity(n);
+    if n > 0 {
+        let (sa, sb) = (
+            shape::broadcast_strides(a.shape(), &out_shape),
+            shape::broadcast_strides(b.shape(), &out_shape),
+        );
+        let (xa, xb) = (a.as_slice(), b.as_slice());
+        let rank = out_shape.len();
+        let inner = out_shape[rank - 1];
+        let (ia, ib) = (sa[rank - 1], sb[rank - 1]);
+        let mut index: Shape = smallvec::smallvec![0; rank - 1];
+        let (mut oa, mut ob) = (0, 0);
+        for _ in 0..n / inner {
+            out.extend((0..inner).map(|j| f(xa[oa + j * ia], xb[ob + j * ib])));
+            for d in (0..rank - 1).rev() {
+                index[d] += 1;
+                oa += sa[d];
+                ob += sb[d];
+                if index[d] < out_shape[d] {
+                    break;
+                }
+                oa -= sa[d] * out_shape[d];
+                ob -= sb[d] * out_shape[d];
+                index[d] = 0;
+            }
+        }
+    }
+    Tensor::from_parts(out_shape, out)
+}
+
+macro_rules! binary_methods {
+    ($($name:ident, $trait:ident, $sym:tt, $doc:literal;)*) => {
+        impl<T: Float> Tensor<T> {
+            $(
+                #[doc = concat!("Elementwise ", $doc, " with NumPy broadcasting (also the `", stringify!($sym), "` operator).")]
+                ///
+                /// # Panics
+                /// If the shapes cannot be broadcast together.
+                ///
+                /// ```
+                /// use tapegrad::Tensor;
+                /// let a = Tensor::<f32>::from_vec(vec![1., 2., 3., 4.], &[2, 2]);
+                /// let b = Tensor::<f32>::from_vec(vec![10., 20.], &[2]);
+                #[doc = concat!("assert_eq!(a.", stringify!($name), "(&b).shape(), &[2, 2]);")]
+                /// ```
+                #[track_caller]
+                pub fn $name(&self, other: &Tensor<T>) -> Tensor<T> {
+                    zip_broadcast(stringify!($name), self, other, |x, y| x $sym y)
+                }
+            )*
+        }
+        $(
+            impl<T: Float> $trait<&Tensor<T>> for &Tensor<T> {
+                type Output = Tensor<T>;
+                #[track_caller]
+                fn $name(self, other: &Tensor<T>) -> Tensor<T> {
+                    Tensor::$name(self, other)
+                }
+            }
+            impl<T: Float> $trait<Tensor<T>> for Tensor<T> {
+                type Output = Tensor<T>;
+                #[track_caller]
+                fn $name(self, other: Tensor<T>) -> Tensor<T> {
+                    Tensor::$name(&self, &other)
+                }
+            }
+            impl<T: Float> $trait<T> for &Tensor<T> {
+                type Output = Tensor<T>;
+                fn $name(self, other: T) -> Tensor<T> {
+                    self.map(|x| x $sym other)
+                }
+            }
+            impl<T: Float> $trait<T> for Tensor<T> {
+                type Output = Tensor<T>;
+                fn $name(self, other: T) -> Tensor<T> {
+                    self.map(|x| x $sym other)
+                }
+            }
+        )*
+    };
+}
+
+binary_methods! {
+    add, Add, +, "addition";
+    sub, Sub, -, "subtraction";
+    mul, Mul, *, "multiplication";
+    div, Div, /, "division";
+}
+
+impl<T: Float> Neg for &Tensor<T> {
+    type Output = Tensor<T>;
+    fn neg(self) -> Tensor<T> {
+        self.map(|x| -x)
+    }
+}
+
+impl<T: Float> Neg for Tensor<T> {
+    type Output = Tensor<T>;
+    fn neg(self) -> Tensor<T> {
+        self.map(|x| -x)
+    }
+}
+
+macro_rules! unary_methods {
+    ($($name:ident, $doc:literal, |$x:ident| $body:expr;)*) => {
+        impl<T: Float> Tensor<T> {
+            $(
+                #[doc = $doc]
+                ///
+                /// ```
+                /// use tapegrad::Tensor;
+                /// let t = Tensor::<f64>::from_vec(vec![0.5, 2.0], &[2]);
+                #[doc = concat!("assert_eq!(t.", stringify!($name), "().shape(), &[2]);")]
+                /// ```
+                pub fn $name(&self) -> Tensor<T> {
+                    self.map(|$x| $body)
+                }
+            )*
+        }
+    };
+}
+
+unary_methods! {
+    exp, "Elementwise `e^x`.", |x| x.exp();
+    ln, "Elementwise natural logarithm.", |x| x.ln();
+    sqrt, "Elementwise square root.", |x| x.sqrt();
+    abs, "Elementwise absolute value.", |x| x.abs();
+    tanh, "Elementwise hyperbolic tangent.", |x| x.tanh();
+    sigmoid, "Elementwise logistic sigmoid `1 / (1 + e^-x)`, computed without overflow.", |x| sigmoid(x);
+    relu, "Elementwise `max(x, 0)`.", |x| if x > T::ZERO { x } else { T::ZERO };
+    sin, "Elementwise sine.", |x| x.sin();
+    cos, "Elementwise cosine.", |x| x.cos();
+    sign, "Elementwise sign: -1, 0 or 1.", |x| if x > T::ZERO { T::ONE } else if x < T::ZERO { -T::ONE } else { T::ZERO };
+    step, "Elementwise Heaviside step: 1 where `x > 0`, else 0 (the derivative of relu).", |x| if x > T::ZERO { T::ONE } else { T::ZERO };
+}
+
+/// The logistic function, written so that neither branch overflows.
+fn sigmoid<T: Float>(x: T) -> T {
+    if x >= T::ZERO {
+        T::ONE / (T::ONE + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (T::ONE + e)
+    }
+}
+
+impl<T: Float> Tensor<T> {
+    /// Elementwise `x^p` for a real exponent.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// assert_eq!(Tensor::<f64>::from(4.0).powf(0.5).item(), 2.0);
+    /// ```
+    pub fn powf(&self, p: T) -> Tensor<T> {
+        self.map(|x| x.powf(p))
+    }
+
+    /// Elementwise `x^n` for an integer exponent.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// assert_eq!(Tensor::<f64>::from(3.0).powi(2).item(), 9.0);
+    /// ```
+    pub fn powi(&self, n: i32) -> Tensor<T> {
+        self.map(|x| x.powi(n))
+    }
+
+    /// The sum of all elements, as a scalar.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// assert_eq!(Tensor::<f32>::from(vec![1., 2., 3.]).sum().item(), 6.0);
+    /// ```
+    pub fn sum(&self) -> Tensor<T> {
+        Tensor::scalar(self.as_slice().iter().copied().sum())
+    }
+
+    /// The mean of all elements, as a scalar.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// assert_eq!(Tensor::<f32>::from(vec![1., 2., 3.]).mean().item(), 2.0);
+    /// ```
+    pub fn mean(&self) -> Tensor<T> {
+        Tensor::scalar(self.as_slice().iter().copied().sum::<T>() / T::from_usize(self.numel()))
+    }
+
+    /// Sums over `axis`, keeping it with size 1 when `keepdim`.
+    ///
+    /// # Panics
+    /// If `axis` is out of range.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// let t = Tensor::<f32>::from_vec(vec![1., 2., 3., 4., 5., 6.], &[2, 3]);
+    /// assert_eq!(t.sum_axis(1, true).shape(), &[2, 1]);
+    /// assert_eq!(t.sum_axis(1, false).to_vec(), vec![6., 15.]);
+    /// ```
+    #[track_caller]
+    pub fn sum_axis(&self, axis: usize, keepdim: bool) -> Tensor<T> {
+        shape::check_axis("sum_axis", axis, self.shape());
+        let (outer, n, inner) = shape::split_at_axis(self.shape(), axis);
+        let x = self.as_slice();
+        let mut out = vec![T::ZERO; outer * inner];
+        for o in 0..outer {
+            let acc = &mut out[o * inner..(o + 1) * inner];
+            for j in 0..n {
+                let row = &x[(o * n + j) * inner..(o * n + j + 1) * inner];
+                for (a, &v) in acc.iter_mut().zip(row) {
+                    *a += v;
+                }
+            }
+        }
+        Tensor::from_parts(shape::reduced_shape(self.shape(), axis, keepdim), out)
+    }
+
+    /// Means over `axis`, keeping it with size 1 when `keepdim`.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// let t = Tensor::<f32>::from_vec(vec![1., 2., 3., 4., 5., 6.], &[2, 3]);
+    /// assert_eq!(t.mean_axis(0, false).to_vec(), vec![2.5, 3.5, 4.5]);
+    /// ```
+    #[track_caller]
+    pub fn mean_axis(&self, axis: usize, keepdim: bool) -> Tensor<T> {
+        let n = T::from_usize(self.shape().get(axis).copied().unwrap_or(1));
+        self.sum_axis(axis, keepdim).map(|s| s / n)
+    }
+
+    /// Maximum over `axis`, keeping it with size 1 when `keepdim`.
+    ///
+    /// # Panics
+    /// If `axis` is out of range or the axis is empty.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// let t = Tensor::<f32>::from_vec(vec![1., 5., 3., 4., 2., 6.], &[2, 3]);
+    /// assert_eq!(t.max_axis(1, false).to_vec(), vec![5., 6.]);
+    /// ```
+    #[track_caller]
+    pub fn max_axis(&self, axis: usize, keepdim: bool) -> Tensor<T> {
+        let (values, _) = self.max_and_argmax(axis, "max_axis");
+        Tensor::from_parts(shape::reduced_shape(self.shape(), axis, keepdim), values)
+    }
+
+    /// A tensor of this shape with 1 at the first maximum along `axis` and 0 elsewhere: the
+    /// derivative of `max_axis` (as in PyTorch, ties send the gradient to one element only).
+    #[track_caller]
+    pub(crate) fn argmax_mask(&self, axis: usize) -> Tensor<T> {
+        let (_, arg) = self.max_and_argmax(axis, "max_axis");
+        let (outer, n, inner) = shape::split_at_axis(self.shape(), axis);
+        let mut mask = vec![T::ZERO; self.numel()];
+        for o in 0..outer {
+            for i in 0..inner {
+                mask[(o * n + arg[o * inner + i]) * inner + i] = T::ONE;
+            }
+        }
+        Tensor::from_parts(self.shape.clone(), mask)
+    }
+
+    #[track_caller]
+    fn max_and_argmax(&self, axis: usize, op: &str) -> (Vec<T>, Vec<usize>) {
+        shape::check_axis(op, axis, self.shape());
+        let (outer, n, inner) = shape::split_at_axis(self.shape(), axis);
+        assert!(n > 0, "tapegrad: {op}: axis {axis} of shape {:?} is empty", self.shape());
+        let x = self.as_slice();
+        let mut values = x[..0].to_vec();
+        let mut args = vec![0; outer * inner];
+        for o in 0..outer {
+            values.extend_from_slice(&x[o * n * inner..(o * n + 1) * inner]);
+            for j in 1..n {
+                let row = &x[(o * n + j) * inner..(o * n + j + 1) * inner];
+                for (i, &v) in row.iter().enumerate() {
+                    let best = &mut values[o * inner + i];
+                    // NaN propagates, as in NumPy and PyTorch.
+                    if v > *best || (v.is_nan() && !best.is_nan()) {
+                        *best = v;
+                        args[o * inner + i] = j;
+                    }
+                }
+            }
+        }
+        (values, args)
+    }
+
+    /// Sums a broadcast tensor back down to `shape`: the adjoint of [`Tensor::broadcast_to`].
+    ///
+    /// # Panics
+    /// If `shape` does not broadcast to this tensor's shape.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// let t = Tensor::<f32>::ones(&[2, 3]);
+    /// assert_eq!(t.sum_to(&[1, 3]).to_vec(), vec![2., 2., 2.]);
+    /// assert_eq!(t.sum_to(&[]).item(), 6.);
+    /// ```
+    #[track_caller]
+    pub fn sum_to(&self, target: &[usize]) -> Tensor<T> {
+        assert!(
+            shape::broadcasts_to(target, self.shape()),
+            "tapegrad: sum_to: shape {target:?} does not broadcast to {:?}",
+            self.shape()
+        );
+        if target == self.shape() {
+            return self.clone();
+        }
+        let lead = self.rank() - target.len();
+        let mut t = if lead > 0 {
+            let rest = &self.shape()[lead..];
+            self.reshape(&[shape::numel(&self.shape()[..lead]), shape::numel(rest)])
+                .sum_axis(0, false)
+                .reshape(rest)
+        } else {
+            self.clone()
+        };
+        for (axis, &d) in target.iter().enumerate() {
+            if d == 1 && t.shape()[axis] != 1 {
+                t = t.sum_axis(axis, true);
+            }
+        }
+        t
+    }
+
+    /// Repeats this tensor along broadcast axes to `shape` (NumPy `broadcast_to`), copying.
+    ///
+    /// # Panics
+    /// If this shape does not broadcast to `shape`.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// let t = Tensor::<f32>::from_vec(vec![1., 2.], &[2, 1]);
+    /// assert_eq!(t.broadcast_to(&[2, 2]).to_vec(), vec![1., 1., 2., 2.]);
+    /// ```
+    #[track_caller]
+    pub fn broadcast_to(&self, target: &[usize]) -> Tensor<T> {
+        assert!(
+            shape::broadcasts_to(self.shape(), target),
+            "tapegrad: broadcast_to: shape {:?} cannot be broadcast to {target:?}",
+            self.shape()
+        );
+        if target == self.shape() {
+            return self.clone();
+        }
+        if self.numel() == 1 {
+            return Tensor::full(target, self.as_slice()[0]);
+        }
+        let strides = shape::broadcast_strides(self.shape(), target);
+        Tensor::from_parts(Shape::from_slice(target), gather(self.as_slice(), 0, &strides, target))
+    }
+
+    /// The same elements under another shape with as many elements (no copy of the data).
+    ///
+    /// # Panics
+    /// If the element counts differ.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// let t = Tensor::<f32>::zeros(&[2, 3]);
+    /// assert_eq!(t.reshape(&[3, 2]).shape(), &[3, 2]);
+    /// ```
+    #[track_caller]
+    pub fn reshape(&self, target: &[usize]) -> Tensor<T> {
+        assert!(
+            shape::numel(target) == self.numel(),
+            "tapegrad: reshape: cannot reshape {:?} ({} elements) to {target:?} ({} elements)",
+            self.shape(),
+            self.numel(),
+            shape::numel(target)
+        );
+        Tensor {
+            shape: Shape::from_slice(target),
+            data: self.data.clone(),
+        }
+    }
+
+    /// Swaps axes `a0` and `a1` (copying into the new row-major order).
+    ///
+    /// # Panics
+    /// If an axis is out of range.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// let t = Tensor::<f32>::from_vec(vec![1., 2., 3., 4., 5., 6.], &[2, 3]);
+    /// assert_eq!(t.transpose(0, 1).to_vec(), vec![1., 4., 2., 5., 3., 6.]);
+    /// ```
+    #[track_caller]
+    pub fn transpose(&self, a0: usize, a1: usize) -> Tensor<T> {
+        shape::check_axis("transpose", a0, self.shape());
+        shape::check_axis("transpose", a1, self.shape());
+        if a0 == a1 {
+            return self.clone();
+        }
+        let mut out_shape = Shape::from_slice(self.shape());
+        out_shape.swap(a0, a1);
+        let mut strides = shape::strides(self.shape());
+        strides.swap(a0, a1);
+        let data = gather(self.as_slice(), 0, &strides, &out_shape);
+        Tensor::from_parts(out_shape, data)
+    }
+
+    /// The slice `start..start + len` along `axis` (copying).
+    ///
+    /// # Panics
+    /// If `axis` is out of range or the slice runs past the end.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// let t = Tensor::<f32>::from_vec(vec![1., 2., 3., 4., 5., 6.], &[2, 3]);
+    /// assert_eq!(t.narrow(1, 1, 2).to_vec(), vec![2., 3., 5., 6.]);
+    /// ```
+    #[track_caller]
+    pub fn narrow(&self, axis: usize, start: usize, len: usize) -> Tensor<T> {
+        shape::check_axis("narrow", axis, self.shape());
+        assert!(
+            start.checked_add(len).is_some_and(|end| end <= self.shape()[axis]),
+            "tapegrad: narrow: range {start}..{} is out of bounds for axis {axis} of shape {:?}",
+            start.saturating_add(len),
+            self.shape()
+        );
+        let mut out_shape = Shape::from_slice(self.shape());
+        out_shape[axis] = len;
+        let strides = shape::strides(self.shape());
+        let data = gather(self.as_slice(), start * strides[axis], &strides, &out_shape);
+        Tensor::from_parts(out_shape, data)
+    }
+
+    /// Places this tensor at `start` along `axis` inside zeros of shape `full`: the adjoint of
+    /// [`Tensor::narrow`].
+    #[track_caller]
+    pub(crate) fn unnarrow(&self, full: &[usize], axis: usize, start: usize) -> Tensor<T> {
+        let (outer, n, inner) = shape::split_at_axis(full, axis);
+        let len = self.shape()[axis];
+        let mut out = vec![T::ZERO; shape::numel(full)];
+        let src = self.as_slice();
+        for o in 0..outer {
+            let dst = (o * n + start) * inner;
+            out[dst..dst + len * inner].copy_from_slice(&src[o * len * inner..(o + 1) * len * inner]);
+        }
+        Tensor::from_parts(Shape::from_slice(full), out)
+    }
+
+    /// Softmax along `axis`: `exp(x - max) / sum(exp(x - max))`, stable for large inputs.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// let t = Tensor::<f64>::from_vec(vec![1000., 1000.], &[2]);
+    /// assert_eq!(t.softmax(0).to_vec(), vec![0.5, 0.5]);
+    /// ```
+    #[track_caller]
+    pub fn softmax(&self, axis: usize) -> Tensor<T> {
+        self.along_axis("softmax", axis, |lane| {
+            let m = lane.iter().fold(lane[0], |a, &b| a.max(b));
+            let mut total = T::ZERO;
+            for v in lane.iter_mut() {
+                *v = (*v - m).exp();
+                total += *v;
+            }
+            for v in lane.iter_mut() {
+                *v /= total;
+            }
+        })
+    }
+
+    /// Log-softmax along `axis`: `x - max - ln(sum(exp(x - max)))`, stable for large inputs.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// let t = Tensor::<f64>::from_vec(vec![-1000., 0.], &[2]);
+    /// assert_eq!(t.log_softmax(0).to_vec(), vec![-1000., 0.]);
+    /// ```
+    #[track_caller]
+    pub fn log_softmax(&self, axis: usize) -> Tensor<T> {
+        self.along_axis("log_softmax", axis, |lane| {
+            let m = lane.iter().fold(lane[0], |a, &b| a.max(b));
+            let total: T = lane.iter().map(|&v| (v - m).exp()).sum();
+            let shift = m + total.ln();
+            for v in lane.iter_mut() {
+                *v -= shift;
+            }
+        })
+    }
+
+    /// Applies `f` to each lane along `axis` (gathered into a contiguous buffer).
+    #[track_caller]
+    fn along_axis(&self, op: &str, axis: usize, f: impl Fn(&mut [T])) -> Tensor<T> {
+        shape::check_axis(op, axis, self.shape());
+        let (outer, n, inner) = shape::split_at_axis(self.shape(), axis);
+        let mut out = self.to_vec();
+        if n == 0 {
+            return Tensor::from_parts(self.shape.clone(), out);
+        }
+        if inner == 1 {
+            out.chunks_mut(n).for_each(f);
+        } else {
+            let mut lane = vec![T::ZERO; n];
+            for o in 0..outer {
+                for i in 0..inner {
+                    for j in 0..n {
+                        lane[j] = out[(o * n + j) * inner + i];
+                    }
+                    f(&mut lane);
+                    for j in 0..n {
+                        out[(o * n + j) * inner + i] = lane[j];
+                    }
+                }
+            }
+        }
+        Tensor::from_parts(self.shape.clone(), out)
+    }
+
+    /// Matrix product over the last two axes, broadcasting any leading (batch) axes:
+    /// `[.., m, k] @ [.., k, n] -> [.., m, n]`.
+    ///
+    /// # Panics
+    /// If either operand has rank below 2, the inner dimensions differ, or the batch axes do
+    /// not broadcast.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// let a = Tensor::<f32>::from_vec(vec![1., 2., 3., 4.], &[2, 2]);
+    /// let i = Tensor::<f32>::from_vec(vec![1., 0., 0., 1.], &[2, 2]);
+    /// assert_eq!(a.matmul(&i), a);
+    /// ```
+    #[track_caller]
+    pub fn matmul(&self, other: &Tensor<T>) -> Tensor<T> {
+        matmul_transposed(self, false, other, false)
+    }
+}
+
+/// Matrix product where `ta`/`tb` read the operand's last two axes transposed (through strides,
+/// without copying): `op(a) @ op(b)`.
+#[track_caller]
+pub(crate) fn matmul_transposed<T: Float>(a: &Tensor<T>, ta: bool, b: &Tensor<T>, tb: bool) -> Tensor<T> {
+    let op = "matmul";
+    assert!(
+        a.rank() >= 2 && b.rank() >= 2,
+        "tapegrad: {op}: both operands need rank 2 or more (matrices or batches of matrices), \
+         got shapes {:?} and {:?}",
+        a.shape(),
+        b.shape()
+    );
+    let (ra, rb) = (a.rank(), b.rank());
+    let (a_rows, a_cols) = (a.shape()[ra - 2], a.shape()[ra - 1]);
+    let (b_rows, b_cols) = (b.shape()[rb - 2], b.shape()[rb - 1]);
+    let (m, k) = if ta { (a_cols, a_rows) } else { (a_rows, a_cols) };
+    let (k2, n) = if tb { (b_cols, b_rows) } else { (b_rows, b_cols) };
+    assert!(
+        k == k2,
+        "tapegrad: {op}: inner dimensions differ: shapes {:?}{} and {:?}{} give {m}x{k} @ {k2}x{n}",
+        a.shape(),
+        if ta { "ᵀ" } else { "" },
+        b.shape(),
+        if tb { "ᵀ" } else { "" },
+    );
+    let batch = shape::broadcast_shape(op, &a.shape()[..ra - 2], &b.shape()[..rb - 2]);
+    let batch_count = shape::numel(&batch);
+    let a_batch = shape::broadcast_strides(&a.shape()[..ra - 2], &batch);
+    let b_batch = shape::broadcast_strides(&b.shape()[..rb - 2], &batch);
+    let a_strides = if ta { (1, a_cols as isize) } else { (a_cols as isize, 1) };
+    let b_strides = if tb { (1, b_cols as isize) } else { (b_cols as isize, 1) };
+    let (a_mat, b_mat) = (a_rows * a_cols, b_rows * b_cols);
+    let mut out = vec![T::ZERO; batch_count * m * n];
+    let mut index: Shape = smallvec::smallvec![0; batch.len()];
+    for bi in 0..batch_count {
+        // Offsets of this batch element in units of whole matrices.
+        let (mut oa, mut ob) = (0, 0);
+        for d in 0..batch.len() {
+            oa += index[d] * a_batch[d];
+            ob += index[d] * b_batch[d];
+        }
+        if m > 0 && n > 0 {
+            T::gemm(
+                m,
+                k,
+                n,
+                &a.as_slice()[oa * a_mat..(oa + 1) * a_mat],
+                a_strides,
+                &b.as_slice()[ob * b_mat..(ob + 1) * b_mat],
+                b_strides,
+                T::ZERO,
+                &mut out[bi * m * n..(bi + 1) * m * n],
+                (n as isize, 1),
+            );
+        }
+        for d in (0..batch.len()).rev() {
+            index[d] += 1;
+            if index[d] < batch[d] {
+                break;
+            }
+            index[d] = 0;
+        }
+    }
+    let mut out_shape = batch;
+    out_shape.push(m);
+    out_shape.push(n);
+    Tensor::from_parts(out_shape, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive_matmul(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn matmul_matches_naive_loops_over_sizes_and_transposes() {
+        for &(m, k, n) in &[(1, 1, 1), (2, 3, 4), (7, 5, 3), (17, 33, 9), (64, 1, 65)] {
+            let a = Tensor::<f64>::from_fn(&[m, k], |i| (i as f64 * 0.37).sin());
+            let b = Tensor::<f64>::from_fn(&[k, n], |i| (i as f64 * 0.71).cos());
+            let want = naive_matmul(a.as_slice(), b.as_slice(), m, k, n);
+            let check = |got: Tensor<f64>| {
+                assert_eq!(got.shape(), &[m, n]);
+                for (g, w) in got.as_slice().iter().zip(&want) {
+                    assert!((g - w).abs() < 1e-12, "{g} vs {w}");
+                }
+            };
+            check(a.matmul(&b));
+            check(matmul_transposed(&a.transpose(0, 1), true, &b, false));
+            check(matmul_transposed(&a, false, &b.transpose(0, 1), true));
+            check(matmul_transposed(&a.transpose(0, 1), true, &b.transpose(0, 1), true));
+        }
+    }
+
+    #[test]
+    fn batched_matmul_broadcasts_batch_axes() {
+        let a = Tensor::<f64>::from_fn(&[3, 2, 4], |i| i as f64);
+        let b = Tensor::<f64>::from_fn(&[4, 5], |i| (i as f64).sqrt());
+        let c = a.matmul(&b);
+        assert_eq!(c.shape(), &[3, 2, 5]);
+        for batch in 0..3 {
+            let ab = a.narrow(0, batch, 1).reshape(&[2, 4]).matmul(&b);
+            assert_eq!(c.narrow(0, batch, 1).reshape(&[2, 5]), ab);
+        }
+    }
+
+    #[test]
+    fn broadcasting_arithmetic_matches_explicit_broadcast() {
+        let a = Tensor::<f64>::from_fn(&[2, 1, 3], |i| i as f64);
+        let b = Tensor::<f64>::from_fn(&[4, 1], |i| 10.0 * i as f64);
+        let sum = &a + &b;
+        assert_eq!(sum.shape(), &[2, 4, 3]);
+        let explicit = &a.broadcast_to(&[2, 4, 3]) + &b.broadcast_to(&[2, 4, 3]);
+        assert_eq!(sum, explicit);
+        assert_eq!(sum.sum_to(&[4, 1]).shape(), &[4, 1]);
+    }
+
+    #[test]
+    fn narrow_and_unnarrow_are_adjoint() {
+        let t = Tensor::<f64>::from_fn(&[2, 5, 3], |i| i as f64);
+        let part = t.narrow(1, 1, 3);
+        let back = part.unnarrow(&[2, 5, 3], 1, 1);
+        assert_eq!(back.narrow(1, 1, 3), part);
+        assert_eq!(back.sum().item(), part.sum().item());
+    }
+}

@@ -1,0 +1,409 @@
+//! [`Tensor`]: plain n-dimensional data (a shape and contiguous row-major storage) and its eager
+//! kernels. A tensor knows nothing of gradients; the tape records operations on tensors.
+
+mod display;
+pub(crate) mod gemm;
+mod kernels;
+pub(crate) mod shape;
+
+use std::sync::Arc;
+
+use rand::Rng;
+use smallvec::SmallVec;
+
+use crate::Float;
+
+pub(crate) use kernels::matmul_transposed;
+pub use shape::Shape;
+
+/// Element storage: one element inline (no heap; every rank-0 scalar lives here), otherwise a
+/// shared buffer so that cloning a tensor (binding a parameter, reading a node's value) is cheap.
+/// Writes go through [`Arc::make_mut`]: copy-on-write.
+#[derive(Clone)]
+enum Storage<T> {
+    One(T),
+    Many(Arc<Vec<T>>),
+}
+
+/// An n-dimensional array of `f32` (default) or `f64` values in row-major order.
+///
+/// Rank-0 tensors are scalars; any one-element tensor is stored inline without a heap allocation,
+/// and larger ones share their buffer between clones (copy-on-write).
+///
+/// ```
+/// use tapegrad::Tensor;
+/// let t = Tensor::<f64>::from_vec(vec![1., 2., 3., 4., 5., 6.], &[2, 3]);
+/// assert_eq!(t.shape(), &[2, 3]);
+/// assert_eq!(t.sum_axis(0, false).to_vec(), vec![5., 7., 9.]);
+/// println!("{t}"); // [[1. 2. 3.]
+///                  //  [4. 5. 6.]]
+/// ```
+#[derive(Clone)]
+pub struct Tensor<T: Float = f32> {
+    shape: Shape,
+    data: Storage<T>,
+}
+
+impl<T: Float> Tensor<T> {
+    /// A tensor of the given shape from row-major values.
+    ///
+    /// # Panics
+    /// If `data.len()` differs from the product of `shape` (see [`Tensor::try_from_vec`]).
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// let s = Tensor::<f32>::from_vec(vec![2.5], &[]); // rank 0
+    /// assert_eq!(s.item(), 2.5);
+    /// ```
+    #[track_caller]
+    pub fn from_vec(data: Vec<T>, shape: &[usize]) -> Self {
+        match Self::try_from_vec(data, shape) {
+            Ok(t) => t,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Like [`Tensor::from_vec`], but returns an error instead of panicking on a length mismatch.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// assert!(Tensor::<f32>::try_from_vec(vec![1.0, 2.0], &[3]).is_err());
+    /// ```
+    pub fn try_from_vec(data: Vec<T>, shape: &[usize]) -> Result<Self, crate::Error> {
+        let expected = shape::numel(shape);
+        if data.len() != expected {
+            return Err(crate::Error::ShapeMismatch {
+                op: "Tensor::from_vec",
+                detail: format!(
+                    "{} values cannot fill shape {:?}, which holds {}",
+                    data.len(),
+                    shape,
+                    expected
+                ),
+            });
+        }
+        Ok(Self::from_parts(Shape::from_slice(shape), data))
+    }
+
+    /// A rank-0 tensor holding `value` (also `Tensor::from(value)`).
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// let s = Tensor::<f64>::scalar(3.0);
+    /// assert_eq!((s.shape(), s.item()), (&[][..], 3.0));
+    /// ```
+    pub fn scalar(value: T) -> Self {
+        Tensor {
+            shape: Shape::new(),
+            data: Storage::One(value),
+        }
+    }
+
+    /// A tensor of the given shape filled with `value`.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// assert_eq!(Tensor::<f32>::full(&[2], 7.0).to_vec(), vec![7.0, 7.0]);
+    /// ```
+    pub fn full(shape: &[usize], value: T) -> Self {
+        let n = shape::numel(shape);
+        let data = if n == 1 {
+            Storage::One(value)
+        } else {
+            Storage::Many(Arc::new(vec![value; n]))
+        };
+        Tensor {
+            shape: Shape::from_slice(shape),
+            data,
+        }
+    }
+
+    /// A tensor of zeros.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// assert_eq!(Tensor::<f32>::zeros(&[2, 3]).sum().item(), 0.0);
+    /// ```
+    pub fn zeros(shape: &[usize]) -> Self {
+        Self::full(shape, T::ZERO)
+    }
+
+    /// A tensor of ones.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// assert_eq!(Tensor::<f32>::ones(&[2, 3]).sum().item(), 6.0);
+    /// ```
+    pub fn ones(shape: &[usize]) -> Self {
+        Self::full(shape, T::ONE)
+    }
+
+    /// Samples from the standard normal distribution N(0, 1).
+    ///
+    /// ```
+    /// use tapegrad::{Tensor, rand::{SeedableRng, rngs::StdRng}};
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let r = Tensor::<f32>::randn(&[2, 3], &mut rng);
+    /// assert_eq!(r.shape(), &[2, 3]);
+    /// ```
+    pub fn randn<R: Rng + ?Sized>(shape: &[usize], rng: &mut R) -> Self {
+        Self::from_fn(shape, |_| T::sample_standard_normal(rng))
+    }
+
+    /// Samples uniformly from `[lo, hi)`.
+    ///
+    /// ```
+    /// use tapegrad::{Tensor, rand::{SeedableRng, rngs::StdRng}};
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let r = Tensor::<f64>::rand_uniform(&[100], -1.0, 1.0, &mut rng);
+    /// assert!(r.as_slice().iter().all(|&v| (-1.0..1.0).contains(&v)));
+    /// ```
+    #[track_caller]
+    pub fn rand_uniform<R: Rng + ?Sized>(shape: &[usize], lo: T, hi: T, rng: &mut R) -> Self {
+        assert!(
+            lo < hi,
+            "tapegrad: Tensor::rand_uniform needs lo < hi, got lo = {lo}, hi = {hi}"
+        );
+        Self::from_fn(shape, |_| T::sample_uniform(rng, lo, hi))
+    }
+
+    /// A tensor whose element at flat (row-major) index `i` is `f(i)`.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// let t = Tensor::<f32>::from_fn(&[2, 2], |i| i as f32);
+    /// assert_eq!(t.to_vec(), vec![0.0, 1.0, 2.0, 3.0]);
+    /// ```
+    pub fn from_fn(shape: &[usize], mut f: impl FnMut(usize) -> T) -> Self {
+        let n = shape::numel(shape);
+        Self::from_parts(Shape::from_slice(shape), (0..n).map(&mut f).collect())
+    }
+
+    /// `n` evenly spaced values from `start` to `end` inclusive (rank 1).
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// assert_eq!(Tensor::<f64>::linspace(0.0, 1.0, 3).to_vec(), vec![0.0, 0.5, 1.0]);
+    /// ```
+    pub fn linspace(start: T, end: T, n: usize) -> Self {
+        let step = if n > 1 {
+            (end - start) / T::from_usize(n - 1)
+        } else {
+            T::ZERO
+        };
+        Self::from_fn(&[n], |i| start + step * T::from_usize(i))
+    }
+
+    /// Builds a tensor, storing one element inline.
+    pub(crate) fn from_parts(shape: Shape, data: Vec<T>) -> Self {
+        debug_assert_eq!(shape::numel(&shape), data.len());
+        let data = if data.len() == 1 {
+            Storage::One(data[0])
+        } else {
+            Storage::Many(Arc::new(data))
+        };
+        Tensor { shape, data }
+    }
+
+    /// The dimensions, outermost first; empty for a scalar.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The number of dimensions (0 for a scalar).
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// assert_eq!(Tensor::<f32>::zeros(&[2, 3]).rank(), 2);
+    /// ```
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// The number of elements (1 for a scalar).
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// assert_eq!(Tensor::<f32>::zeros(&[2, 3]).numel(), 6);
+    /// ```
+    pub fn numel(&self) -> usize {
+        match &self.data {
+            Storage::One(_) => 1,
+            Storage::Many(v) => v.len(),
+        }
+    }
+
+    /// The elements in row-major order.
+    pub fn as_slice(&self) -> &[T] {
+        match &self.data {
+            Storage::One(x) => std::slice::from_ref(x),
+            Storage::Many(v) => v,
+        }
+    }
+
+    /// The elements in row-major order, mutably (copies the buffer first if it is shared).
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// let mut t = Tensor::<f32>::zeros(&[2]);
+    /// let u = t.clone();
+    /// t.as_mut_slice()[0] = 1.0;
+    /// assert_eq!((t.to_vec(), u.to_vec()), (vec![1.0, 0.0], vec![0.0, 0.0]));
+    /// ```
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        match &mut self.data {
+            Storage::One(x) => std::slice::from_mut(x),
+            Storage::Many(v) => Arc::make_mut(v).as_mut_slice(),
+        }
+    }
+
+    /// The elements as a new vector.
+    pub fn to_vec(&self) -> Vec<T> {
+        self.as_slice().to_vec()
+    }
+
+    /// The elements as a vector, without copying when the buffer is not shared.
+    pub fn into_vec(self) -> Vec<T> {
+        match self.data {
+            Storage::One(x) => vec![x],
+            Storage::Many(v) => Arc::try_unwrap(v).unwrap_or_else(|shared| (*shared).clone()),
+        }
+    }
+
+    /// The single element of a one-element tensor (any shape).
+    ///
+    /// # Panics
+    /// If the tensor has more or fewer than one element.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// assert_eq!(Tensor::<f32>::from_vec(vec![4.0], &[1, 1]).item(), 4.0);
+    /// ```
+    #[track_caller]
+    pub fn item(&self) -> T {
+        match &self.data {
+            Storage::One(x) => *x,
+            Storage::Many(v) => panic!(
+                "tapegrad: item() needs a tensor with one element, but shape {:?} has {}",
+                self.shape(),
+                v.len()
+            ),
+        }
+    }
+
+    /// The element at a multi-index.
+    ///
+    /// # Panics
+    /// If the index has the wrong length or is out of bounds.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// let t = Tensor::<f32>::from_vec(vec![1., 2., 3., 4., 5., 6.], &[2, 3]);
+    /// assert_eq!(t.get(&[1, 0]), 4.0);
+    /// ```
+    #[track_caller]
+    pub fn get(&self, index: &[usize]) -> T {
+        assert!(
+            index.len() == self.rank() && index.iter().zip(self.shape()).all(|(i, d)| i < d),
+            "tapegrad: index {index:?} is out of bounds for shape {:?}",
+            self.shape()
+        );
+        let flat = index
+            .iter()
+            .zip(shape::strides(self.shape()))
+            .map(|(i, s)| i * s)
+            .sum::<usize>();
+        self.as_slice()[flat]
+    }
+
+    /// Applies `f` to every element.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// let t = Tensor::<f32>::from_vec(vec![1., 2.], &[2]);
+    /// assert_eq!(t.map(|x| x * 10.0).to_vec(), vec![10., 20.]);
+    /// ```
+    pub fn map(&self, f: impl Fn(T) -> T) -> Self {
+        match &self.data {
+            Storage::One(x) => Tensor {
+                shape: self.shape.clone(),
+                data: Storage::One(f(*x)),
+            },
+            Storage::Many(v) => Self::from_parts(self.shape.clone(), v.iter().map(|&x| f(x)).collect()),
+        }
+    }
+
+    /// Converts the elements to another float type.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// let t = Tensor::<f64>::from_vec(vec![0.5], &[1]);
+    /// assert_eq!(t.cast::<f32>().item(), 0.5f32);
+    /// ```
+    pub fn cast<U: Float>(&self) -> Tensor<U> {
+        Tensor::from_parts(
+            self.shape.clone(),
+            self.as_slice().iter().map(|x| U::from_f64(x.to_f64())).collect(),
+        )
+    }
+
+    /// `true` when every element is finite (no NaN, no infinity).
+    pub fn all_finite(&self) -> bool {
+        self.as_slice().iter().all(|x| x.is_finite())
+    }
+
+    /// Adds `other` (of the same shape) into `self` in place.
+    #[track_caller]
+    pub(crate) fn add_assign_same_shape(&mut self, other: &Tensor<T>) {
+        debug_assert_eq!(self.shape(), other.shape());
+        match (&mut self.data, &other.data) {
+            (Storage::One(a), Storage::One(b)) => *a += *b,
+            _ => {
+                for (a, &b) in self.as_mut_slice().iter_mut().zip(other.as_slice()) {
+                    *a += b;
+                }
+            }
+        }
+    }
+}
+
+impl<T: Float> From<T> for Tensor<T> {
+    fn from(value: T) -> Self {
+        Tensor::scalar(value)
+    }
+}
+
+impl<T: Float> From<Vec<T>> for Tensor<T> {
+    /// A rank-1 tensor.
+    fn from(data: Vec<T>) -> Self {
+        let n = data.len();
+        Tensor::from_parts(SmallVec::from_slice(&[n]), data)
+    }
+}
+
+impl<T: Float> From<&[T]> for Tensor<T> {
+    /// A rank-1 tensor.
+    fn from(data: &[T]) -> Self {
+        Tensor::from(data.to_vec())
+    }
+}
+
+impl<T: Float, const N: usize> From<[T; N]> for Tensor<T> {
+    /// A rank-1 tensor.
+    fn from(data: [T; N]) -> Self {
+        Tensor::from(data.to_vec())
+    }
+}
+
+impl<T: Float> From<&Tensor<T>> for Tensor<T> {
+    fn from(t: &Tensor<T>) -> Self {
+        t.clone()
+    }
+}
+
+impl<T: Float> PartialEq for Tensor<T> {
+    /// Same shape and the same elements (so NaN ≠ NaN, as for floats).
+    fn eq(&self, other: &Self) -> bool {
+        self.shape == other.shape && self.as_slice() == other.as_slice()
+    }
+}
