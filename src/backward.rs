@@ -161,7 +161,9 @@ impl<'t, T: Float> Var<'t, T> {
             // Inputs always have smaller ids, so the gradients below `i` can be updated while
             // this node's own gradient is read.
             let (below, rest) = grads.split_at_mut(i);
-            let Some(grad_out) = rest[0].as_ref() else { continue };
+            let Some(grad_out) = rest[0].as_ref() else {
+                continue;
+            };
             let node = &nodes[i];
             let Some(op) = node.op else { continue };
             let ids = node.inputs();
@@ -261,9 +263,18 @@ impl<'t, T: Float> Var<'t, T> {
                 (op, node.args, (ids, arity), needs)
             };
             let (ids, arity) = ids;
-            let x = Var { tape: self.tape, id: ids[0] };
-            let y = Var { tape: self.tape, id: if arity > 1 { ids[1] } else { ids[0] } };
-            let output = Var { tape: self.tape, id: i as u32 };
+            let x = Var {
+                tape: self.tape,
+                id: ids[0],
+            };
+            let y = Var {
+                tape: self.tape,
+                id: if arity > 1 { ids[1] } else { ids[0] },
+            };
+            let output = Var {
+                tape: self.tape,
+                id: i as u32,
+            };
             let cx = Vjp {
                 args,
                 inputs: [&x, &y],

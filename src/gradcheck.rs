@@ -89,7 +89,11 @@ pub struct GradcheckError {
 
 impl fmt::Display for GradcheckError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = if self.order == 2 { "second-order gradient" } else { "gradient" };
+        let what = if self.order == 2 {
+            "second-order gradient"
+        } else {
+            "gradient"
+        };
         write!(
             f,
             "gradcheck: {what} of input {} at index {:?}: analytic {:e} but finite differences give {:e} \
@@ -101,7 +105,10 @@ impl fmt::Display for GradcheckError {
             (self.analytic - self.numeric).abs()
         )?;
         if !self.numeric.is_finite() || !self.analytic.is_finite() {
-            write!(f, "; a non-finite value means the function is undefined or overflows near this point")?;
+            write!(
+                f,
+                "; a non-finite value means the function is undefined or overflows near this point"
+            )?;
         }
         Ok(())
     }
@@ -166,7 +173,11 @@ where
             out_shape.as_slice(),
             "gradcheck: the function's output shape changed between evaluations"
         );
-        y.as_slice().iter().zip(weights.as_slice()).map(|(a, b)| a * b).sum()
+        y.as_slice()
+            .iter()
+            .zip(weights.as_slice())
+            .map(|(a, b)| a * b)
+            .sum()
     };
     let mut point = inputs.to_vec();
     for (i, input) in inputs.iter().enumerate() {

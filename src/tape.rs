@@ -358,7 +358,11 @@ impl<'t, T: Float> Var<'t, T> {
     /// The ids of the inputs of the op that computed this var (empty for a leaf).
     pub fn input_ids(&self) -> Vec<usize> {
         let nodes = self.tape.nodes.borrow();
-        nodes[self.id as usize].inputs().iter().map(|&i| i as usize).collect()
+        nodes[self.id as usize]
+            .inputs()
+            .iter()
+            .map(|&i| i as usize)
+            .collect()
     }
 
     /// A constant copy of this var's value: gradients do not flow through it.

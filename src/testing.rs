@@ -38,7 +38,10 @@ pub fn shape_of_rank(rank: usize, max_dim: usize) -> impl Strategy<Value = Vec<u
 
 /// Pairs of shapes that broadcast together under NumPy rules: each is a suffix of a common
 /// shape, with some dimensions replaced by 1.
-pub fn broadcastable_shapes(max_rank: usize, max_dim: usize) -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
+pub fn broadcastable_shapes(
+    max_rank: usize,
+    max_dim: usize,
+) -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
     shape(max_rank, max_dim).prop_flat_map(|full| {
         let rank = full.len();
         let operand = {
@@ -98,8 +101,12 @@ pub fn broadcastable_tensors(
     max_dim: usize,
     range: Range<f64>,
 ) -> impl Strategy<Value = (Tensor<f64>, Tensor<f64>)> {
-    broadcastable_shapes(max_rank, max_dim)
-        .prop_flat_map(move |(a, b)| (tensor_with_shape(a, range.clone()), tensor_with_shape(b, range.clone())))
+    broadcastable_shapes(max_rank, max_dim).prop_flat_map(move |(a, b)| {
+        (
+            tensor_with_shape(a, range.clone()),
+            tensor_with_shape(b, range.clone()),
+        )
+    })
 }
 
 /// Shapes for `matmul`: `([.., m, k], [.., k, n])` with batch axes (up to one each) that

@@ -31,7 +31,9 @@ impl<T: Float> Op<T> for SumAxis {
         "d(sum_j x_j)/dx_j = 1: grad_x = grad_out repeated along the summed axis"
     }
     fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
-        let Args::Axis { axis, .. } = cx.args else { unreachable!("sum_axis node without its axis") };
+        let Args::Axis { axis, .. } = cx.args else {
+            unreachable!("sum_axis node without its axis")
+        };
         let xs = cx.x().shape();
         [
             cx.need(0, || {
@@ -54,7 +56,9 @@ impl<T: Float> Op<T> for MaxAxis {
         "d(max_j x_j)/dx_j = 1 at the argmax, else 0: grad_x = grad_out at the argmax"
     }
     fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
-        let Args::Axis { axis, .. } = cx.args else { unreachable!("max_axis node without its axis") };
+        let Args::Axis { axis, .. } = cx.args else {
+            unreachable!("max_axis node without its axis")
+        };
         let xs = cx.x().shape();
         [
             cx.need(0, || {
@@ -125,7 +129,9 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn sum_axis(self, axis: usize, keepdim: bool) -> Var<'t, T> {
-        self.unary(&SumAxis, Args::Axis { axis, keepdim }, |x| x.sum_axis(axis, keepdim))
+        self.unary(&SumAxis, Args::Axis { axis, keepdim }, |x| {
+            x.sum_axis(axis, keepdim)
+        })
     }
 
     /// Means over `axis`, keeping it with size 1 when `keepdim`: `sum_axis / n`.
@@ -161,7 +167,9 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn max_axis(self, axis: usize, keepdim: bool) -> Var<'t, T> {
-        self.unary(&MaxAxis, Args::Axis { axis, keepdim }, |x| x.max_axis(axis, keepdim))
+        self.unary(&MaxAxis, Args::Axis { axis, keepdim }, |x| {
+            x.max_axis(axis, keepdim)
+        })
     }
 
     /// Sums a broadcast value back down to `shape`: the adjoint of [`Var::broadcast_to`].

@@ -30,7 +30,9 @@ impl<T: Float> Op<T> for Transpose {
         "a permutation: grad_x = grad_out with the same two axes swapped back"
     }
     fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
-        let Args::Transpose(a0, a1) = cx.args else { unreachable!("transpose node without its axes") };
+        let Args::Transpose(a0, a1) = cx.args else {
+            unreachable!("transpose node without its axes")
+        };
         [cx.need(0, || cx.grad_out.transpose(a0, a1)), None]
     }
 }
@@ -61,8 +63,13 @@ impl<T: Float> Op<T> for Narrow {
         "selects a slice: grad_x = grad_out inside the slice, 0 elsewhere"
     }
     fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
-        let Args::Narrow { axis, start, .. } = cx.args else { unreachable!("narrow node without its range") };
-        [cx.need(0, || cx.grad_out.unnarrow(&cx.x().shape(), axis, start)), None]
+        let Args::Narrow { axis, start, .. } = cx.args else {
+            unreachable!("narrow node without its range")
+        };
+        [
+            cx.need(0, || cx.grad_out.unnarrow(&cx.x().shape(), axis, start)),
+            None,
+        ]
     }
 }
 
@@ -77,7 +84,9 @@ impl<T: Float> Op<T> for Unnarrow {
         "pads with zeros: grad_x = the slice of grad_out where x was placed"
     }
     fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
-        let Args::Narrow { axis, start, len } = cx.args else { unreachable!("unnarrow node without its range") };
+        let Args::Narrow { axis, start, len } = cx.args else {
+            unreachable!("unnarrow node without its range")
+        };
         [cx.need(0, || cx.grad_out.narrow(axis, start, len)), None]
     }
 }
@@ -150,13 +159,17 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn narrow(self, axis: usize, start: usize, len: usize) -> Var<'t, T> {
-        self.unary(&Narrow, Args::Narrow { axis, start, len }, |x| x.narrow(axis, start, len))
+        self.unary(&Narrow, Args::Narrow { axis, start, len }, |x| {
+            x.narrow(axis, start, len)
+        })
     }
 
     /// Places this value at `start` along `axis` inside zeros of shape `full`.
     #[track_caller]
     pub(crate) fn unnarrow(self, full: &[usize], axis: usize, start: usize) -> Var<'t, T> {
         let len = self.shape()[axis];
-        self.unary(&Unnarrow, Args::Narrow { axis, start, len }, |x| x.unnarrow(full, axis, start))
+        self.unary(&Unnarrow, Args::Narrow { axis, start, len }, |x| {
+            x.unnarrow(full, axis, start)
+        })
     }
 }

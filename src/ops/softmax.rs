@@ -15,7 +15,9 @@ impl<T: Float> Op<T> for Softmax {
         "dy_i/dx_j = y_i (δij - y_j): grad_x = out * (grad_out - sum(grad_out * out, axis))"
     }
     fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
-        let Args::Axis { axis, .. } = cx.args else { unreachable!("softmax node without its axis") };
+        let Args::Axis { axis, .. } = cx.args else {
+            unreachable!("softmax node without its axis")
+        };
         let (y, g) = (cx.output, cx.grad_out);
         [
             cx.need(0, || {
@@ -38,7 +40,9 @@ impl<T: Float> Op<T> for LogSoftmax {
         "dy_i/dx_j = δij - softmax_j: grad_x = grad_out - exp(out) * sum(grad_out, axis)"
     }
     fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
-        let Args::Axis { axis, .. } = cx.args else { unreachable!("log_softmax node without its axis") };
+        let Args::Axis { axis, .. } = cx.args else {
+            unreachable!("log_softmax node without its axis")
+        };
         let (y, g) = (cx.output, cx.grad_out);
         [cx.need(0, || g.sub(&y.exp().mul(&g.sum_axis(axis, true)))), None]
     }
@@ -77,6 +81,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn log_softmax(self, axis: usize) -> Var<'t, T> {
-        self.unary(&LogSoftmax, Args::Axis { axis, keepdim: true }, |x| x.log_softmax(axis))
+        self.unary(&LogSoftmax, Args::Axis { axis, keepdim: true }, |x| {
+            x.log_softmax(axis)
+        })
     }
 }

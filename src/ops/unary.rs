@@ -116,9 +116,14 @@ impl<T: Float> Op<T> for Powf {
         "d(x^p)/dx = p x^(p-1): grad_x = grad_out * p * x^(p-1)"
     }
     fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
-        let Args::Powf(p) = cx.args else { unreachable!("powf node without its exponent") };
+        let Args::Powf(p) = cx.args else {
+            unreachable!("powf node without its exponent")
+        };
         let p = T::from_f64(p);
-        [cx.need(0, || cx.grad_out.mul(&cx.x().powf(p - T::ONE)).scale(p)), None]
+        [
+            cx.need(0, || cx.grad_out.mul(&cx.x().powf(p - T::ONE)).scale(p)),
+            None,
+        ]
     }
 }
 
@@ -133,7 +138,9 @@ impl<T: Float> Op<T> for Powi {
         "d(x^n)/dx = n x^(n-1): grad_x = grad_out * n * x^(n-1)"
     }
     fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
-        let Args::Powi(n) = cx.args else { unreachable!("powi node without its exponent") };
+        let Args::Powi(n) = cx.args else {
+            unreachable!("powi node without its exponent")
+        };
         let g = cx.grad_out;
         [
             cx.need(0, || {

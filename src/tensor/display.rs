@@ -22,9 +22,16 @@ struct ElementFormat {
 
 impl ElementFormat {
     fn new<T: Float>(values: &[T]) -> Self {
-        let finite: Vec<f64> = values.iter().map(|v| v.to_f64()).filter(|v| v.is_finite()).collect();
+        let finite: Vec<f64> = values
+            .iter()
+            .map(|v| v.to_f64())
+            .filter(|v| v.is_finite())
+            .collect();
         let max = finite.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let min_nonzero = finite.iter().filter(|v| **v != 0.0).fold(f64::INFINITY, |m, v| m.min(v.abs()));
+        let min_nonzero = finite
+            .iter()
+            .filter(|v| **v != 0.0)
+            .fold(f64::INFINITY, |m, v| m.min(v.abs()));
         // NumPy's rule for switching to scientific notation.
         let scientific = max >= 1e8 || min_nonzero < 1e-4 || max / min_nonzero > 1e3;
         let decimals = finite
@@ -66,11 +73,19 @@ impl ElementFormat {
             let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
             let exp: i32 = exp.parse().unwrap_or(0);
             let point = if mantissa.contains('.') { "" } else { "." };
-            format!("{mantissa}{point}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+            format!(
+                "{mantissa}{point}e{}{:02}",
+                if exp < 0 { '-' } else { '+' },
+                exp.abs()
+            )
         } else {
             // NumPy trims trailing zeros but keeps the point: 2.0 prints as "2.".
             let s = format!("{:.*}", self.decimals, v);
-            let s = if s.contains('.') { s.trim_end_matches('0').to_string() } else { s + "." };
+            let s = if s.contains('.') {
+                s.trim_end_matches('0').to_string()
+            } else {
+                s + "."
+            };
             s
         }
     }
@@ -142,7 +157,14 @@ fn write_block<T: Float>(
             }
         }
         match idx {
-            Some(i) => write_block(out, &data[i * block..(i + 1) * block], &shape[1..], depth + 1, summarise, fmt),
+            Some(i) => write_block(
+                out,
+                &data[i * block..(i + 1) * block],
+                &shape[1..],
+                depth + 1,
+                summarise,
+                fmt,
+            ),
             None => out.push_str("..."),
         }
     }

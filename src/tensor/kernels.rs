@@ -3,8 +3,8 @@
 
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
-use super::shape::{self, Shape};
 use super::Tensor;
+use super::shape::{self, Shape};
 use crate::Float;
 
 /// Reads `src` through `strides` (0 on broadcast axes) in the row-major order of `out_shape`.
@@ -46,7 +46,12 @@ fn gather<T: Float>(src: &[T], offset: usize, strides: &[usize], out_shape: &[us
 #[track_caller]
 fn zip_broadcast<T: Float>(op: &str, a: &Tensor<T>, b: &Tensor<T>, f: impl Fn(T, T) -> T) -> Tensor<T> {
     if a.shape() == b.shape() {
-        let data = a.as_slice().iter().zip(b.as_slice()).map(|(&x, &y)| f(x, y)).collect();
+        let data = a
+            .as_slice()
+            .iter()
+            .zip(b.as_slice())
+            .map(|(&x, &y)| f(x, y))
+            .collect();
         return Tensor::from_parts(a.shape.clone(), data);
     }
     let out_shape = shape::broadcast_shape(op, a.shape(), b.shape());
@@ -323,7 +328,11 @@ impl<T: Float> Tensor<T> {
     fn max_and_argmax(&self, axis: usize, op: &str) -> (Vec<T>, Vec<usize>) {
         shape::check_axis(op, axis, self.shape());
         let (outer, n, inner) = shape::split_at_axis(self.shape(), axis);
-        assert!(n > 0, "tapegrad: {op}: axis {axis} of shape {:?} is empty", self.shape());
+        assert!(
+            n > 0,
+            "tapegrad: {op}: axis {axis} of shape {:?} is empty",
+            self.shape()
+        );
         let x = self.as_slice();
         let mut values = x[..0].to_vec();
         let mut args = vec![0; outer * inner];
@@ -406,7 +415,10 @@ impl<T: Float> Tensor<T> {
             return Tensor::full(target, self.as_slice()[0]);
         }
         let strides = shape::broadcast_strides(self.shape(), target);
-        Tensor::from_parts(Shape::from_slice(target), gather(self.as_slice(), 0, &strides, target))
+        Tensor::from_parts(
+            Shape::from_slice(target),
+            gather(self.as_slice(), 0, &strides, target),
+        )
     }
 
     /// The same elements under another shape with as many elements (no copy of the data).
@@ -473,7 +485,9 @@ impl<T: Float> Tensor<T> {
     pub fn narrow(&self, axis: usize, start: usize, len: usize) -> Tensor<T> {
         shape::check_axis("narrow", axis, self.shape());
         assert!(
-            start.checked_add(len).is_some_and(|end| end <= self.shape()[axis]),
+            start
+                .checked_add(len)
+                .is_some_and(|end| end <= self.shape()[axis]),
             "tapegrad: narrow: range {start}..{} is out of bounds for axis {axis} of shape {:?}",
             start.saturating_add(len),
             self.shape()
@@ -617,8 +631,16 @@ pub(crate) fn matmul_transposed<T: Float>(a: &Tensor<T>, ta: bool, b: &Tensor<T>
     let batch_count = shape::numel(&batch);
     let a_batch = shape::broadcast_strides(&a.shape()[..ra - 2], &batch);
     let b_batch = shape::broadcast_strides(&b.shape()[..rb - 2], &batch);
-    let a_strides = if ta { (1, a_cols as isize) } else { (a_cols as isize, 1) };
-    let b_strides = if tb { (1, b_cols as isize) } else { (b_cols as isize, 1) };
+    let a_strides = if ta {
+        (1, a_cols as isize)
+    } else {
+        (a_cols as isize, 1)
+    };
+    let b_strides = if tb {
+        (1, b_cols as isize)
+    } else {
+        (b_cols as isize, 1)
+    };
     let (a_mat, b_mat) = (a_rows * a_cols, b_rows * b_cols);
     let mut out = vec![T::ZERO; batch_count * m * n];
     let mut index: Shape = smallvec::smallvec![0; batch.len()];
@@ -686,7 +708,12 @@ mod tests {
             check(a.matmul(&b));
             check(matmul_transposed(&a.transpose(0, 1), true, &b, false));
             check(matmul_transposed(&a, false, &b.transpose(0, 1), true));
-            check(matmul_transposed(&a.transpose(0, 1), true, &b.transpose(0, 1), true));
+            check(matmul_transposed(
+                &a.transpose(0, 1),
+                true,
+                &b.transpose(0, 1),
+                true,
+            ));
         }
     }
 

@@ -24,8 +24,16 @@ pub(crate) fn try_broadcast_shape(a: &[usize], b: &[usize]) -> Option<Shape> {
     let rank = a.len().max(b.len());
     let mut out: Shape = SmallVec::from_elem(0, rank);
     for i in 0..rank {
-        let da = if i < rank - a.len() { 1 } else { a[i - (rank - a.len())] };
-        let db = if i < rank - b.len() { 1 } else { b[i - (rank - b.len())] };
+        let da = if i < rank - a.len() {
+            1
+        } else {
+            a[i - (rank - a.len())]
+        };
+        let db = if i < rank - b.len() {
+            1
+        } else {
+            b[i - (rank - b.len())]
+        };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
@@ -82,11 +90,7 @@ pub(crate) fn check_axis(op: &str, axis: usize, shape: &[usize]) {
 
 /// Splits a shape around `axis` into (outer, axis length, inner) element counts.
 pub(crate) fn split_at_axis(shape: &[usize], axis: usize) -> (usize, usize, usize) {
-    (
-        numel(&shape[..axis]),
-        shape[axis],
-        numel(&shape[axis + 1..]),
-    )
+    (numel(&shape[..axis]), shape[axis], numel(&shape[axis + 1..]))
 }
 
 /// The shape after reducing `axis`, kept as size 1 or removed.
@@ -106,7 +110,10 @@ mod tests {
 
     #[test]
     fn broadcasting_follows_numpy() {
-        assert_eq!(try_broadcast_shape(&[3, 1], &[2, 1, 4]).unwrap().as_slice(), &[2, 3, 4]);
+        assert_eq!(
+            try_broadcast_shape(&[3, 1], &[2, 1, 4]).unwrap().as_slice(),
+            &[2, 3, 4]
+        );
         assert_eq!(try_broadcast_shape(&[], &[2]).unwrap().as_slice(), &[2]);
         assert!(try_broadcast_shape(&[3], &[4]).is_none());
         assert!(broadcasts_to(&[3, 1], &[2, 3, 4]));
