@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use crate::ops::Vjp;
-use crate::tape::LeafKind;
+use crate::ops::{Scalar, Vjp};
+use crate::tape::{GradBuffer, LeafKind};
 use crate::{Float, Param, Tensor, Var};
 
 /// The gradients from one backward pass: by var (`grads[x]`, [`wrt`](Gradients::wrt)) and by
@@ -24,12 +24,39 @@ use crate::{Float, Param, Tensor, Var};
 /// assert_eq!(grads[h].item(), 2.0);
 /// assert_eq!(grads[x].item(), 12.0);
 /// ```
-#[derive(Clone)]
 pub struct Gradients<T: Float = f32> {
     tape_id: usize,
     by_node: Vec<Option<Tensor<T>>>,
     by_param: Vec<(Param<T>, Tensor<T>)>,
     param_index: HashMap<u64, usize>,
+    /// Where `by_node`'s allocation goes back to when these gradients are dropped.
+    recycle: Option<GradBuffer<T>>,
+}
+
+impl<T: Float> Clone for Gradients<T> {
+    fn clone(&self) -> Self {
+        Gradients {
+            tape_id: self.tape_id,
+            by_node: self.by_node.clone(),
+            by_param: self.by_param.clone(),
+            param_index: self.param_index.clone(),
+            recycle: None,
+        }
+    }
+}
+
+impl<T: Float> Drop for Gradients<T> {
+    fn drop(&mut self) {
+        if let Some(pool) = self.recycle.take() {
+            let mut buffer = std::mem::take(&mut self.by_node);
+            buffer.clear();
+            if let Ok(mut slot) = pool.lock() {
+                if slot.capacity() < buffer.capacity() {
+                    *slot = buffer;
+                }
+            }
+        }
+    }
 }
 
 impl<T: Float> Gradients<T> {
@@ -153,7 +180,14 @@ impl<'t, T: Float> Var<'t, T> {
             seed.shape(),
             nodes[self.id as usize].value.shape()
         );
-        let mut grads: Vec<Option<Tensor<T>>> = vec![None; end];
+        let mut grads = self
+            .tape
+            .grad_buffer
+            .lock()
+            .map(|mut slot| std::mem::take(&mut *slot))
+            .unwrap_or_default();
+        grads.clear();
+        grads.resize(end, None);
         if nodes[self.id as usize].requires_grad {
             grads[self.id as usize] = Some(seed);
         }
@@ -169,12 +203,34 @@ impl<'t, T: Float> Var<'t, T> {
             let ids = node.inputs();
             let x = &nodes[ids[0] as usize];
             let y = ids.get(1).map_or(x, |&j| &nodes[j as usize]);
+            let needs = [x.requires_grad, ids.len() > 1 && y.requires_grad];
+            if let (Some(xv), Some(yv), Some(out), Some(g)) =
+                (x.value.as_rank0(), y.value.as_rank0(), node.value.as_rank0(), grad_out.as_rank0())
+            {
+                let cx = Vjp {
+                    args: node.args,
+                    inputs: [&Scalar(xv), &Scalar(yv)],
+                    output: &Scalar(out),
+                    grad_out: &Scalar(g),
+                    needs,
+                };
+                let grad_in = op.vjp_scalar(&cx);
+                for (&id, g) in ids.iter().zip(grad_in) {
+                    if let Some(Scalar(g)) = g {
+                        match &mut below[id as usize] {
+                            Some(acc) => acc.add_assign_same_shape(&Tensor::scalar(g)),
+                            slot => *slot = Some(Tensor::scalar(g)),
+                        }
+                    }
+                }
+                continue;
+            }
             let cx = Vjp {
                 args: node.args,
                 inputs: [&x.value, &y.value],
                 output: &node.value,
                 grad_out,
-                needs: [x.requires_grad, ids.len() > 1 && y.requires_grad],
+                needs,
             };
             let grad_in = op.vjp_tensor(&cx);
             for (&id, g) in ids.iter().zip(grad_in) {
@@ -188,6 +244,7 @@ impl<'t, T: Float> Var<'t, T> {
             by_node: grads,
             by_param: Vec::new(),
             param_index: HashMap::new(),
+            recycle: Some(self.tape.grad_buffer.clone()),
         };
         for (id, param) in self.tape.params.borrow().iter() {
             if let Some(g) = out.by_node.get(*id as usize).and_then(Option::as_ref) {

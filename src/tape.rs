@@ -34,8 +34,6 @@ pub(crate) struct Node<T: Float> {
     pub(crate) arity: u8,
     pub(crate) leaf: LeafKind,
     pub(crate) requires_grad: bool,
-    /// An optional display name (for graph pictures and traces).
-    pub(crate) name: Option<&'static str>,
 }
 
 impl<T: Float> Node<T> {
@@ -62,8 +60,16 @@ pub struct Tape<T: Float = f32> {
     id: usize,
     pub(crate) nodes: RefCell<Vec<Node<T>>>,
     pub(crate) params: RefCell<Vec<(u32, Param<T>)>>,
+    /// Display names of the few named nodes, kept aside so that nodes stay small.
+    names: RefCell<std::collections::HashMap<u32, String>>,
     recording: Cell<bool>,
+    /// The gradient buffer of the last dropped [`Gradients`](crate::Gradients), kept for the
+    /// next backward pass: a fresh multi-megabyte buffer would be page-faulted in on every step.
+    pub(crate) grad_buffer: GradBuffer<T>,
 }
+
+/// A one-slot pool for backward's per-node gradient vector, shared by a tape and its gradients.
+pub(crate) type GradBuffer<T> = std::sync::Arc<std::sync::Mutex<Vec<Option<Tensor<T>>>>>;
 
 impl<T: Float> Default for Tape<T> {
     fn default() -> Self {
@@ -83,7 +89,9 @@ impl<T: Float> Tape<T> {
             id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
             nodes: RefCell::new(Vec::with_capacity(nodes)),
             params: RefCell::new(Vec::new()),
+            names: RefCell::default(),
             recording: Cell::new(true),
+            grad_buffer: GradBuffer::default(),
         }
     }
 
@@ -97,7 +105,7 @@ impl<T: Float> Tape<T> {
     /// assert_eq!(x.shape(), vec![2]);
     /// ```
     pub fn var(&self, value: impl Into<Tensor<T>>) -> Var<'_, T> {
-        self.leaf(value.into(), LeafKind::Input, None)
+        self.leaf(value.into(), LeafKind::Input)
     }
 
     /// Like [`Tape::var`], with a name shown in graph pictures and backward traces.
@@ -106,10 +114,10 @@ impl<T: Float> Tape<T> {
     /// use tapegrad::Tape;
     /// let tape = Tape::<f64>::new();
     /// let w = tape.var_named("w", 0.5);
-    /// assert_eq!(w.name(), Some("w"));
+    /// assert_eq!(w.name().as_deref(), Some("w"));
     /// ```
-    pub fn var_named(&self, name: &'static str, value: impl Into<Tensor<T>>) -> Var<'_, T> {
-        self.leaf(value.into(), LeafKind::Input, Some(name))
+    pub fn var_named(&self, name: impl Into<String>, value: impl Into<Tensor<T>>) -> Var<'_, T> {
+        self.var(value).named(name)
     }
 
     /// A leaf without a gradient.
@@ -123,7 +131,7 @@ impl<T: Float> Tape<T> {
     /// assert!(grads.wrt(c).is_none());
     /// ```
     pub fn constant(&self, value: impl Into<Tensor<T>>) -> Var<'_, T> {
-        self.leaf(value.into(), LeafKind::Constant, None)
+        self.leaf(value.into(), LeafKind::Constant)
     }
 
     /// A leaf bound to `param`: backward files its gradient under the parameter too. Binding
@@ -137,7 +145,7 @@ impl<T: Float> Tape<T> {
     /// assert_eq!(loss.backward().param(&w).unwrap().item(), 6.0);
     /// ```
     pub fn param(&self, param: &Param<T>) -> Var<'_, T> {
-        let var = self.leaf(param.value(), LeafKind::Param, None);
+        let var = self.leaf(param.value(), LeafKind::Param);
         if self.recording.get() {
             self.params.borrow_mut().push((var.id, param.clone()));
         }
@@ -196,6 +204,7 @@ impl<T: Float> Tape<T> {
     pub fn reset(&mut self) {
         self.nodes.get_mut().clear();
         self.params.get_mut().clear();
+        self.names.get_mut().clear();
         self.recording.set(true);
     }
 
@@ -203,7 +212,7 @@ impl<T: Float> Tape<T> {
         self.id
     }
 
-    fn leaf(&self, value: Tensor<T>, leaf: LeafKind, name: Option<&'static str>) -> Var<'_, T> {
+    fn leaf(&self, value: Tensor<T>, leaf: LeafKind) -> Var<'_, T> {
         let requires_grad = leaf != LeafKind::Constant && self.recording.get();
         self.push(Node {
             value,
@@ -213,7 +222,6 @@ impl<T: Float> Tape<T> {
             arity: 0,
             leaf: if requires_grad { leaf } else { LeafKind::Constant },
             requires_grad,
-            name,
         })
     }
 
@@ -226,7 +234,7 @@ impl<T: Float> Tape<T> {
         value: Tensor<T>,
     ) -> Var<'_, T> {
         if !self.recording.get() {
-            return self.leaf(value, LeafKind::Constant, None);
+            return self.leaf(value, LeafKind::Constant);
         }
         let mut nodes = self.nodes.borrow_mut();
         let requires_grad = inputs.iter().any(|&i| nodes[i as usize].requires_grad);
@@ -241,7 +249,6 @@ impl<T: Float> Tape<T> {
             arity: inputs.len() as u8,
             leaf: LeafKind::Constant,
             requires_grad,
-            name: None,
         });
         Var { tape: self, id }
     }
@@ -314,8 +321,8 @@ impl<'t, T: Float> Var<'t, T> {
     }
 
     /// The name given with [`Tape::var_named`] or [`Var::named`], if any.
-    pub fn name(&self) -> Option<&'static str> {
-        self.tape.nodes.borrow()[self.id as usize].name
+    pub fn name(&self) -> Option<String> {
+        self.tape.names.borrow().get(&self.id).cloned()
     }
 
     /// Names this var for graph pictures and backward traces; returns it for chaining.
@@ -324,10 +331,10 @@ impl<'t, T: Float> Var<'t, T> {
     /// use tapegrad::Tape;
     /// let tape = Tape::<f32>::new();
     /// let h = (tape.var(1.0) * 2.0).named("h");
-    /// assert_eq!(h.name(), Some("h"));
+    /// assert_eq!(h.name().as_deref(), Some("h"));
     /// ```
-    pub fn named(self, name: &'static str) -> Self {
-        self.tape.nodes.borrow_mut()[self.id as usize].name = Some(name);
+    pub fn named(self, name: impl Into<String>) -> Self {
+        self.tape.names.borrow_mut().insert(self.id, name.into());
         self
     }
 

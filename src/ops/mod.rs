@@ -122,6 +122,7 @@ pub(crate) trait DynOp<T: Float>: Sync {
     fn name(&self) -> &'static str;
     fn rule(&self) -> &'static str;
     fn vjp_tensor(&self, cx: &Vjp<'_, Tensor<T>>) -> [Option<Tensor<T>>; 2];
+    fn vjp_scalar(&self, cx: &Vjp<'_, Scalar<T>>) -> [Option<Scalar<T>>; 2];
     fn vjp_var<'t>(&self, cx: &Vjp<'_, Var<'t, T>>) -> [Option<Var<'t, T>>; 2];
 }
 
@@ -133,6 +134,9 @@ impl<T: Float, O: Op<T>> DynOp<T> for O {
         Op::rule(self)
     }
     fn vjp_tensor(&self, cx: &Vjp<'_, Tensor<T>>) -> [Option<Tensor<T>>; 2] {
+        self.vjp(cx)
+    }
+    fn vjp_scalar(&self, cx: &Vjp<'_, Scalar<T>>) -> [Option<Scalar<T>>; 2] {
         self.vjp(cx)
     }
     fn vjp_var<'t>(&self, cx: &Vjp<'_, Var<'t, T>>) -> [Option<Var<'t, T>>; 2] {
@@ -237,6 +241,88 @@ impl<T: Float> Operand<T> for Tensor<T> {
     }
     fn matmul_tn(&self, other: &Self) -> Self {
         crate::tensor::matmul_transposed(self, true, other, false)
+    }
+}
+
+/// A rank-0 value: the backward pass's fast path for micrograd-style scalar graphs, where every
+/// input, output and gradient has shape `[]`. No shapes to compare, nothing to allocate.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scalar<T>(pub(crate) T);
+
+impl<T: Float> Scalar<T> {
+    /// Shape arguments of a rank-0 value can only be `[]`.
+    fn same(self, shape: &[usize]) -> Self {
+        debug_assert!(shape.is_empty(), "scalar fast path given shape {shape:?}");
+        self
+    }
+}
+
+impl<T: Float> Operand<T> for Scalar<T> {
+    fn shape(&self) -> Shape {
+        Shape::new()
+    }
+    fn with_value<R>(&self, f: impl FnOnce(&Tensor<T>) -> R) -> R {
+        f(&Tensor::scalar(self.0))
+    }
+    fn sub(&self, other: &Self) -> Self {
+        Scalar(self.0 - other.0)
+    }
+    fn mul(&self, other: &Self) -> Self {
+        Scalar(self.0 * other.0)
+    }
+    fn div(&self, other: &Self) -> Self {
+        Scalar(self.0 / other.0)
+    }
+    fn neg(&self) -> Self {
+        Scalar(-self.0)
+    }
+    fn mul_constant(&self, c: Tensor<T>) -> Self {
+        Scalar(self.0 * c.item())
+    }
+    fn scale(&self, c: T) -> Self {
+        Scalar(self.0 * c)
+    }
+    fn exp(&self) -> Self {
+        Scalar(self.0.exp())
+    }
+    fn sin(&self) -> Self {
+        Scalar(self.0.sin())
+    }
+    fn cos(&self) -> Self {
+        Scalar(self.0.cos())
+    }
+    fn powf(&self, p: T) -> Self {
+        Scalar(self.0.powf(p))
+    }
+    fn powi(&self, n: i32) -> Self {
+        Scalar(self.0.powi(n))
+    }
+    fn sum_axis(&self, _axis: usize, _keepdim: bool) -> Self {
+        unreachable!("sum_axis of a rank-0 value is rejected when recorded")
+    }
+    fn sum_to(&self, shape: &[usize]) -> Self {
+        self.same(shape)
+    }
+    fn broadcast_to(&self, shape: &[usize]) -> Self {
+        self.same(shape)
+    }
+    fn reshape(&self, shape: &[usize]) -> Self {
+        self.same(shape)
+    }
+    fn transpose(&self, _a0: usize, _a1: usize) -> Self {
+        unreachable!("transpose of a rank-0 value is rejected when recorded")
+    }
+    fn narrow(&self, _axis: usize, _start: usize, _len: usize) -> Self {
+        unreachable!("narrow of a rank-0 value is rejected when recorded")
+    }
+    fn unnarrow(&self, _full: &[usize], _axis: usize, _start: usize) -> Self {
+        unreachable!("unnarrow of a rank-0 value is rejected when recorded")
+    }
+    fn matmul_nt(&self, _other: &Self) -> Self {
+        unreachable!("matmul of rank-0 values is rejected when recorded")
+    }
+    fn matmul_tn(&self, _other: &Self) -> Self {
+        unreachable!("matmul of rank-0 values is rejected when recorded")
     }
 }
 

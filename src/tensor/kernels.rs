@@ -45,23 +45,21 @@ fn gather<T: Float>(src: &[T], offset: usize, strides: &[usize], out_shape: &[us
 /// Applies `f` elementwise to `a` and `b` broadcast together (NumPy rules).
 #[track_caller]
 fn zip_broadcast<T: Float>(op: &str, a: &Tensor<T>, b: &Tensor<T>, f: impl Fn(T, T) -> T) -> Tensor<T> {
+    if let (Some(x), Some(y)) = (a.as_rank0(), b.as_rank0()) {
+        return Tensor::scalar(f(x, y));
+    }
     if a.shape() == b.shape() {
-        let data = a
-            .as_slice()
-            .iter()
-            .zip(b.as_slice())
-            .map(|(&x, &y)| f(x, y))
-            .collect();
-        return Tensor::from_parts(a.shape.clone(), data);
+        let values = a.as_slice().iter().zip(b.as_slice()).map(|(&x, &y)| f(x, y));
+        return Tensor::from_exact_iter(a.shape.clone(), values);
     }
     let out_shape = shape::broadcast_shape(op, a.shape(), b.shape());
     if b.numel() == 1 && a.shape() == out_shape.as_slice() {
         let y = b.as_slice()[0];
-        return Tensor::from_parts(out_shape, a.as_slice().iter().map(|&x| f(x, y)).collect());
+        return Tensor::from_exact_iter(out_shape, a.as_slice().iter().map(|&x| f(x, y)));
     }
     if a.numel() == 1 && b.shape() == out_shape.as_slice() {
         let x = a.as_slice()[0];
-        return Tensor::from_parts(out_shape, b.as_slice().iter().map(|&y| f(x, y)).collect());
+        return Tensor::from_exact_iter(out_shape, b.as_slice().iter().map(|&y| f(x, y)));
     }
     let n = shape::numel(&out_shape);
     let mut out = Vec::with_capacity(n);
@@ -366,14 +364,14 @@ impl<T: Float> Tensor<T> {
     /// ```
     #[track_caller]
     pub fn sum_to(&self, target: &[usize]) -> Tensor<T> {
+        if target == self.shape() {
+            return self.clone();
+        }
         assert!(
             shape::broadcasts_to(target, self.shape()),
             "tapegrad: sum_to: shape {target:?} does not broadcast to {:?}",
             self.shape()
         );
-        if target == self.shape() {
-            return self.clone();
-        }
         let lead = self.rank() - target.len();
         let mut t = if lead > 0 {
             let rest = &self.shape()[lead..];
@@ -403,14 +401,14 @@ impl<T: Float> Tensor<T> {
     /// ```
     #[track_caller]
     pub fn broadcast_to(&self, target: &[usize]) -> Tensor<T> {
+        if target == self.shape() {
+            return self.clone();
+        }
         assert!(
             shape::broadcasts_to(self.shape(), target),
             "tapegrad: broadcast_to: shape {:?} cannot be broadcast to {target:?}",
             self.shape()
         );
-        if target == self.shape() {
-            return self.clone();
-        }
         if self.numel() == 1 {
             return Tensor::full(target, self.as_slice()[0]);
         }

@@ -22,7 +22,7 @@ pub use shape::Shape;
 #[derive(Clone)]
 enum Storage<T> {
     One(T),
-    Many(Arc<Vec<T>>),
+    Many(Arc<[T]>),
 }
 
 /// An n-dimensional array of `f32` (default) or `f64` values in row-major order.
@@ -110,7 +110,7 @@ impl<T: Float> Tensor<T> {
         let data = if n == 1 {
             Storage::One(value)
         } else {
-            Storage::Many(Arc::new(vec![value; n]))
+            Storage::Many(std::iter::repeat_n(value, n).collect())
         };
         Tensor {
             shape: Shape::from_slice(shape),
@@ -200,7 +200,19 @@ impl<T: Float> Tensor<T> {
         let data = if data.len() == 1 {
             Storage::One(data[0])
         } else {
-            Storage::Many(Arc::new(data))
+            Storage::Many(Arc::from(data))
+        };
+        Tensor { shape, data }
+    }
+
+    /// Builds a tensor from exactly `shape`'s number of values, allocating once (the iterator's
+    /// length is known, so the shared buffer is filled in place).
+    pub(crate) fn from_exact_iter(shape: Shape, mut values: impl ExactSizeIterator<Item = T>) -> Self {
+        debug_assert_eq!(shape::numel(&shape), values.len());
+        let data = if values.len() == 1 {
+            Storage::One(values.next().unwrap_or(T::ZERO))
+        } else {
+            Storage::Many(values.collect())
         };
         Tensor { shape, data }
     }
@@ -233,6 +245,15 @@ impl<T: Float> Tensor<T> {
         }
     }
 
+    /// The value of a rank-0 tensor (shape `[]`), or `None`.
+    #[inline]
+    pub(crate) fn as_rank0(&self) -> Option<T> {
+        match self.data {
+            Storage::One(x) if self.shape.is_empty() => Some(x),
+            _ => None,
+        }
+    }
+
     /// The elements in row-major order.
     pub fn as_slice(&self) -> &[T] {
         match &self.data {
@@ -253,7 +274,7 @@ impl<T: Float> Tensor<T> {
     pub fn as_mut_slice(&mut self) -> &mut [T] {
         match &mut self.data {
             Storage::One(x) => std::slice::from_mut(x),
-            Storage::Many(v) => Arc::make_mut(v).as_mut_slice(),
+            Storage::Many(v) => Arc::make_mut(v),
         }
     }
 
@@ -262,11 +283,11 @@ impl<T: Float> Tensor<T> {
         self.as_slice().to_vec()
     }
 
-    /// The elements as a vector, without copying when the buffer is not shared.
+    /// The elements as a vector.
     pub fn into_vec(self) -> Vec<T> {
         match self.data {
             Storage::One(x) => vec![x],
-            Storage::Many(v) => Arc::try_unwrap(v).unwrap_or_else(|shared| (*shared).clone()),
+            Storage::Many(v) => v.to_vec(),
         }
     }
 
@@ -324,12 +345,15 @@ impl<T: Float> Tensor<T> {
     /// assert_eq!(t.map(|x| x * 10.0).to_vec(), vec![10., 20.]);
     /// ```
     pub fn map(&self, f: impl Fn(T) -> T) -> Self {
+        if let Some(x) = self.as_rank0() {
+            return Tensor::scalar(f(x));
+        }
         match &self.data {
             Storage::One(x) => Tensor {
                 shape: self.shape.clone(),
                 data: Storage::One(f(*x)),
             },
-            Storage::Many(v) => Self::from_parts(self.shape.clone(), v.iter().map(|&x| f(x)).collect()),
+            Storage::Many(v) => Self::from_exact_iter(self.shape.clone(), v.iter().map(|&x| f(x))),
         }
     }
 
