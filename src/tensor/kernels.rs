@@ -48,16 +48,16 @@ fn zip_broadcast<T: Float>(op: &str, a: &Tensor<T>, b: &Tensor<T>, f: impl Fn(T,
     if let (Some(x), Some(y)) = (a.as_rank0(), b.as_rank0()) {
         return Tensor::scalar(f(x, y));
     }
-    if a.shape() == b.shape() {
+    if shape::same(a.shape(), b.shape()) {
         let values = a.as_slice().iter().zip(b.as_slice()).map(|(&x, &y)| f(x, y));
-        return Tensor::from_exact_iter(a.shape.clone(), values);
+        return Tensor::from_exact_iter(Shape::from_slice(&a.shape), values);
     }
     let out_shape = shape::broadcast_shape(op, a.shape(), b.shape());
-    if b.numel() == 1 && a.shape() == out_shape.as_slice() {
+    if b.numel() == 1 && shape::same(a.shape(), &out_shape) {
         let y = b.as_slice()[0];
         return Tensor::from_exact_iter(out_shape, a.as_slice().iter().map(|&x| f(x, y)));
     }
-    if a.numel() == 1 && b.shape() == out_shape.as_slice() {
+    if a.numel() == 1 && shape::same(b.shape(), &out_shape) {
         let x = a.as_slice()[0];
         return Tensor::from_exact_iter(out_shape, b.as_slice().iter().map(|&y| f(x, y)));
     }
@@ -319,7 +319,7 @@ impl<T: Float> Tensor<T> {
                 mask[(o * n + arg[o * inner + i]) * inner + i] = T::ONE;
             }
         }
-        Tensor::from_parts(self.shape.clone(), mask)
+        Tensor::from_parts(Shape::from_slice(&self.shape), mask)
     }
 
     #[track_caller]
@@ -364,7 +364,7 @@ impl<T: Float> Tensor<T> {
     /// ```
     #[track_caller]
     pub fn sum_to(&self, target: &[usize]) -> Tensor<T> {
-        if target == self.shape() {
+        if shape::same(target, self.shape()) {
             return self.clone();
         }
         assert!(
@@ -401,7 +401,7 @@ impl<T: Float> Tensor<T> {
     /// ```
     #[track_caller]
     pub fn broadcast_to(&self, target: &[usize]) -> Tensor<T> {
-        if target == self.shape() {
+        if shape::same(target, self.shape()) {
             return self.clone();
         }
         assert!(
@@ -560,7 +560,7 @@ impl<T: Float> Tensor<T> {
         let (outer, n, inner) = shape::split_at_axis(self.shape(), axis);
         let mut out = self.to_vec();
         if n == 0 {
-            return Tensor::from_parts(self.shape.clone(), out);
+            return Tensor::from_parts(Shape::from_slice(&self.shape), out);
         }
         if inner == 1 {
             out.chunks_mut(n).for_each(f);
@@ -578,7 +578,7 @@ impl<T: Float> Tensor<T> {
                 }
             }
         }
-        Tensor::from_parts(self.shape.clone(), out)
+        Tensor::from_parts(Shape::from_slice(&self.shape), out)
     }
 
     /// Matrix product over the last two axes, broadcasting any leading (batch) axes:

@@ -38,7 +38,6 @@ enum Storage<T> {
 /// println!("{t}"); // [[1. 2. 3.]
 ///                  //  [4. 5. 6.]]
 /// ```
-#[derive(Clone)]
 pub struct Tensor<T: Float = f32> {
     shape: Shape,
     data: Storage<T>,
@@ -350,10 +349,10 @@ impl<T: Float> Tensor<T> {
         }
         match &self.data {
             Storage::One(x) => Tensor {
-                shape: self.shape.clone(),
+                shape: Shape::from_slice(&self.shape),
                 data: Storage::One(f(*x)),
             },
-            Storage::Many(v) => Self::from_exact_iter(self.shape.clone(), v.iter().map(|&x| f(x))),
+            Storage::Many(v) => Self::from_exact_iter(Shape::from_slice(&self.shape), v.iter().map(|&x| f(x))),
         }
     }
 
@@ -366,7 +365,7 @@ impl<T: Float> Tensor<T> {
     /// ```
     pub fn cast<U: Float>(&self) -> Tensor<U> {
         Tensor::from_parts(
-            self.shape.clone(),
+            Shape::from_slice(&self.shape),
             self.as_slice().iter().map(|x| U::from_f64(x.to_f64())).collect(),
         )
     }
@@ -387,6 +386,17 @@ impl<T: Float> Tensor<T> {
                     *a += b;
                 }
             }
+        }
+    }
+}
+
+impl<T: Float> Clone for Tensor<T> {
+    /// O(1): the shape is copied (inline), the buffer shared.
+    fn clone(&self) -> Self {
+        Tensor {
+            // `from_slice` copies `Copy` items with one memcpy; the derived clone goes item by item.
+            shape: Shape::from_slice(&self.shape),
+            data: self.data.clone(),
         }
     }
 }

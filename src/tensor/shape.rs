@@ -5,6 +5,13 @@ use smallvec::SmallVec;
 /// A tensor shape: dimensions outermost first, stored inline up to rank 4.
 pub type Shape = SmallVec<[usize; 4]>;
 
+/// `true` when two shapes are equal. Shapes are short, so a plain loop beats the `memcmp` call
+/// that slice equality compiles to.
+#[inline]
+pub(crate) fn same(a: &[usize], b: &[usize]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 /// The number of elements of a shape (1 for rank 0).
 pub(crate) fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
