@@ -81,12 +81,11 @@ impl ElementFormat {
         } else {
             // NumPy trims trailing zeros but keeps the point: 2.0 prints as "2.".
             let s = format!("{:.*}", self.decimals, v);
-            let s = if s.contains('.') {
+            if s.contains('.') {
                 s.trim_end_matches('0').to_string()
             } else {
                 s + "."
-            };
-            s
+            }
         }
     }
 
