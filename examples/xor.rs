@@ -38,7 +38,10 @@ fn main() {
         }
         if step == steps {
             let predictions = out.value();
-            println!("predictions for (0,0) (0,1) (1,0) (1,1): {:?}", predictions.to_vec());
+            println!(
+                "predictions for (0,0) (0,1) (1,0) (1,1): {:?}",
+                predictions.to_vec()
+            );
             let correct = predictions
                 .as_slice()
                 .iter()

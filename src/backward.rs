@@ -110,13 +110,14 @@ impl<'t, T: Float> std::ops::Index<Var<'t, T>> for Gradients<T> {
     /// [`Gradients::wrt`] to get an `Option`.
     #[track_caller]
     fn index(&self, x: Var<'t, T>) -> &Tensor<T> {
-        self.wrt(x).unwrap_or_else(|| {
+        let Some(g) = self.wrt(x) else {
             panic!(
                 "tapegrad: no gradient for var {}: it is a constant, was computed under no_grad, \
                  or the differentiated output does not depend on it",
                 x.id
             )
-        })
+        };
+        g
     }
 }
 
@@ -204,9 +205,12 @@ impl<'t, T: Float> Var<'t, T> {
             let x = &nodes[ids[0] as usize];
             let y = ids.get(1).map_or(x, |&j| &nodes[j as usize]);
             let needs = [x.requires_grad, ids.len() > 1 && y.requires_grad];
-            if let (Some(xv), Some(yv), Some(out), Some(g)) =
-                (x.value.as_rank0(), y.value.as_rank0(), node.value.as_rank0(), grad_out.as_rank0())
-            {
+            if let (Some(xv), Some(yv), Some(out), Some(g)) = (
+                x.value.as_rank0(),
+                y.value.as_rank0(),
+                node.value.as_rank0(),
+                grad_out.as_rank0(),
+            ) {
                 let cx = Vjp {
                     args: node.args,
                     inputs: [&Scalar(xv), &Scalar(yv)],

@@ -110,14 +110,15 @@ pub fn broadcastable_tensors(
 }
 
 /// Shapes for `matmul`: `([.., m, k], [.., k, n])` with batch axes (up to one each) that
-/// broadcast, including the 2-D @ 3-D and 3-D @ 2-D cases.
+/// broadcast: 2-D @ 2-D, equal batches, 2-D @ 3-D, 3-D @ 2-D, and a batch of 1 against a batch.
 pub fn matmul_shapes(max_dim: usize) -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
     let d = 1..=max_dim.max(1);
-    (d.clone(), d.clone(), d.clone(), d, 0..4u8).prop_map(|(m, k, n, b, batch)| {
+    (d.clone(), d.clone(), d.clone(), d, 0..5u8).prop_map(|(m, k, n, b, batch)| {
         let (ba, bb): (Vec<usize>, Vec<usize>) = match batch {
             0 => (vec![], vec![]),
             1 => (vec![b], vec![b]),
             2 => (vec![], vec![b]),
+            3 => (vec![b], vec![]),
             _ => (vec![b], vec![1]),
         };
         ([ba, vec![m, k]].concat(), [bb, vec![k, n]].concat())

@@ -279,6 +279,9 @@ fn panic_site(f: impl FnOnce()) -> (String, u32, String) {
         .expect("the panic hook did not run")
 }
 
+/// A named call that must panic.
+type PanicCase<'a> = Box<dyn FnOnce() + 'a>;
+
 #[test]
 fn panics_report_the_callers_location() {
     // The hook is process-wide; it records into a thread-local, so panics of tests running on
@@ -299,7 +302,7 @@ fn panics_report_the_callers_location() {
     let v = t1.var([1.0, 2.0, 3.0]);
     let mat = t1.var(m(2, 3));
     let p = Param::new(Tensor::<f64>::zeros(&[2]));
-    let cases: Vec<(&str, Box<dyn FnOnce() + '_>)> = vec![
+    let cases: Vec<(&str, PanicCase<'_>)> = vec![
         ("add", Box::new(|| _ = mat + v.narrow(0, 0, 2))),
         ("mul by var of another tape", Box::new(|| _ = v * t2.var(1.0))),
         ("matmul", Box::new(|| _ = mat.matmul(&mat))),

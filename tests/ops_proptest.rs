@@ -128,9 +128,24 @@ where
     prop_assert!(y32.all_finite(), "f32 output is not finite: {:?}", y32);
     assert_close("output", &y32, &y64)?;
     for (i, ((g32, g64), x)) in g32.iter().zip(&g64).zip(inputs).enumerate() {
-        prop_assert_eq!(g64.shape(), x.shape(), "f64 gradient of input {} has the wrong shape", i);
-        prop_assert_eq!(g32.shape(), x.shape(), "f32 gradient of input {} has the wrong shape", i);
-        prop_assert!(g32.all_finite(), "f32 gradient of input {} is not finite: {:?}", i, g32);
+        prop_assert_eq!(
+            g64.shape(),
+            x.shape(),
+            "f64 gradient of input {} has the wrong shape",
+            i
+        );
+        prop_assert_eq!(
+            g32.shape(),
+            x.shape(),
+            "f32 gradient of input {} has the wrong shape",
+            i
+        );
+        prop_assert!(
+            g32.all_finite(),
+            "f32 gradient of input {} is not finite: {:?}",
+            i,
+            g32
+        );
         assert_close(&format!("gradient of input {i}"), g32, g64)?;
     }
     Ok(())
@@ -252,9 +267,7 @@ fn shape_rank_1_up() -> impl Strategy<Value = Vec<usize>> {
 }
 
 /// `shape` and an axis of it with a `keepdim` flag.
-fn with_axis(
-    tensor: impl Fn(Vec<usize>) -> BoxedStrategy<Tensor<f64>> + 'static,
-) -> Case<(usize, bool)> {
+fn with_axis(tensor: impl Fn(Vec<usize>) -> BoxedStrategy<Tensor<f64>> + 'static) -> Case<(usize, bool)> {
     shape_rank_1_up()
         .prop_flat_map(move |s| {
             let rank = s.len();
@@ -268,7 +281,10 @@ fn with_axis(
 /// (for `max_axis`, whose gradient jumps where two values tie).
 fn distinct_values(shape: Vec<usize>) -> BoxedStrategy<Tensor<f64>> {
     let n: usize = shape.iter().product();
-    (Just((0..n).collect::<Vec<usize>>()).prop_shuffle(), vec(-0.1..0.1, n))
+    (
+        Just((0..n).collect::<Vec<usize>>()).prop_shuffle(),
+        vec(-0.1..0.1, n),
+    )
         .prop_map(move |(order, jitter)| {
             let data = order
                 .iter()
@@ -347,7 +363,7 @@ fn transpose_case() -> Case<(usize, usize)> {
         .boxed()
 }
 
-/// `x` of rank >= 1 and a non-empty slice `(axis, start, len)` of it.
+/// `x` of rank >= 1 and a slice `(axis, start, len)` of it (possibly empty).
 fn narrow_case() -> Case<(usize, usize, usize)> {
     shape_rank_1_up()
         .prop_flat_map(|s| {
@@ -360,15 +376,36 @@ fn narrow_case() -> Case<(usize, usize, usize)> {
         })
         .prop_flat_map(|(s, axis, start)| {
             let left = s[axis] - start;
-            (testing::tensor_with_shape(s, -2.0..2.0), Just(axis), Just(start), 1..=left)
+            (
+                testing::tensor_with_shape(s, -2.0..2.0),
+                Just(axis),
+                Just(start),
+                0..=left,
+            )
         })
         .prop_map(|(x, axis, start, len)| (vec![x], (axis, start, len)))
         .boxed()
 }
 
-/// `a` and `b` for `a.matmul(&b)`: 2-D, batched 3-D, and broadcast batch axes.
+/// Shapes for `a.matmul(&b)`: those of `testing::matmul_shapes` (2-D, batched 3-D, 2-D @ 3-D,
+/// `[b, m, k] @ [1, k, n]`) plus 3-D @ 2-D and `[1, m, k] @ [b, k, n]`.
+fn matmul_shapes() -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
+    let d = || 1..=MAX_DIM;
+    prop_oneof![
+        2 => testing::matmul_shapes(MAX_DIM),
+        1 => (d(), d(), d(), d(), any::<bool>()).prop_map(|(b, m, k, n, flip)| {
+            if flip {
+                (vec![1, m, k], vec![b, k, n])
+            } else {
+                (vec![b, m, k], vec![k, n])
+            }
+        }),
+    ]
+}
+
+/// `a` and `b` for `a.matmul(&b)`, see [`matmul_shapes`].
 fn matmul_case() -> Case<()> {
-    testing::matmul_shapes(MAX_DIM)
+    matmul_shapes()
         .prop_flat_map(|(a, b)| {
             (
                 testing::tensor_with_shape(a, -2.0..2.0),
@@ -420,6 +457,9 @@ op_tests! {
     mul: () in binary(-2.0..2.0) => |_t, xs| xs[0] * xs[1];
     /// `x / y` with broadcasting, `y` away from 0.
     div: () in fraction() => |_t, xs| xs[0] / xs[1];
+    /// `x * c` with a constant `c` of a larger shape: `x`'s gradient is summed back.
+    mul_by_broadcast_constant: target in broadcast_to_case()
+        => |t, xs| xs[0] * t.constant(seed(&target));
     /// `x * x`: both operands are the same node, so the two gradients must add up.
     mul_by_itself: () in unary(-2.0..2.0) => |_t, xs| xs[0] * xs[0];
     /// `x / x` = 1: the two gradients must cancel.
@@ -524,16 +564,36 @@ where
     let tape = Tape::<T>::new();
     let x = tape.var(input.cast::<T>());
     let y = f(&tape, &[x]);
-    prop_assert!(y.value().all_finite(), "{} output is not finite: {:?}", T::NAME, y.value());
+    prop_assert!(
+        y.value().all_finite(),
+        "{} output is not finite: {:?}",
+        T::NAME,
+        y.value()
+    );
     let w = tape.constant(seed::<T>(&y.shape()));
     let g = (y * w).sum().grad(&[x])[0];
-    prop_assert!(g.value().all_finite(), "{} gradient is not finite: {:?}", T::NAME, g.value());
+    prop_assert!(
+        g.value().all_finite(),
+        "{} gradient is not finite: {:?}",
+        T::NAME,
+        g.value()
+    );
     let r = tape.constant(seed::<T>(&x.shape()));
     let hr = (g * r).sum().grad(&[x])[0];
-    prop_assert!(hr.value().all_finite(), "{} second derivative is not finite: {:?}", T::NAME, hr.value());
+    prop_assert!(
+        hr.value().all_finite(),
+        "{} second derivative is not finite: {:?}",
+        T::NAME,
+        hr.value()
+    );
     // The eager first-order pass (same seed) must be finite and agree with the recorded one.
     let (_, eager) = run(&f, &[input.cast::<T>()]);
-    prop_assert!(eager[0].all_finite(), "{} eager gradient is not finite: {:?}", T::NAME, eager[0]);
+    prop_assert!(
+        eager[0].all_finite(),
+        "{} eager gradient is not finite: {:?}",
+        T::NAME,
+        eager[0]
+    );
     let recorded = g.value();
     for (&a, &b) in eager[0].as_slice().iter().zip(recorded.as_slice()) {
         let (a, b) = (a.to_f64(), b.to_f64());
@@ -564,10 +624,25 @@ where
     // Adding 1000 rounds the inputs to about 1e-13, hence the tolerance.
     let close = |a: &Tensor<f64>, b: &Tensor<f64>| {
         a.shape() == b.shape()
-            && a.as_slice().iter().zip(b.as_slice()).all(|(p, q)| (p - q).abs() <= 1e-9 * (1.0 + q.abs()))
+            && a.as_slice()
+                .iter()
+                .zip(b.as_slice())
+                .all(|(p, q)| (p - q).abs() <= 1e-9 * (1.0 + q.abs()))
     };
-    prop_assert!(close(&y1, &y0), "values differ after a shift of {}: {:?} vs {:?}", shift, y1, y0);
-    prop_assert!(close(&g1[0], &g0[0]), "gradients differ after a shift of {}: {:?} vs {:?}", shift, g1[0], g0[0]);
+    prop_assert!(
+        close(&y1, &y0),
+        "values differ after a shift of {}: {:?} vs {:?}",
+        shift,
+        y1,
+        y0
+    );
+    prop_assert!(
+        close(&g1[0], &g0[0]),
+        "gradients differ after a shift of {}: {:?} vs {:?}",
+        shift,
+        g1[0],
+        g0[0]
+    );
     Ok(())
 }
 
@@ -608,7 +683,7 @@ proptest! {
         let ce32 = op::<f32, _>(|_t, xs| loss::cross_entropy(xs[0], &targets));
         check_finite_through_second_order::<f64, _>(&ce64, &inputs[0])?;
         check_finite_through_second_order::<f32, _>(&ce32, &inputs[0])?;
-        check_f32(&ce64, &ce32, &inputs)?;
+        check_f32(ce64, ce32, &inputs)?;
     }
 
     #[test]
@@ -634,4 +709,29 @@ proptest! {
     ) {
         check_shift_invariant(op::<f64, _>(|_t, xs| loss::cross_entropy(xs[0], &targets)), &inputs[0], shift)?;
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The strategies themselves
+// ---------------------------------------------------------------------------------------------
+
+/// `testing::matmul_shapes` documents "including the 2-D @ 3-D and 3-D @ 2-D cases", so a
+/// downstream user relying on it alone would expect `[b, m, k] @ [k, n]` to be tested.
+#[test]
+fn testing_matmul_shapes_generates_3d_at_2d_as_documented() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let strategy = testing::matmul_shapes(MAX_DIM);
+    let samples: Vec<(Vec<usize>, Vec<usize>)> = (0..400)
+        .map(|_| strategy.new_tree(&mut runner).unwrap().current())
+        .collect();
+    assert!(
+        samples.iter().any(|(a, b)| a.len() == 2 && b.len() == 3),
+        "no 2-D @ 3-D case in 400 samples"
+    );
+    assert!(
+        samples.iter().any(|(a, b)| a.len() == 3 && b.len() == 2),
+        "no 3-D @ 2-D case in 400 samples of testing::matmul_shapes"
+    );
 }

@@ -465,7 +465,7 @@ fn reset_reuses_the_tape() {
         assert_eq!(g[x].item(), 2.0 * f64::from(step) * 0.5);
         assert_eq!(g.param(&w).unwrap().item(), f64::from(step * step));
     }
-    // reset also leaves a no_grad section's state behind: recording is on again.
+    // After a reset, recording is on.
     tape.reset();
     assert!(tape.is_recording());
 }
@@ -473,10 +473,9 @@ fn reset_reuses_the_tape() {
 #[test]
 fn leaf_kinds_and_introspection() {
     let tape = Tape::<f32>::new();
-    let x = tape.var_named("x", 2.0);
+    let x = tape.var(2.0);
     let c = tape.constant(1.0);
-    let y = (x * c).named("y");
-    assert_eq!((x.name(), y.name()), (Some("x"), Some("y")));
+    let y = x * c;
     assert_eq!((x.op(), y.op()), (None, Some("mul")));
     assert_eq!(y.input_ids(), vec![x.id(), c.id()]);
     assert!(x.requires_grad() && !c.requires_grad() && y.requires_grad());

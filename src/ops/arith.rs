@@ -107,7 +107,9 @@ macro_rules! var_binary_operator {
             /// If the shapes cannot be broadcast together, or the vars live on different tapes.
             #[track_caller]
             fn $method(self, other: Var<'t, T>) -> Var<'t, T> {
-                self.binary(other, &$op, Args::None, $kernel)
+                self.check_same_tape(other, stringify!($method));
+                let value = $kernel(&self.value_ref(), &other.value_ref());
+                self.record_binary(other, &$op, Args::None, value)
             }
         }
 
@@ -149,7 +151,8 @@ impl<'t, T: Float> Neg for Var<'t, T> {
     type Output = Var<'t, T>;
     /// Elementwise negation.
     fn neg(self) -> Var<'t, T> {
-        self.unary(&NegOp, Args::None, |x| -x)
+        let value = -&*self.value_ref();
+        self.record_unary(&NegOp, Args::None, value)
     }
 }
 

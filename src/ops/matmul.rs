@@ -1,7 +1,7 @@
 //! Matrix product over the last two axes, with broadcast batch axes.
 
 use super::{Args, Op, Operand, Vjp};
-use crate::{Float, Tensor, Var};
+use crate::{Float, Var};
 
 /// Matrix product `C = A B`. dA = dC Bᵀ, dB = Aᵀ dC (each summed over broadcast batch axes).
 pub(crate) struct MatMul;
@@ -41,6 +41,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn matmul(self, other: &Var<'t, T>) -> Var<'t, T> {
-        self.binary(*other, &MatMul, Args::None, Tensor::matmul)
+        self.check_same_tape(*other, "matmul");
+        let value = self.value_ref().matmul(&other.value_ref());
+        self.record_binary(*other, &MatMul, Args::None, value)
     }
 }

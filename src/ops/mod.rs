@@ -26,7 +26,8 @@
 //! ```
 //!
 //! The `Var` method that users call computes the value with the tensor kernel and records the
-//! node: `self.binary(other, &Mul, Args::None, Tensor::mul)`. Adding an op touches its family file
+//! node: `let value = self.value_ref().mul(&other.value_ref()); self.record_binary(other, &Mul,
+//! Args::None, value)`. Adding an op touches its family file
 //! (and a test), nothing else; a new family adds one `mod` line here.
 
 mod arith;
@@ -398,32 +399,28 @@ impl<'t, T: Float> Operand<T> for Var<'t, T> {
 }
 
 impl<'t, T: Float> Var<'t, T> {
-    /// Computes a one-input op's value with `forward` and records it.
-    #[track_caller]
-    pub(crate) fn unary(
-        self,
-        op: &'static dyn DynOp<T>,
-        args: Args,
-        forward: impl FnOnce(&Tensor<T>) -> Tensor<T>,
-    ) -> Var<'t, T> {
-        let value = forward(&self.tape.nodes.borrow()[self.id as usize].value);
+    /// The node's value, borrowed from the tape. Public ops compute their result from it in their
+    /// own body (not in a closure, which would hide the caller's line from `#[track_caller]`), and
+    /// must drop the borrow before recording.
+    pub(crate) fn value_ref(&self) -> std::cell::Ref<'t, Tensor<T>> {
+        std::cell::Ref::map(self.tape.nodes.borrow(), |nodes| &nodes[self.id as usize].value)
+    }
+
+    /// Records a one-input op whose forward result is `value`.
+    pub(crate) fn record_unary(self, op: &'static dyn DynOp<T>, args: Args, value: Tensor<T>) -> Var<'t, T> {
         self.tape.record(op, args, &[self.id], value)
     }
 
-    /// Computes a two-input op's value with `forward` and records it.
+    /// Records a two-input op whose forward result is `value` (after checking both vars share a tape).
     #[track_caller]
-    pub(crate) fn binary(
+    pub(crate) fn record_binary(
         self,
         other: Var<'t, T>,
         op: &'static dyn DynOp<T>,
         args: Args,
-        forward: impl FnOnce(&Tensor<T>, &Tensor<T>) -> Tensor<T>,
+        value: Tensor<T>,
     ) -> Var<'t, T> {
         self.check_same_tape(other, op.name());
-        let value = {
-            let nodes = self.tape.nodes.borrow();
-            forward(&nodes[self.id as usize].value, &nodes[other.id as usize].value)
-        };
         self.tape.record(op, args, &[self.id, other.id], value)
     }
 }

@@ -3,7 +3,7 @@
 
 use super::{Args, Op, Operand, Vjp};
 use crate::tensor::shape;
-use crate::{Float, Tensor, Var};
+use crate::{Float, Var};
 
 /// Sum of all elements. d(Σx)/dx_i = 1.
 pub(crate) struct Sum;
@@ -98,7 +98,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// assert_eq!(s.backward()[x].to_vec(), vec![1.0, 1.0, 1.0]);
     /// ```
     pub fn sum(self) -> Var<'t, T> {
-        self.unary(&Sum, Args::None, Tensor::sum)
+        let value = self.value_ref().sum();
+        self.record_unary(&Sum, Args::None, value)
     }
 
     /// The mean of all elements, as a scalar: `sum() / numel`.
@@ -129,9 +130,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn sum_axis(self, axis: usize, keepdim: bool) -> Var<'t, T> {
-        self.unary(&SumAxis, Args::Axis { axis, keepdim }, |x| {
-            x.sum_axis(axis, keepdim)
-        })
+        let value = self.value_ref().sum_axis(axis, keepdim);
+        self.record_unary(&SumAxis, Args::Axis { axis, keepdim }, value)
     }
 
     /// Means over `axis`, keeping it with size 1 when `keepdim`: `sum_axis / n`.
@@ -147,6 +147,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn mean_axis(self, axis: usize, keepdim: bool) -> Var<'t, T> {
+        shape::check_axis("mean_axis", axis, &self.shape());
         let summed = self.sum_axis(axis, keepdim);
         summed * (T::ONE / T::from_usize(self.shape()[axis]))
     }
@@ -167,9 +168,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn max_axis(self, axis: usize, keepdim: bool) -> Var<'t, T> {
-        self.unary(&MaxAxis, Args::Axis { axis, keepdim }, |x| {
-            x.max_axis(axis, keepdim)
-        })
+        let value = self.value_ref().max_axis(axis, keepdim);
+        self.record_unary(&MaxAxis, Args::Axis { axis, keepdim }, value)
     }
 
     /// Sums a broadcast value back down to `shape`: the adjoint of [`Var::broadcast_to`].
@@ -188,7 +188,8 @@ impl<'t, T: Float> Var<'t, T> {
         if self.shape() == shape {
             return self;
         }
-        self.unary(&SumTo, Args::None, |x| x.sum_to(shape))
+        let value = self.value_ref().sum_to(shape);
+        self.record_unary(&SumTo, Args::None, value)
     }
 }
 

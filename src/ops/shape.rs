@@ -105,7 +105,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn reshape(self, shape: &[usize]) -> Var<'t, T> {
-        self.unary(&Reshape, Args::None, |x| x.reshape(shape))
+        let value = self.value_ref().reshape(shape);
+        self.record_unary(&Reshape, Args::None, value)
     }
 
     /// Swaps axes `a0` and `a1`.
@@ -121,7 +122,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn transpose(self, a0: usize, a1: usize) -> Var<'t, T> {
-        self.unary(&Transpose, Args::Transpose(a0, a1), |x| x.transpose(a0, a1))
+        let value = self.value_ref().transpose(a0, a1);
+        self.record_unary(&Transpose, Args::Transpose(a0, a1), value)
     }
 
     /// Repeats this value along broadcast axes to `shape` (NumPy rules).
@@ -141,7 +143,8 @@ impl<'t, T: Float> Var<'t, T> {
         if self.shape() == shape {
             return self;
         }
-        self.unary(&BroadcastTo, Args::None, |x| x.broadcast_to(shape))
+        let value = self.value_ref().broadcast_to(shape);
+        self.record_unary(&BroadcastTo, Args::None, value)
     }
 
     /// The slice `start..start + len` along `axis`.
@@ -159,17 +162,15 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn narrow(self, axis: usize, start: usize, len: usize) -> Var<'t, T> {
-        self.unary(&Narrow, Args::Narrow { axis, start, len }, |x| {
-            x.narrow(axis, start, len)
-        })
+        let value = self.value_ref().narrow(axis, start, len);
+        self.record_unary(&Narrow, Args::Narrow { axis, start, len }, value)
     }
 
     /// Places this value at `start` along `axis` inside zeros of shape `full`.
     #[track_caller]
     pub(crate) fn unnarrow(self, full: &[usize], axis: usize, start: usize) -> Var<'t, T> {
         let len = self.shape()[axis];
-        self.unary(&Unnarrow, Args::Narrow { axis, start, len }, |x| {
-            x.unnarrow(full, axis, start)
-        })
+        let value = self.value_ref().unnarrow(full, axis, start);
+        self.record_unary(&Unnarrow, Args::Narrow { axis, start, len }, value)
     }
 }

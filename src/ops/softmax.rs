@@ -63,7 +63,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn softmax(self, axis: usize) -> Var<'t, T> {
-        self.unary(&Softmax, Args::Axis { axis, keepdim: true }, |x| x.softmax(axis))
+        let value = self.value_ref().softmax(axis);
+        self.record_unary(&Softmax, Args::Axis { axis, keepdim: true }, value)
     }
 
     /// Log-softmax along `axis`: `x - ln(sum(exp(x)))`, stable for large inputs.
@@ -81,8 +82,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn log_softmax(self, axis: usize) -> Var<'t, T> {
-        self.unary(&LogSoftmax, Args::Axis { axis, keepdim: true }, |x| {
-            x.log_softmax(axis)
-        })
+        let value = self.value_ref().log_softmax(axis);
+        self.record_unary(&LogSoftmax, Args::Axis { axis, keepdim: true }, value)
     }
 }

@@ -41,7 +41,8 @@ macro_rules! unary_op {
             /// assert_eq!(grads[x].shape(), &[2]);
             /// ```
             pub fn $method(self) -> Var<'t, T> {
-                self.unary(&$op, Args::None, Tensor::$method)
+                let value = self.value_ref().$method();
+                self.record_unary(&$op, Args::None, value)
             }
         }
     };
@@ -167,7 +168,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// assert_eq!(y.backward()[x].item(), 3.0);   // 1.5 · 4^0.5
     /// ```
     pub fn powf(self, p: T) -> Var<'t, T> {
-        self.unary(&Powf, Args::Powf(p.to_f64()), |x| x.powf(p))
+        let value = self.value_ref().powf(p);
+        self.record_unary(&Powf, Args::Powf(p.to_f64()), value)
     }
 
     /// Elementwise `x^n` for an integer exponent `n`. Derivative: `n·x^(n-1)`.
@@ -180,7 +182,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// assert_eq!(y.backward()[x].item(), 12.0);  // 3 · (-2)²
     /// ```
     pub fn powi(self, n: i32) -> Var<'t, T> {
-        self.unary(&Powi, Args::Powi(n), |x| x.powi(n))
+        let value = self.value_ref().powi(n);
+        self.record_unary(&Powi, Args::Powi(n), value)
     }
 }
 

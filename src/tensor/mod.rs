@@ -352,7 +352,9 @@ impl<T: Float> Tensor<T> {
                 shape: Shape::from_slice(&self.shape),
                 data: Storage::One(f(*x)),
             },
-            Storage::Many(v) => Self::from_exact_iter(Shape::from_slice(&self.shape), v.iter().map(|&x| f(x))),
+            Storage::Many(v) => {
+                Self::from_exact_iter(Shape::from_slice(&self.shape), v.iter().map(|&x| f(x)))
+            }
         }
     }
 

@@ -57,12 +57,13 @@ pub(crate) fn try_broadcast_shape(a: &[usize], b: &[usize]) -> Option<Shape> {
 /// With a message naming `op` and both shapes when they are incompatible.
 #[track_caller]
 pub(crate) fn broadcast_shape(op: &str, a: &[usize], b: &[usize]) -> Shape {
-    try_broadcast_shape(a, b).unwrap_or_else(|| {
-        panic!(
+    match try_broadcast_shape(a, b) {
+        Some(shape) => shape,
+        None => panic!(
             "tapegrad: {op}: shapes {a:?} and {b:?} cannot be broadcast together \
              (trailing dimensions must be equal or 1)"
-        )
-    })
+        ),
+    }
 }
 
 /// `true` when `from` broadcasts to exactly `to`.
