@@ -8,8 +8,10 @@
 //! use tapegrad::{gradcheck, testing, Tape, Var};
 //!
 //! proptest!(|((a, b) in testing::broadcastable_tensors(3, 3, -2.0..2.0))| {
-//!     let f = |_t: &Tape<f64>, xs: &[Var<f64>]| (xs[0] * xs[1]).sum();
-//!     prop_assert!(gradcheck::check(f, &[a, b]).is_ok());
+//!     // Pass the closure inline (or write a `fn`): a closure stored in a `let` first does not
+//!     // get the signature `for<'t> Fn(&'t Tape<f64>, &[Var<'t, f64>]) -> Var<'t, f64>`.
+//!     let result = gradcheck::check(|_t: &Tape<f64>, xs: &[Var<f64>]| (xs[0] * xs[1]).sum(), &[a, b]);
+//!     prop_assert!(result.is_ok(), "{}", result.unwrap_err());
 //! });
 //! ```
 
