@@ -29,6 +29,30 @@ fn w3_op_overhead(c: &mut Criterion) {
     group.finish();
 }
 
+/// W4: A, B: 1024x1024 leaves; C = A @ B; loss = sum(C); backward (3 GEMMs), at 1 and 2 threads.
+/// GFLOP/s = 3 * 2 * 1024^3 / time.
+fn w4_gemm(c: &mut Criterion) {
+    const N: usize = 1024;
+    let mut rng = StdRng::seed_from_u64(4);
+    let a = Tensor::<f32>::randn(&[N, N], &mut rng);
+    let b = Tensor::<f32>::randn(&[N, N], &mut rng);
+    let mut group = c.benchmark_group("W4 gemm");
+    group.throughput(Throughput::Elements(3 * 2 * (N as u64).pow(3)));
+    group.sample_size(20);
+    for threads in [1, 2] {
+        tapegrad::set_num_threads(threads);
+        group.bench_function(format!("1024x1024 fwd+bwd, {threads} thread(s)"), |bench| {
+            bench.iter(|| {
+                let tape = Tape::<f32>::new();
+                let (va, vb) = (tape.var(a.clone()), tape.var(b.clone()));
+                black_box(va.matmul(&vb).sum().backward());
+            })
+        });
+    }
+    tapegrad::set_num_threads(0);
+    group.finish();
+}
+
 /// W5: y0 = x; y_{k+1} = y_k * a + b on scalar leaves, 1,000,000 nodes, then backward.
 fn w5_scalar_chain(c: &mut Criterion) {
     const NODES: usize = 1_000_000;
@@ -50,5 +74,5 @@ fn w5_scalar_chain(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, w3_op_overhead, w5_scalar_chain);
+criterion_group!(benches, w3_op_overhead, w4_gemm, w5_scalar_chain);
 criterion_main!(benches);

@@ -35,7 +35,7 @@ pub use float::Float;
 pub use ops::Args;
 pub use param::Param;
 pub use tape::{LeafKind, Tape, Var};
-pub use tensor::{Shape, Tensor};
+pub use tensor::{Shape, Tensor, num_threads, set_num_threads};
 
 /// The `rand` crate tapegrad is built with, so that users need not match versions.
 pub use rand;
