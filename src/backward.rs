@@ -2,11 +2,26 @@
 //! each op's vector-Jacobian product. No recursion and no graph search: the tape's order is
 //! already topological, so a chain of ten million nodes needs no stack.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::ops::{Scalar, Vjp};
-use crate::tape::{GradBuffer, LeafKind};
+use crate::tape::{LeafKind, Value};
 use crate::{Float, Param, Tensor, Var};
+
+/// One node's gradient during and after backward: none yet, a rank-0 value inline, or an index
+/// into the gradient tensors. `Copy`, so the per-node vector is cheap to clear and reuse.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Slot<T> {
+    Empty,
+    Scalar(T),
+    Stored(u32),
+}
+
+/// A one-slot pool for backward's per-node vector, shared by a tape and its gradients: a fresh
+/// multi-megabyte buffer would be page-faulted in on every step.
+pub(crate) type GradBuffer<T> = Arc<Mutex<Vec<Slot<T>>>>;
 
 /// The gradients from one backward pass: by var (`grads[x]`, [`wrt`](Gradients::wrt)) and by
 /// [`Param`] ([`param`](Gradients::param)).
@@ -26,10 +41,13 @@ use crate::{Float, Param, Tensor, Var};
 /// ```
 pub struct Gradients<T: Float = f32> {
     tape_id: usize,
-    by_node: Vec<Option<Tensor<T>>>,
+    slots: Vec<Slot<T>>,
+    tensors: Vec<Tensor<T>>,
+    /// Rank-0 gradients are kept as plain numbers; the first `wrt` on one builds its tensor here.
+    scalar_views: OnceLock<Vec<OnceLock<Box<Tensor<T>>>>>,
     by_param: Vec<(Param<T>, Tensor<T>)>,
     param_index: HashMap<u64, usize>,
-    /// Where `by_node`'s allocation goes back to when these gradients are dropped.
+    /// Where `slots`'s allocation goes back to when these gradients are dropped.
     recycle: Option<GradBuffer<T>>,
 }
 
@@ -37,7 +55,9 @@ impl<T: Float> Clone for Gradients<T> {
     fn clone(&self) -> Self {
         Gradients {
             tape_id: self.tape_id,
-            by_node: self.by_node.clone(),
+            slots: self.slots.clone(),
+            tensors: self.tensors.clone(),
+            scalar_views: OnceLock::new(),
             by_param: self.by_param.clone(),
             param_index: self.param_index.clone(),
             recycle: None,
@@ -48,7 +68,7 @@ impl<T: Float> Clone for Gradients<T> {
 impl<T: Float> Drop for Gradients<T> {
     fn drop(&mut self) {
         if let Some(pool) = self.recycle.take() {
-            let mut buffer = std::mem::take(&mut self.by_node);
+            let mut buffer = std::mem::take(&mut self.slots);
             buffer.clear();
             if let Ok(mut slot) = pool.lock() {
                 if slot.capacity() < buffer.capacity() {
@@ -71,7 +91,21 @@ impl<T: Float> Gradients<T> {
             "tapegrad: Gradients::wrt: var {} belongs to another tape than these gradients",
             x.id
         );
-        self.by_node.get(x.id as usize).and_then(Option::as_ref)
+        self.by_id(x.id as usize)
+    }
+
+    /// The gradient of the node with id `id` (see [`Var::id`]), if it has one.
+    pub fn by_id(&self, id: usize) -> Option<&Tensor<T>> {
+        match *self.slots.get(id)? {
+            Slot::Empty => None,
+            Slot::Stored(i) => Some(&self.tensors[i as usize]),
+            Slot::Scalar(v) => {
+                let views = self
+                    .scalar_views
+                    .get_or_init(|| (0..self.slots.len()).map(|_| OnceLock::new()).collect());
+                Some(views[id].get_or_init(|| Box::new(Tensor::scalar(v))))
+            }
+        }
     }
 
     /// The gradient accumulated for `param` (summed over every binding on the tape).
@@ -93,11 +127,6 @@ impl<T: Float> Gradients<T> {
     /// Every parameter's gradient, mutably (for clipping or scaling).
     pub fn params_mut(&mut self) -> impl Iterator<Item = (&Param<T>, &mut Tensor<T>)> {
         self.by_param.iter_mut().map(|(p, g)| (&*p, g))
-    }
-
-    /// The gradient of the node with id `id` (see [`Var::id`]), if it has one.
-    pub fn by_id(&self, id: usize) -> Option<&Tensor<T>> {
-        self.by_node.get(id).and_then(Option::as_ref)
     }
 }
 
@@ -124,8 +153,8 @@ impl<'t, T: Float> std::ops::Index<Var<'t, T>> for Gradients<T> {
 impl<T: Float> std::fmt::Debug for Gradients<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut map = f.debug_map();
-        for (id, g) in self.by_node.iter().enumerate() {
-            if let Some(g) = g {
+        for id in 0..self.slots.len() {
+            if let Some(g) = self.by_id(id) {
                 map.entry(&id, g);
             }
         }
@@ -173,44 +202,39 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn backward_with_seed(self, seed: Tensor<T>) -> Gradients<T> {
-        let nodes = self.tape.nodes.borrow();
-        let end = self.id as usize + 1;
+        let out_shape = self.shape();
         assert!(
-            seed.shape() == nodes[self.id as usize].value.shape(),
-            "tapegrad: backward_with_seed: seed shape {:?} differs from the output shape {:?}",
+            seed.shape() == out_shape.as_slice(),
+            "tapegrad: backward_with_seed: seed shape {:?} differs from the output shape {out_shape:?}",
             seed.shape(),
-            nodes[self.id as usize].value.shape()
         );
-        let mut grads = self
+        let nodes = self.tape.nodes.borrow();
+        let values = self.tape.tensors.borrow();
+        let end = self.id as usize + 1;
+        let mut slots = self
             .tape
             .grad_buffer
             .lock()
-            .map(|mut slot| std::mem::take(&mut *slot))
+            .map(|mut pool| std::mem::take(&mut *pool))
             .unwrap_or_default();
-        grads.clear();
-        grads.resize(end, None);
+        slots.clear();
+        slots.resize(end, Slot::Empty);
+        let mut grads: Vec<Tensor<T>> = Vec::new();
         if nodes[self.id as usize].requires_grad {
-            grads[self.id as usize] = Some(seed);
+            accumulate(&mut slots[self.id as usize], &mut grads, seed);
         }
         for i in (0..end).rev() {
-            // Inputs always have smaller ids, so the gradients below `i` can be updated while
-            // this node's own gradient is read.
-            let (below, rest) = grads.split_at_mut(i);
-            let Some(grad_out) = rest[0].as_ref() else {
-                continue;
-            };
-            let node = &nodes[i];
-            let Some(op) = node.op else { continue };
+            let grad_out = slots[i];
+            let node = nodes[i];
+            let (Some(op), false) = (node.op, matches!(grad_out, Slot::Empty)) else { continue };
             let ids = node.inputs();
-            let x = &nodes[ids[0] as usize];
-            let y = ids.get(1).map_or(x, |&j| &nodes[j as usize]);
+            let x = nodes[ids[0] as usize];
+            let y = ids.get(1).map_or(x, |&j| nodes[j as usize]);
             let needs = [x.requires_grad, ids.len() > 1 && y.requires_grad];
-            if let (Some(xv), Some(yv), Some(out), Some(g)) = (
-                x.value.as_rank0(),
-                y.value.as_rank0(),
-                node.value.as_rank0(),
-                grad_out.as_rank0(),
-            ) {
+            if let (Value::Scalar(xv), Value::Scalar(yv), Value::Scalar(out), Slot::Scalar(g)) =
+                (x.value, y.value, node.value, grad_out)
+            {
+                // Micrograd-style scalar graph: plain arithmetic, nothing to allocate.
                 let cx = Vjp {
                     args: node.args,
                     inputs: [&Scalar(xv), &Scalar(yv)],
@@ -218,45 +242,59 @@ impl<'t, T: Float> Var<'t, T> {
                     grad_out: &Scalar(g),
                     needs,
                 };
-                let grad_in = op.vjp_scalar(&cx);
-                for (&id, g) in ids.iter().zip(grad_in) {
+                for (&id, g) in ids.iter().zip(op.vjp_scalar(&cx)) {
                     if let Some(Scalar(g)) = g {
-                        match &mut below[id as usize] {
-                            Some(acc) => acc.add_assign_same_shape(&Tensor::scalar(g)),
-                            slot => *slot = Some(Tensor::scalar(g)),
-                        }
+                        let slot = &mut slots[id as usize];
+                        *slot = match *slot {
+                            Slot::Scalar(acc) => Slot::Scalar(acc + g),
+                            _ => Slot::Scalar(g),
+                        };
                     }
                 }
                 continue;
             }
-            let cx = Vjp {
-                args: node.args,
-                inputs: [&x.value, &y.value],
-                output: &node.value,
-                grad_out,
-                needs,
+            let grad_in = {
+                let value = |v: Value<T>| match v {
+                    Value::Scalar(s) => Cow::Owned(Tensor::scalar(s)),
+                    Value::Stored(k) => Cow::Borrowed(&values[k as usize]),
+                };
+                let (xv, yv, out) = (value(x.value), value(y.value), value(node.value));
+                let g = match grad_out {
+                    Slot::Scalar(s) => Cow::Owned(Tensor::scalar(s)),
+                    Slot::Stored(k) => Cow::Borrowed(&grads[k as usize]),
+                    Slot::Empty => unreachable!("skipped above"),
+                };
+                let cx = Vjp {
+                    args: node.args,
+                    inputs: [&*xv, &*yv],
+                    output: &*out,
+                    grad_out: &*g,
+                    needs,
+                };
+                op.vjp_tensor(&cx)
             };
-            let grad_in = op.vjp_tensor(&cx);
             for (&id, g) in ids.iter().zip(grad_in) {
                 if let Some(g) = g {
-                    accumulate(&mut below[id as usize], g);
+                    accumulate(&mut slots[id as usize], &mut grads, g);
                 }
             }
         }
         let mut out = Gradients {
             tape_id: self.tape.id(),
-            by_node: grads,
+            slots,
+            tensors: grads,
+            scalar_views: OnceLock::new(),
             by_param: Vec::new(),
             param_index: HashMap::new(),
             recycle: Some(self.tape.grad_buffer.clone()),
         };
         for (id, param) in self.tape.params.borrow().iter() {
-            if let Some(g) = out.by_node.get(*id as usize).and_then(Option::as_ref) {
+            if let Some(g) = out.by_id(*id as usize).cloned() {
                 match out.param_index.get(&param.id()) {
-                    Some(&k) => out.by_param[k].1.add_assign_same_shape(g),
+                    Some(&k) => out.by_param[k].1.add_assign_same_shape(&g),
                     None => {
                         out.param_index.insert(param.id(), out.by_param.len());
-                        out.by_param.push((param.clone(), g.clone()));
+                        out.by_param.push((param.clone(), g));
                     }
                 }
             }
@@ -371,10 +409,20 @@ impl<'t, T: Float> Var<'t, T> {
     }
 }
 
-/// Adds `g` into a gradient slot, in place when the slot already holds one.
-fn accumulate<T: Float>(slot: &mut Option<Tensor<T>>, g: Tensor<T>) {
-    match slot {
-        Some(acc) => acc.add_assign_same_shape(&g),
-        None => *slot = Some(g),
-    }
+/// Adds `g` into a node's gradient slot: inline when rank 0, in place when already stored.
+fn accumulate<T: Float>(slot: &mut Slot<T>, grads: &mut Vec<Tensor<T>>, g: Tensor<T>) {
+    *slot = match (*slot, g.as_rank0()) {
+        (Slot::Empty, Some(v)) => Slot::Scalar(v),
+        (Slot::Scalar(acc), Some(v)) => Slot::Scalar(acc + v),
+        (Slot::Stored(k), _) => {
+            grads[k as usize].add_assign_same_shape(&g);
+            Slot::Stored(k)
+        }
+        (Slot::Empty, None) => {
+            let k = u32::try_from(grads.len()).expect("tapegrad: at most 2^32 gradient tensors");
+            grads.push(g);
+            Slot::Stored(k)
+        }
+        (Slot::Scalar(_), None) => unreachable!("a rank-0 node received a gradient of another shape"),
+    };
 }

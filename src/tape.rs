@@ -24,9 +24,18 @@ pub enum LeafKind {
     Param,
 }
 
-/// One recorded value and how it was computed.
+/// Where a node's value lives: rank-0 values inline, others in the tape's tensor list.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Value<T> {
+    Scalar(T),
+    Stored(u32),
+}
+
+/// One recorded value and how it was computed. `Copy`, with no heap data of its own, so that
+/// clearing a tape of millions of scalar nodes costs nothing.
+#[derive(Clone, Copy)]
 pub(crate) struct Node<T: Float> {
-    pub(crate) value: Tensor<T>,
+    pub(crate) value: Value<T>,
     /// The op that produced this node; `None` for leaves.
     pub(crate) op: Option<&'static dyn DynOp<T>>,
     pub(crate) args: Args,
@@ -59,17 +68,16 @@ impl<T: Float> Node<T> {
 pub struct Tape<T: Float = f32> {
     id: usize,
     pub(crate) nodes: RefCell<Vec<Node<T>>>,
+    /// The values of nodes that are not rank 0, indexed by [`Value::Stored`].
+    pub(crate) tensors: RefCell<Vec<Tensor<T>>>,
     pub(crate) params: RefCell<Vec<(u32, Param<T>)>>,
     /// Display names of the few named nodes, kept aside so that nodes stay small.
     names: RefCell<std::collections::HashMap<u32, String>>,
     recording: Cell<bool>,
     /// The gradient buffer of the last dropped [`Gradients`](crate::Gradients), kept for the
     /// next backward pass: a fresh multi-megabyte buffer would be page-faulted in on every step.
-    pub(crate) grad_buffer: GradBuffer<T>,
+    pub(crate) grad_buffer: crate::backward::GradBuffer<T>,
 }
-
-/// A one-slot pool for backward's per-node gradient vector, shared by a tape and its gradients.
-pub(crate) type GradBuffer<T> = std::sync::Arc<std::sync::Mutex<Vec<Option<Tensor<T>>>>>;
 
 impl<T: Float> Default for Tape<T> {
     fn default() -> Self {
@@ -88,10 +96,11 @@ impl<T: Float> Tape<T> {
         Tape {
             id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
             nodes: RefCell::new(Vec::with_capacity(nodes)),
+            tensors: RefCell::new(Vec::new()),
             params: RefCell::new(Vec::new()),
             names: RefCell::default(),
             recording: Cell::new(true),
-            grad_buffer: GradBuffer::default(),
+            grad_buffer: Default::default(),
         }
     }
 
@@ -203,6 +212,7 @@ impl<T: Float> Tape<T> {
     /// ```
     pub fn reset(&mut self) {
         self.nodes.get_mut().clear();
+        self.tensors.get_mut().clear();
         self.params.get_mut().clear();
         self.names.get_mut().clear();
         self.recording.set(true);
@@ -212,8 +222,38 @@ impl<T: Float> Tape<T> {
         self.id
     }
 
+    /// Stores a value: inline when rank 0, otherwise in the tensor list.
+    fn store(&self, value: Tensor<T>) -> Value<T> {
+        match value.as_rank0() {
+            Some(x) => Value::Scalar(x),
+            None => {
+                let mut tensors = self.tensors.borrow_mut();
+                let index = u32::try_from(tensors.len()).expect("tapegrad: a tape holds at most 2^32 tensors");
+                tensors.push(value);
+                Value::Stored(index)
+            }
+        }
+    }
+
+    /// Reads a node's value, borrowing it from the tape when it is not rank 0.
+    pub(crate) fn value_of(&self, value: Value<T>) -> ValueRef<'_, T> {
+        match value {
+            Value::Scalar(x) => ValueRef::Scalar(Tensor::scalar(x)),
+            Value::Stored(i) => {
+                ValueRef::Stored(std::cell::Ref::map(self.tensors.borrow(), |t| &t[i as usize]))
+            }
+        }
+    }
+
+    /// Reads the value of node `id`.
+    pub(crate) fn node_value(&self, id: u32) -> ValueRef<'_, T> {
+        let value = self.nodes.borrow()[id as usize].value;
+        self.value_of(value)
+    }
+
     fn leaf(&self, value: Tensor<T>, leaf: LeafKind) -> Var<'_, T> {
         let requires_grad = leaf != LeafKind::Constant && self.recording.get();
+        let value = self.store(value);
         self.push(Node {
             value,
             op: None,
@@ -236,6 +276,7 @@ impl<T: Float> Tape<T> {
         if !self.recording.get() {
             return self.leaf(value, LeafKind::Constant);
         }
+        let value = self.store(value);
         let mut nodes = self.nodes.borrow_mut();
         let requires_grad = inputs.iter().any(|&i| nodes[i as usize].requires_grad);
         let mut ids = [0; 2];
@@ -262,6 +303,23 @@ impl<T: Float> Tape<T> {
 
     fn next_id(nodes: &[Node<T>]) -> u32 {
         u32::try_from(nodes.len()).expect("tapegrad: a tape holds at most 2^32 nodes")
+    }
+}
+
+/// A node's value, borrowed: a rank-0 value rebuilt on the stack, or a borrow of the tape's
+/// tensor list. Drop it before recording (recording borrows the tape mutably).
+pub(crate) enum ValueRef<'a, T: Float> {
+    Scalar(Tensor<T>),
+    Stored(std::cell::Ref<'a, Tensor<T>>),
+}
+
+impl<T: Float> std::ops::Deref for ValueRef<'_, T> {
+    type Target = Tensor<T>;
+    fn deref(&self) -> &Tensor<T> {
+        match self {
+            ValueRef::Scalar(t) => t,
+            ValueRef::Stored(t) => t,
+        }
     }
 }
 
@@ -298,12 +356,12 @@ impl<'t, T: Float> Var<'t, T> {
 
     /// The value (a cheap copy-on-write clone).
     pub fn value(&self) -> Tensor<T> {
-        self.tape.nodes.borrow()[self.id as usize].value.clone()
+        self.tape.node_value(self.id).clone()
     }
 
     /// The shape of the value.
     pub fn shape(&self) -> Vec<usize> {
-        self.tape.nodes.borrow()[self.id as usize].value.shape().to_vec()
+        self.tape.node_value(self.id).shape().to_vec()
     }
 
     /// The single element of a one-element value.
@@ -312,7 +370,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// If the value has more or fewer than one element.
     #[track_caller]
     pub fn item(&self) -> T {
-        self.tape.nodes.borrow()[self.id as usize].value.item()
+        self.tape.node_value(self.id).item()
     }
 
     /// `true` when gradients flow to this var (it depends on a var or param, outside `no_grad`).
@@ -401,9 +459,7 @@ impl<'t, T: Float> Var<'t, T> {
 
 impl<T: Float> std::fmt::Debug for Var<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let nodes = self.tape.nodes.borrow();
-        let node = &nodes[self.id as usize];
-        let op = node.op.map_or("leaf", |op| op.name());
-        write!(f, "Var(id={}, op={op}, value={:?})", self.id, node.value)
+        let op = self.op().unwrap_or("leaf");
+        write!(f, "Var(id={}, op={op}, value={:?})", self.id, *self.tape.node_value(self.id))
     }
 }

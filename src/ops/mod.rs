@@ -329,10 +329,10 @@ impl<T: Float> Operand<T> for Scalar<T> {
 
 impl<'t, T: Float> Operand<T> for Var<'t, T> {
     fn shape(&self) -> Shape {
-        Shape::from_slice(self.tape.nodes.borrow()[self.id as usize].value.shape())
+        Shape::from_slice(self.tape.node_value(self.id).shape())
     }
     fn with_value<R>(&self, f: impl FnOnce(&Tensor<T>) -> R) -> R {
-        f(&self.tape.nodes.borrow()[self.id as usize].value)
+        f(&self.tape.node_value(self.id))
     }
     fn sub(&self, other: &Self) -> Self {
         *self - *other
@@ -402,8 +402,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// The node's value, borrowed from the tape. Public ops compute their result from it in their
     /// own body (not in a closure, which would hide the caller's line from `#[track_caller]`), and
     /// must drop the borrow before recording.
-    pub(crate) fn value_ref(&self) -> std::cell::Ref<'t, Tensor<T>> {
-        std::cell::Ref::map(self.tape.nodes.borrow(), |nodes| &nodes[self.id as usize].value)
+    pub(crate) fn value_ref(&self) -> crate::tape::ValueRef<'t, T> {
+        self.tape.node_value(self.id)
     }
 
     /// Records a one-input op whose forward result is `value`.
