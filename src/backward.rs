@@ -226,7 +226,9 @@ impl<'t, T: Float> Var<'t, T> {
         for i in (0..end).rev() {
             let grad_out = slots[i];
             let node = nodes[i];
-            let (Some(op), false) = (node.op, matches!(grad_out, Slot::Empty)) else { continue };
+            let (Some(op), false) = (node.op, matches!(grad_out, Slot::Empty)) else {
+                continue;
+            };
             let ids = node.inputs();
             let x = nodes[ids[0] as usize];
             let y = ids.get(1).map_or(x, |&j| nodes[j as usize]);

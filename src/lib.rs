@@ -32,7 +32,6 @@ pub mod testing;
 pub use backward::Gradients;
 pub use error::Error;
 pub use float::Float;
-pub use ops::Args;
 pub use param::Param;
 pub use tape::{LeafKind, Tape, Var};
 pub use tensor::{Shape, Tensor, num_threads, set_num_threads};

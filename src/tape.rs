@@ -228,7 +228,8 @@ impl<T: Float> Tape<T> {
             Some(x) => Value::Scalar(x),
             None => {
                 let mut tensors = self.tensors.borrow_mut();
-                let index = u32::try_from(tensors.len()).expect("tapegrad: a tape holds at most 2^32 tensors");
+                let index =
+                    u32::try_from(tensors.len()).expect("tapegrad: a tape holds at most 2^32 tensors");
                 tensors.push(value);
                 Value::Stored(index)
             }
@@ -292,6 +293,43 @@ impl<T: Float> Tape<T> {
             requires_grad,
         });
         Var { tape: self, id }
+    }
+
+    /// Records `op` on rank-0 inputs in one step, computing the value with `f` on plain numbers:
+    /// the forward fast path of scalar graphs. Returns `None` (recording nothing) unless every
+    /// input is rank 0. A unary op's `f` gets its input twice.
+    #[inline]
+    pub(crate) fn record_scalar(
+        &self,
+        op: &'static dyn DynOp<T>,
+        args: Args,
+        inputs: &[u32],
+        f: impl FnOnce(T, T) -> T,
+    ) -> Option<Var<'_, T>> {
+        let mut nodes = self.nodes.borrow_mut();
+        let (a, b) = (
+            nodes[inputs[0] as usize],
+            nodes[inputs[inputs.len() - 1] as usize],
+        );
+        let (Value::Scalar(x), Value::Scalar(y)) = (a.value, b.value) else {
+            return None;
+        };
+        let value = Value::Scalar(f(x, y));
+        let recording = self.recording.get();
+        let mut ids = [0; 2];
+        let arity = if recording { inputs.len() } else { 0 };
+        ids[..arity].copy_from_slice(&inputs[..arity]);
+        let id = Self::next_id(&nodes);
+        nodes.push(Node {
+            value,
+            op: if recording { Some(op) } else { None },
+            args,
+            inputs: ids,
+            arity: arity as u8,
+            leaf: LeafKind::Constant,
+            requires_grad: recording && (a.requires_grad || b.requires_grad),
+        });
+        Some(Var { tape: self, id })
     }
 
     fn push(&self, node: Node<T>) -> Var<'_, T> {
@@ -460,6 +498,11 @@ impl<'t, T: Float> Var<'t, T> {
 impl<T: Float> std::fmt::Debug for Var<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let op = self.op().unwrap_or("leaf");
-        write!(f, "Var(id={}, op={op}, value={:?})", self.id, *self.tape.node_value(self.id))
+        write!(
+            f,
+            "Var(id={}, op={op}, value={:?})",
+            self.id,
+            *self.tape.node_value(self.id)
+        )
     }
 }

@@ -98,7 +98,7 @@ impl<T: Float> Op<T> for NegOp {
 }
 
 macro_rules! var_binary_operator {
-    ($trait:ident, $method:ident, $op:ident, $kernel:path) => {
+    ($trait:ident, $method:ident, $sym:tt, $op:ident, $kernel:path) => {
         impl<'t, T: Float> $trait<Var<'t, T>> for Var<'t, T> {
             type Output = Var<'t, T>;
             /// Elementwise, with NumPy broadcasting.
@@ -108,6 +108,9 @@ macro_rules! var_binary_operator {
             #[track_caller]
             fn $method(self, other: Var<'t, T>) -> Var<'t, T> {
                 self.check_same_tape(other, stringify!($method));
+                if let Some(v) = self.tape.record_scalar(&$op, Args::None, &[self.id, other.id], |x, y| x $sym y) {
+                    return v;
+                }
                 let value = $kernel(&self.value_ref(), &other.value_ref());
                 self.record_binary(other, &$op, Args::None, value)
             }
@@ -142,15 +145,18 @@ macro_rules! var_binary_operator {
     };
 }
 
-var_binary_operator!(Add, add, AddOp, Tensor::add);
-var_binary_operator!(Sub, sub, SubOp, Tensor::sub);
-var_binary_operator!(Mul, mul, MulOp, Tensor::mul);
-var_binary_operator!(Div, div, DivOp, Tensor::div);
+var_binary_operator!(Add, add, +, AddOp, Tensor::add);
+var_binary_operator!(Sub, sub, -, SubOp, Tensor::sub);
+var_binary_operator!(Mul, mul, *, MulOp, Tensor::mul);
+var_binary_operator!(Div, div, /, DivOp, Tensor::div);
 
 impl<'t, T: Float> Neg for Var<'t, T> {
     type Output = Var<'t, T>;
     /// Elementwise negation.
     fn neg(self) -> Var<'t, T> {
+        if let Some(v) = self.tape.record_scalar(&NegOp, Args::None, &[self.id], |x, _| -x) {
+            return v;
+        }
         let value = -&*self.value_ref();
         self.record_unary(&NegOp, Args::None, value)
     }

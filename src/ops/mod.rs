@@ -40,33 +40,53 @@ mod unary;
 use crate::tensor::Shape;
 use crate::{Float, Tensor, Var};
 
-/// Small inline arguments of an op, stored in its node.
+/// Small inline arguments of an op, stored in its node. Axes and ranges are `u32` so that the
+/// enum, and with it every node, stays small.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Args {
+pub(crate) enum Args {
     /// No arguments.
     None,
-    /// A reduction or softmax axis.
-    Axis {
-        /// The axis.
-        axis: usize,
-        /// Whether the reduced axis is kept with size 1.
-        keepdim: bool,
-    },
+    /// A reduction or softmax axis, and whether a reduced axis is kept with size 1.
+    Axis { axis: u32, keepdim: bool },
     /// A real exponent.
     Powf(f64),
     /// An integer exponent.
     Powi(i32),
     /// Two axes to swap.
-    Transpose(usize, usize),
-    /// A slice along an axis.
-    Narrow {
-        /// The axis.
-        axis: usize,
-        /// The first index.
-        start: usize,
-        /// The number of indices.
-        len: usize,
-    },
+    Transpose(u32, u32),
+    /// A slice `start..start + len` along an axis.
+    Narrow { axis: u32, start: u32, len: u32 },
+}
+
+/// Narrows an axis or index to the `u32` that [`Args`] stores.
+#[track_caller]
+fn small(value: usize, what: &str) -> u32 {
+    match u32::try_from(value) {
+        Ok(v) => v,
+        Err(_) => panic!("tapegrad: {what} {value} does not fit in 32 bits"),
+    }
+}
+
+impl Args {
+    #[track_caller]
+    pub(crate) fn axis(axis: usize, keepdim: bool) -> Args {
+        Args::Axis {
+            axis: small(axis, "axis"),
+            keepdim,
+        }
+    }
+    #[track_caller]
+    pub(crate) fn transpose(a0: usize, a1: usize) -> Args {
+        Args::Transpose(small(a0, "axis"), small(a1, "axis"))
+    }
+    #[track_caller]
+    pub(crate) fn narrow(axis: usize, start: usize, len: usize) -> Args {
+        Args::Narrow {
+            axis: small(axis, "axis"),
+            start: small(start, "start"),
+            len: small(len, "length"),
+        }
+    }
 }
 
 impl std::fmt::Display for Args {

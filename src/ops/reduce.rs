@@ -34,6 +34,7 @@ impl<T: Float> Op<T> for SumAxis {
         let Args::Axis { axis, .. } = cx.args else {
             unreachable!("sum_axis node without its axis")
         };
+        let axis = axis as usize;
         let xs = cx.x().shape();
         [
             cx.need(0, || {
@@ -59,6 +60,7 @@ impl<T: Float> Op<T> for MaxAxis {
         let Args::Axis { axis, .. } = cx.args else {
             unreachable!("max_axis node without its axis")
         };
+        let axis = axis as usize;
         let xs = cx.x().shape();
         [
             cx.need(0, || {
@@ -131,7 +133,7 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn sum_axis(self, axis: usize, keepdim: bool) -> Var<'t, T> {
         let value = self.value_ref().sum_axis(axis, keepdim);
-        self.record_unary(&SumAxis, Args::Axis { axis, keepdim }, value)
+        self.record_unary(&SumAxis, Args::axis(axis, keepdim), value)
     }
 
     /// Means over `axis`, keeping it with size 1 when `keepdim`: `sum_axis / n`.
@@ -169,7 +171,7 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn max_axis(self, axis: usize, keepdim: bool) -> Var<'t, T> {
         let value = self.value_ref().max_axis(axis, keepdim);
-        self.record_unary(&MaxAxis, Args::Axis { axis, keepdim }, value)
+        self.record_unary(&MaxAxis, Args::axis(axis, keepdim), value)
     }
 
     /// Sums a broadcast value back down to `shape`: the adjoint of [`Var::broadcast_to`].

@@ -33,6 +33,7 @@ impl<T: Float> Op<T> for Transpose {
         let Args::Transpose(a0, a1) = cx.args else {
             unreachable!("transpose node without its axes")
         };
+        let (a0, a1) = (a0 as usize, a1 as usize);
         [cx.need(0, || cx.grad_out.transpose(a0, a1)), None]
     }
 }
@@ -66,6 +67,8 @@ impl<T: Float> Op<T> for Narrow {
         let Args::Narrow { axis, start, .. } = cx.args else {
             unreachable!("narrow node without its range")
         };
+        let axis = axis as usize;
+        let start = start as usize;
         [
             cx.need(0, || cx.grad_out.unnarrow(&cx.x().shape(), axis, start)),
             None,
@@ -87,6 +90,9 @@ impl<T: Float> Op<T> for Unnarrow {
         let Args::Narrow { axis, start, len } = cx.args else {
             unreachable!("unnarrow node without its range")
         };
+        let axis = axis as usize;
+        let start = start as usize;
+        let len = len as usize;
         [cx.need(0, || cx.grad_out.narrow(axis, start, len)), None]
     }
 }
@@ -123,7 +129,7 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn transpose(self, a0: usize, a1: usize) -> Var<'t, T> {
         let value = self.value_ref().transpose(a0, a1);
-        self.record_unary(&Transpose, Args::Transpose(a0, a1), value)
+        self.record_unary(&Transpose, Args::transpose(a0, a1), value)
     }
 
     /// Repeats this value along broadcast axes to `shape` (NumPy rules).
@@ -163,7 +169,7 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn narrow(self, axis: usize, start: usize, len: usize) -> Var<'t, T> {
         let value = self.value_ref().narrow(axis, start, len);
-        self.record_unary(&Narrow, Args::Narrow { axis, start, len }, value)
+        self.record_unary(&Narrow, Args::narrow(axis, start, len), value)
     }
 
     /// Places this value at `start` along `axis` inside zeros of shape `full`.
@@ -171,6 +177,6 @@ impl<'t, T: Float> Var<'t, T> {
     pub(crate) fn unnarrow(self, full: &[usize], axis: usize, start: usize) -> Var<'t, T> {
         let len = self.shape()[axis];
         let value = self.value_ref().unnarrow(full, axis, start);
-        self.record_unary(&Unnarrow, Args::Narrow { axis, start, len }, value)
+        self.record_unary(&Unnarrow, Args::narrow(axis, start, len), value)
     }
 }

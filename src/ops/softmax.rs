@@ -18,6 +18,7 @@ impl<T: Float> Op<T> for Softmax {
         let Args::Axis { axis, .. } = cx.args else {
             unreachable!("softmax node without its axis")
         };
+        let axis = axis as usize;
         let (y, g) = (cx.output, cx.grad_out);
         [
             cx.need(0, || {
@@ -43,6 +44,7 @@ impl<T: Float> Op<T> for LogSoftmax {
         let Args::Axis { axis, .. } = cx.args else {
             unreachable!("log_softmax node without its axis")
         };
+        let axis = axis as usize;
         let (y, g) = (cx.output, cx.grad_out);
         [cx.need(0, || g.sub(&y.exp().mul(&g.sum_axis(axis, true)))), None]
     }
@@ -64,7 +66,7 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn softmax(self, axis: usize) -> Var<'t, T> {
         let value = self.value_ref().softmax(axis);
-        self.record_unary(&Softmax, Args::Axis { axis, keepdim: true }, value)
+        self.record_unary(&Softmax, Args::axis(axis, true), value)
     }
 
     /// Log-softmax along `axis`: `x - ln(sum(exp(x)))`, stable for large inputs.
@@ -83,6 +85,6 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn log_softmax(self, axis: usize) -> Var<'t, T> {
         let value = self.value_ref().log_softmax(axis);
-        self.record_unary(&LogSoftmax, Args::Axis { axis, keepdim: true }, value)
+        self.record_unary(&LogSoftmax, Args::axis(axis, true), value)
     }
 }

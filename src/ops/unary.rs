@@ -41,6 +41,10 @@ macro_rules! unary_op {
             /// assert_eq!(grads[x].shape(), &[2]);
             /// ```
             pub fn $method(self) -> Var<'t, T> {
+                let scalar = |x: T, _| Tensor::scalar(x).$method().item();
+                if let Some(v) = self.tape.record_scalar(&$op, Args::None, &[self.id], scalar) {
+                    return v;
+                }
                 let value = self.value_ref().$method();
                 self.record_unary(&$op, Args::None, value)
             }
@@ -168,6 +172,12 @@ impl<'t, T: Float> Var<'t, T> {
     /// assert_eq!(y.backward()[x].item(), 3.0);   // 1.5 · 4^0.5
     /// ```
     pub fn powf(self, p: T) -> Var<'t, T> {
+        if let Some(v) = self
+            .tape
+            .record_scalar(&Powf, Args::Powf(p.to_f64()), &[self.id], |x, _| x.powf(p))
+        {
+            return v;
+        }
         let value = self.value_ref().powf(p);
         self.record_unary(&Powf, Args::Powf(p.to_f64()), value)
     }
@@ -182,6 +192,12 @@ impl<'t, T: Float> Var<'t, T> {
     /// assert_eq!(y.backward()[x].item(), 12.0);  // 3 · (-2)²
     /// ```
     pub fn powi(self, n: i32) -> Var<'t, T> {
+        if let Some(v) = self
+            .tape
+            .record_scalar(&Powi, Args::Powi(n), &[self.id], |x, _| x.powi(n))
+        {
+            return v;
+        }
         let value = self.value_ref().powi(n);
         self.record_unary(&Powi, Args::Powi(n), value)
     }
