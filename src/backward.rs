@@ -21,7 +21,7 @@ pub(crate) enum Slot<T> {
 
 /// A one-slot pool for backward's per-node vector, shared by a tape and its gradients: a fresh
 /// multi-megabyte buffer would be page-faulted in on every step.
-pub(crate) type GradBuffer<T> = Arc<Mutex<Vec<Slot<T>>>>;
+pub(crate) type GradBuffer<T> = Arc<Mutex<(Vec<Slot<T>>, Vec<Tensor<T>>)>>;
 
 /// The gradients from one backward pass: by var (`grads[x]`, [`wrt`](Gradients::wrt)) and by
 /// [`Param`] ([`param`](Gradients::param)).
@@ -68,11 +68,16 @@ impl<T: Float> Clone for Gradients<T> {
 impl<T: Float> Drop for Gradients<T> {
     fn drop(&mut self) {
         if let Some(pool) = self.recycle.take() {
-            let mut buffer = std::mem::take(&mut self.slots);
-            buffer.clear();
-            if let Ok(mut slot) = pool.lock() {
-                if slot.capacity() < buffer.capacity() {
-                    *slot = buffer;
+            let mut slots = std::mem::take(&mut self.slots);
+            let mut tensors = std::mem::take(&mut self.tensors);
+            slots.clear();
+            tensors.clear();
+            if let Ok(mut pool) = pool.lock() {
+                if pool.0.capacity() < slots.capacity() {
+                    pool.0 = slots;
+                }
+                if pool.1.capacity() < tensors.capacity() {
+                    pool.1 = tensors;
                 }
             }
         }
@@ -211,7 +216,7 @@ impl<'t, T: Float> Var<'t, T> {
         let nodes = self.tape.nodes.borrow();
         let values = self.tape.tensors.borrow();
         let end = self.id as usize + 1;
-        let mut slots = self
+        let (mut slots, mut grads) = self
             .tape
             .grad_buffer
             .lock()
@@ -219,7 +224,7 @@ impl<'t, T: Float> Var<'t, T> {
             .unwrap_or_default();
         slots.clear();
         slots.resize(end, Slot::Empty);
-        let mut grads: Vec<Tensor<T>> = Vec::new();
+        grads.clear();
         if nodes[self.id as usize].requires_grad {
             accumulate(&mut slots[self.id as usize], &mut grads, seed);
         }

@@ -22,7 +22,10 @@ fn tensor_constructors_and_accessors() {
     let item: f64 = s.item();
     assert_eq!((shape, slice.len(), v.len(), item), (&[2usize, 3][..], 6, 6, 3.0));
     assert_eq!((s2.item(), rank0.shape().len(), rank0.item()), (3.0, 0, 7.0));
-    assert_eq!((z.shape(), o.shape(), r.shape(), u.shape()), (&[2, 3][..], &[2, 3][..], &[2, 3][..], &[2, 3][..]));
+    assert_eq!(
+        (z.shape(), o.shape(), r.shape(), u.shape()),
+        (&[2, 3][..], &[2, 3][..], &[2, 3][..], &[2, 3][..])
+    );
     let default_type: Tensor = Tensor::zeros(&[1]); // f32 by default
     let _: f32 = default_type.item();
     let mut order = vec![1, 2, 3];
@@ -40,12 +43,34 @@ fn tape_var_and_every_listed_method() {
     let _: Vec<usize> = x.shape();
     let _: f64 = k.item();
     let y = (x + 1.0) * (2.0 * x) - x / 3.0 + (1.0 - x) + (4.0 / x) + (-x) + c;
-    let y = y.exp().ln().sqrt().abs().tanh().sigmoid().relu().powf(2.0).powi(2).sin().cos();
-    let _ = (y.sum(), y.mean(), y.sum_axis(0, true), y.mean_axis(1, false), y.max_axis(1, true));
+    let y = y
+        .exp()
+        .ln()
+        .sqrt()
+        .abs()
+        .tanh()
+        .sigmoid()
+        .relu()
+        .powf(2.0)
+        .powi(2)
+        .sin()
+        .cos();
+    let _ = (
+        y.sum(),
+        y.mean(),
+        y.sum_axis(0, true),
+        y.mean_axis(1, false),
+        y.max_axis(1, true),
+    );
     let w = tape.var(Tensor::from_vec(vec![1.0; 6], &[3, 2]));
     let m = x.matmul(&w);
     let batched = tape.var(Tensor::<f64>::ones(&[4, 2, 3])).matmul(&w);
-    let _ = (m.reshape(&[4]), m.transpose(0, 1), m.broadcast_to(&[3, 2, 2]), x.narrow(1, 0, 2));
+    let _ = (
+        m.reshape(&[4]),
+        m.transpose(0, 1),
+        m.broadcast_to(&[3, 2, 2]),
+        x.narrow(1, 0, 2),
+    );
     let _ = (x.softmax(1), x.log_softmax(0), batched.shape());
     let loss: Var<f64> = y.sum();
     let grads: Gradients<f64> = loss.backward();
@@ -82,10 +107,16 @@ fn losses_params_and_gradcheck() {
     let _cloned: Param<f32> = w.clone();
 
     let t1 = Tensor::<f64>::from_vec(vec![0.3, 0.7], &[2]);
-    let r: Result<(), gradcheck::GradcheckError> =
-        gradcheck::check(|_tape: &Tape<f64>, xs: &[Var<f64>]| xs[0].exp().sum(), &[t1.clone()]);
+    let r: Result<(), gradcheck::GradcheckError> = gradcheck::check(
+        |_tape: &Tape<f64>, xs: &[Var<f64>]| xs[0].exp().sum(),
+        &[t1.clone()],
+    );
     r.unwrap();
-    let tol = gradcheck::Tolerance { eps: 1e-6, atol: 1e-5, rtol: 1e-3 };
+    let tol = gradcheck::Tolerance {
+        eps: 1e-6,
+        atol: 1e-5,
+        rtol: 1e-3,
+    };
     gradcheck::check_with(|_tape: &Tape<f64>, xs: &[Var<f64>]| xs[0].sin().sum(), &[t1], tol).unwrap();
 }
 
