@@ -28,7 +28,7 @@ fn tensor_constructors_and_accessors() {
     );
     let default_type: Tensor = Tensor::zeros(&[1]); // f32 by default
     let _: f32 = default_type.item();
-    let mut order = vec![1, 2, 3];
+    let mut order = [1, 2, 3];
     order.shuffle(&mut rng);
 }
 
@@ -109,7 +109,7 @@ fn losses_params_and_gradcheck() {
     let t1 = Tensor::<f64>::from_vec(vec![0.3, 0.7], &[2]);
     let r: Result<(), gradcheck::GradcheckError> = gradcheck::check(
         |_tape: &Tape<f64>, xs: &[Var<f64>]| xs[0].exp().sum(),
-        &[t1.clone()],
+        std::slice::from_ref(&t1),
     );
     r.unwrap();
     let tol = gradcheck::Tolerance {
