@@ -7,39 +7,42 @@ use super::Tensor;
 use super::shape::{self, Shape};
 use crate::Float;
 
-/// Reads `src` through `strides` (0 on broadcast axes) in the row-major order of `out_shape`.
-fn gather<T: Float>(src: &[T], offset: usize, strides: &[usize], out_shape: &[usize]) -> Vec<T> {
-    let n = shape::numel(out_shape);
-    let mut out = Vec::with_capacity(n);
-    if n == 0 {
-        return out;
-    }
+/// Reads `src` through `strides` (0 on broadcast axes) in the row-major order of `out_shape`
+/// into a new tensor.
+fn gather<T: Float>(src: &[T], offset: usize, strides: &[usize], out_shape: Shape) -> Tensor<T> {
     let rank = out_shape.len();
-    if rank == 0 {
-        out.push(src[offset]);
-        return out;
-    }
-    let inner = out_shape[rank - 1];
-    let inner_stride = strides[rank - 1];
-    let mut index: Shape = smallvec::smallvec![0; rank - 1];
-    let mut base = offset;
-    for _ in 0..n / inner {
-        if inner_stride == 1 {
-            out.extend_from_slice(&src[base..base + inner]);
-        } else {
-            out.extend((0..inner).map(|j| src[base + j * inner_stride]));
+    let n = shape::numel(&out_shape);
+    Tensor::build(Shape::from_slice(&out_shape), |out| {
+        if n == 0 {
+            return;
         }
-        for d in (0..rank - 1).rev() {
-            index[d] += 1;
-            base += strides[d];
-            if index[d] < out_shape[d] {
-                break;
+        if rank == 0 {
+            out[0] = src[offset];
+            return;
+        }
+        let inner = out_shape[rank - 1];
+        let inner_stride = strides[rank - 1];
+        let mut index: Shape = smallvec::smallvec![0; rank - 1];
+        let mut base = offset;
+        for row in out.chunks_exact_mut(inner) {
+            if inner_stride == 1 {
+                row.copy_from_slice(&src[base..base + inner]);
+            } else {
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = src[base + j * inner_stride];
+                }
             }
-            base -= strides[d] * out_shape[d];
-            index[d] = 0;
+            for d in (0..rank - 1).rev() {
+                index[d] += 1;
+                base += strides[d];
+                if index[d] < out_shape[d] {
+                    break;
+                }
+                base -= strides[d] * out_shape[d];
+                index[d] = 0;
+            }
         }
-    }
-    out
+    })
 }
 
 /// Applies `f` elementwise to `a` and `b` broadcast together (NumPy rules).
@@ -61,21 +64,24 @@ fn zip_broadcast<T: Float>(op: &str, a: &Tensor<T>, b: &Tensor<T>, f: impl Fn(T,
         let x = a.as_slice()[0];
         return Tensor::from_exact_iter(out_shape, b.as_slice().iter().map(|&y| f(x, y)));
     }
-    let n = shape::numel(&out_shape);
-    let mut out = Vec::with_capacity(n);
-    if n > 0 {
-        let (sa, sb) = (
-            shape::broadcast_strides(a.shape(), &out_shape),
-            shape::broadcast_strides(b.shape(), &out_shape),
-        );
-        let (xa, xb) = (a.as_slice(), b.as_slice());
-        let rank = out_shape.len();
+    let (sa, sb) = (
+        shape::broadcast_strides(a.shape(), &out_shape),
+        shape::broadcast_strides(b.shape(), &out_shape),
+    );
+    let (xa, xb) = (a.as_slice(), b.as_slice());
+    let rank = out_shape.len();
+    Tensor::build(Shape::from_slice(&out_shape), |out| {
+        if out.is_empty() {
+            return;
+        }
         let inner = out_shape[rank - 1];
         let (ia, ib) = (sa[rank - 1], sb[rank - 1]);
         let mut index: Shape = smallvec::smallvec![0; rank - 1];
         let (mut oa, mut ob) = (0, 0);
-        for _ in 0..n / inner {
-            out.extend((0..inner).map(|j| f(xa[oa + j * ia], xb[ob + j * ib])));
+        for row in out.chunks_exact_mut(inner) {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = f(xa[oa + j * ia], xb[ob + j * ib]);
+            }
             for d in (0..rank - 1).rev() {
                 index[d] += 1;
                 oa += sa[d];
@@ -88,8 +94,7 @@ fn zip_broadcast<T: Float>(op: &str, a: &Tensor<T>, b: &Tensor<T>, f: impl Fn(T,
                 index[d] = 0;
             }
         }
-    }
-    Tensor::from_parts(out_shape, out)
+    })
 }
 
 macro_rules! binary_methods {
@@ -265,17 +270,17 @@ impl<T: Float> Tensor<T> {
         shape::check_axis("sum_axis", axis, self.shape());
         let (outer, n, inner) = shape::split_at_axis(self.shape(), axis);
         let x = self.as_slice();
-        let mut out = vec![T::ZERO; outer * inner];
-        for o in 0..outer {
-            let acc = &mut out[o * inner..(o + 1) * inner];
-            for j in 0..n {
-                let row = &x[(o * n + j) * inner..(o * n + j + 1) * inner];
-                for (a, &v) in acc.iter_mut().zip(row) {
-                    *a += v;
+        Tensor::build(shape::reduced_shape(self.shape(), axis, keepdim), |out| {
+            for o in 0..outer {
+                let acc = &mut out[o * inner..(o + 1) * inner];
+                for j in 0..n {
+                    let row = &x[(o * n + j) * inner..(o * n + j + 1) * inner];
+                    for (a, &v) in acc.iter_mut().zip(row) {
+                        *a += v;
+                    }
                 }
             }
-        }
-        Tensor::from_parts(shape::reduced_shape(self.shape(), axis, keepdim), out)
+        })
     }
 
     /// Means over `axis`, keeping it with size 1 when `keepdim`.
@@ -413,10 +418,7 @@ impl<T: Float> Tensor<T> {
             return Tensor::full(target, self.as_slice()[0]);
         }
         let strides = shape::broadcast_strides(self.shape(), target);
-        Tensor::from_parts(
-            Shape::from_slice(target),
-            gather(self.as_slice(), 0, &strides, target),
-        )
+        gather(self.as_slice(), 0, &strides, Shape::from_slice(target))
     }
 
     /// The same elements under another shape with as many elements (no copy of the data).
@@ -465,8 +467,7 @@ impl<T: Float> Tensor<T> {
         out_shape.swap(a0, a1);
         let mut strides = shape::strides(self.shape());
         strides.swap(a0, a1);
-        let data = gather(self.as_slice(), 0, &strides, &out_shape);
-        Tensor::from_parts(out_shape, data)
+        gather(self.as_slice(), 0, &strides, out_shape)
     }
 
     /// The slice `start..start + len` along `axis` (copying).
@@ -493,8 +494,7 @@ impl<T: Float> Tensor<T> {
         let mut out_shape = Shape::from_slice(self.shape());
         out_shape[axis] = len;
         let strides = shape::strides(self.shape());
-        let data = gather(self.as_slice(), start * strides[axis], &strides, &out_shape);
-        Tensor::from_parts(out_shape, data)
+        gather(self.as_slice(), start * strides[axis], &strides, out_shape)
     }
 
     /// Places this tensor at `start` along `axis` inside zeros of shape `full`: the adjoint of
@@ -503,13 +503,13 @@ impl<T: Float> Tensor<T> {
     pub(crate) fn unnarrow(&self, full: &[usize], axis: usize, start: usize) -> Tensor<T> {
         let (outer, n, inner) = shape::split_at_axis(full, axis);
         let len = self.shape()[axis];
-        let mut out = vec![T::ZERO; shape::numel(full)];
         let src = self.as_slice();
-        for o in 0..outer {
-            let dst = (o * n + start) * inner;
-            out[dst..dst + len * inner].copy_from_slice(&src[o * len * inner..(o + 1) * len * inner]);
-        }
-        Tensor::from_parts(Shape::from_slice(full), out)
+        Tensor::build(Shape::from_slice(full), |out| {
+            for o in 0..outer {
+                let dst = (o * n + start) * inner;
+                out[dst..dst + len * inner].copy_from_slice(&src[o * len * inner..(o + 1) * len * inner]);
+            }
+        })
     }
 
     /// Softmax along `axis`: `exp(x - max) / sum(exp(x - max))`, stable for large inputs.
@@ -558,13 +558,15 @@ impl<T: Float> Tensor<T> {
     fn along_axis(&self, op: &str, axis: usize, f: impl Fn(&mut [T])) -> Tensor<T> {
         shape::check_axis(op, axis, self.shape());
         let (outer, n, inner) = shape::split_at_axis(self.shape(), axis);
-        let mut out = self.to_vec();
-        if n == 0 {
-            return Tensor::from_parts(Shape::from_slice(&self.shape), out);
-        }
-        if inner == 1 {
-            out.chunks_mut(n).for_each(f);
-        } else {
+        Tensor::build(Shape::from_slice(&self.shape), |out| {
+            out.copy_from_slice(self.as_slice());
+            if n == 0 {
+                return;
+            }
+            if inner == 1 {
+                out.chunks_mut(n).for_each(f);
+                return;
+            }
             let mut lane = vec![T::ZERO; n];
             for o in 0..outer {
                 for i in 0..inner {
@@ -577,8 +579,7 @@ impl<T: Float> Tensor<T> {
                     }
                 }
             }
-        }
-        Tensor::from_parts(Shape::from_slice(&self.shape), out)
+        })
     }
 
     /// Matrix product over the last two axes, broadcasting any leading (batch) axes:
@@ -640,41 +641,41 @@ pub(crate) fn matmul_transposed<T: Float>(a: &Tensor<T>, ta: bool, b: &Tensor<T>
         (b_cols as isize, 1)
     };
     let (a_mat, b_mat) = (a_rows * a_cols, b_rows * b_cols);
-    let mut out = vec![T::ZERO; batch_count * m * n];
-    let mut index: Shape = smallvec::smallvec![0; batch.len()];
-    for bi in 0..batch_count {
-        // Offsets of this batch element in units of whole matrices.
-        let (mut oa, mut ob) = (0, 0);
-        for d in 0..batch.len() {
-            oa += index[d] * a_batch[d];
-            ob += index[d] * b_batch[d];
-        }
-        if m > 0 && n > 0 {
-            T::gemm(
-                m,
-                k,
-                n,
-                &a.as_slice()[oa * a_mat..(oa + 1) * a_mat],
-                a_strides,
-                &b.as_slice()[ob * b_mat..(ob + 1) * b_mat],
-                b_strides,
-                T::ZERO,
-                &mut out[bi * m * n..(bi + 1) * m * n],
-                (n as isize, 1),
-            );
-        }
-        for d in (0..batch.len()).rev() {
-            index[d] += 1;
-            if index[d] < batch[d] {
-                break;
-            }
-            index[d] = 0;
-        }
-    }
-    let mut out_shape = batch;
+    let mut out_shape = batch.clone();
     out_shape.push(m);
     out_shape.push(n);
-    Tensor::from_parts(out_shape, out)
+    Tensor::build(out_shape, |out| {
+        let mut index: Shape = smallvec::smallvec![0; batch.len()];
+        for bi in 0..batch_count {
+            // Offsets of this batch element in units of whole matrices.
+            let (mut oa, mut ob) = (0, 0);
+            for d in 0..batch.len() {
+                oa += index[d] * a_batch[d];
+                ob += index[d] * b_batch[d];
+            }
+            if m > 0 && n > 0 {
+                T::gemm(
+                    m,
+                    k,
+                    n,
+                    &a.as_slice()[oa * a_mat..(oa + 1) * a_mat],
+                    a_strides,
+                    &b.as_slice()[ob * b_mat..(ob + 1) * b_mat],
+                    b_strides,
+                    T::ZERO,
+                    &mut out[bi * m * n..(bi + 1) * m * n],
+                    (n as isize, 1),
+                );
+            }
+            for d in (0..batch.len()).rev() {
+                index[d] += 1;
+                if index[d] < batch[d] {
+                    break;
+                }
+                index[d] = 0;
+            }
+        }
+    })
 }
 
 #[cfg(test)]

@@ -205,6 +205,26 @@ impl<T: Float> Tensor<T> {
         Tensor { shape, data }
     }
 
+    /// Builds a tensor by letting `fill` write every element of a zeroed buffer, allocated once
+    /// straight into the shared storage (no copy from a temporary `Vec`).
+    pub(crate) fn build(shape: Shape, fill: impl FnOnce(&mut [T])) -> Self {
+        let n = shape::numel(&shape);
+        if n == 1 {
+            let mut one = [T::ZERO];
+            fill(&mut one);
+            return Tensor {
+                shape,
+                data: Storage::One(one[0]),
+            };
+        }
+        let mut data: Arc<[T]> = std::iter::repeat_n(T::ZERO, n).collect();
+        fill(Arc::get_mut(&mut data).expect("a freshly allocated buffer is not shared"));
+        Tensor {
+            shape,
+            data: Storage::Many(data),
+        }
+    }
+
     /// Builds a tensor from exactly `shape`'s number of values, allocating once (the iterator's
     /// length is known, so the shared buffer is filled in place).
     pub(crate) fn from_exact_iter(shape: Shape, mut values: impl ExactSizeIterator<Item = T>) -> Self {
