@@ -106,6 +106,7 @@ macro_rules! var_binary_operator {
             /// # Panics
             /// If the shapes cannot be broadcast together, or the vars live on different tapes.
             #[track_caller]
+            #[inline]
             fn $method(self, other: Var<'t, T>) -> Var<'t, T> {
                 self.check_same_tape(other, stringify!($method));
                 if let Some(v) = self.tape.record_scalar(&$op, Args::None, &[self.id, other.id], |x, y| x $sym y) {
