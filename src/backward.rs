@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::ops::{Scalar, Vjp};
-use crate::tape::{LeafKind, Value};
+use crate::tape::Value;
 use crate::{Float, Param, Tensor, Var};
 
 /// One node's gradient during and after backward: none yet, a rank-0 value inline, or an index
@@ -408,11 +408,6 @@ impl<'t, T: Float> Var<'t, T> {
                     .unwrap_or_else(|| self.tape.constant(Tensor::zeros(&x.shape())))
             })
             .collect()
-    }
-
-    /// `true` for a leaf bound to a [`Param`].
-    pub fn is_param(&self) -> bool {
-        self.tape.nodes.borrow()[self.id as usize].leaf == LeafKind::Param
     }
 }
 

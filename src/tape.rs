@@ -468,6 +468,11 @@ impl<'t, T: Float> Var<'t, T> {
             .collect()
     }
 
+    /// `true` for a leaf bound to a [`Param`].
+    pub fn is_param(&self) -> bool {
+        self.tape.nodes.borrow()[self.id as usize].leaf == LeafKind::Param
+    }
+
     /// A constant copy of this var's value: gradients do not flow through it.
     ///
     /// ```
@@ -504,5 +509,18 @@ impl<T: Float> std::fmt::Debug for Var<'_, T> {
             self.id,
             *self.tape.node_value(self.id)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_stay_small() {
+        // Scalar graphs are memory-bound: every byte of a node is written, read and cleared per
+        // step (see ARCHITECTURE.md). Growing a node is a performance regression.
+        assert_eq!(std::mem::size_of::<Node<f32>>(), 56);
+        assert_eq!(std::mem::size_of::<Node<f64>>(), 64);
     }
 }
