@@ -296,7 +296,12 @@ impl<'t, T: Float> Var<'t, T> {
             recycle: Some(self.tape.grad_buffer.clone()),
         };
         for (id, param) in self.tape.params.borrow().iter() {
-            if let Some(g) = out.by_id(*id as usize).cloned() {
+            let g = match out.slots[*id as usize] {
+                Slot::Empty => None,
+                Slot::Scalar(v) => Some(Tensor::scalar(v)),
+                Slot::Stored(k) => Some(out.tensors[k as usize].clone()),
+            };
+            if let Some(g) = g {
                 match out.param_index.get(&param.id()) {
                     Some(&k) => out.by_param[k].1.add_assign_same_shape(&g),
                     None => {
@@ -345,6 +350,11 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn grad_with_seed(self, seed: Var<'t, T>, wrt: &[Var<'t, T>]) -> Vec<Var<'t, T>> {
         self.check_same_tape(seed, "grad_with_seed");
+        let (seed_shape, out_shape) = (seed.shape(), self.shape());
+        assert!(
+            seed_shape == out_shape,
+            "tapegrad: grad_with_seed: seed shape {seed_shape:?} differs from the output shape {out_shape:?}"
+        );
         for x in wrt {
             self.check_same_tape(*x, "grad");
         }

@@ -210,7 +210,9 @@ where
 /// finite differences of the gradients, with the default [`Tolerance`].
 ///
 /// The scalar `h(x) = Σ_i <∂f/∂x_i, r_i>` with fixed pseudo-random `r_i` is gradient-checked, so
-/// Hessian-vector products `H r` are compared element by element.
+/// Hessian-vector products `H r` are compared element by element; the recorded gradients
+/// themselves are also compared with [`Var::backward`]'s. Run [`check`] too for the first
+/// derivatives against finite differences.
 ///
 /// ```
 /// use tapegrad::{gradcheck, Tape, Tensor, Var};
@@ -246,7 +248,44 @@ where
         }
         total
     });
-    check_with(h, inputs, tol).map_err(|e| GradcheckError { order: 2, ..e })
+    check_with(h, inputs, tol).map_err(|e| GradcheckError { order: 2, ..e })?;
+    recorded_gradients_match_backward(&f, inputs, tol)
+}
+
+/// The check above only sees derivatives of the recorded gradients, which would not notice a
+/// recorded first derivative that is wrong by a constant. So the recorded gradients themselves
+/// ([`Var::grad`]) must agree with the eager ones ([`Var::backward`], which [`check`] validates):
+/// a disagreement is reported with the recorded value as `analytic` and the eager one as `numeric`.
+fn recorded_gradients_match_backward<F>(
+    f: &F,
+    inputs: &[Tensor<f64>],
+    tol: Tolerance,
+) -> Result<(), GradcheckError>
+where
+    F: for<'t> Fn(&'t Tape<f64>, &[Var<'t, f64>]) -> Var<'t, f64>,
+{
+    let tape = Tape::new();
+    let xs: Vec<Var<f64>> = inputs.iter().map(|t| tape.var(t.clone())).collect();
+    let y = f(&tape, &xs);
+    let weights = output_weights(&y.shape());
+    let eager = y.backward_with_seed(weights.clone());
+    let recorded = y.grad_with_seed(tape.constant(weights), &xs);
+    for (i, (x, g)) in xs.iter().zip(recorded).enumerate() {
+        let g = g.value();
+        let expected = eager.wrt(*x).cloned().unwrap_or_else(|| Tensor::zeros(g.shape()));
+        for (j, (&a, &b)) in g.as_slice().iter().zip(expected.as_slice()).enumerate() {
+            if !((a - b).abs() <= tol.atol + tol.rtol * b.abs()) {
+                return Err(GradcheckError {
+                    input: i,
+                    index: unravel(j, g.shape()),
+                    analytic: a,
+                    numeric: b,
+                    order: 2,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Gives a closure the higher-ranked signature `check_with` needs (closures cannot spell it).

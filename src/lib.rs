@@ -11,6 +11,7 @@
 //! | [`Param`] | trainable tensors that live across tapes |
 //! | [`loss`] | cross-entropy and mean squared error |
 //! | [`gradcheck`] | finite-difference checking of first and second derivatives |
+//! | [`optim`] | optimizers, learning-rate schedules, gradient clipping, L-BFGS and Newton-CG |
 //! | `testing` | proptest strategies (feature `proptest`) |
 //!
 //! `ARCHITECTURE.md` in the repository explains the design and its trade-offs.
@@ -23,6 +24,7 @@ mod float;
 pub mod gradcheck;
 pub mod loss;
 mod ops;
+pub mod optim;
 mod param;
 mod tape;
 mod tensor;
@@ -41,5 +43,9 @@ pub use rand;
 
 /// Everything a model-building program needs: `use tapegrad::prelude::*;`.
 pub mod prelude {
+    pub use crate::optim::{
+        Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, AdamWConfig, Lbfgs, LbfgsConfig, Optimizer, RmsProp,
+        RmsPropConfig, Sgd, SgdConfig, clip_grad_norm,
+    };
     pub use crate::{Float, Gradients, Param, Tape, Tensor, Var, loss};
 }

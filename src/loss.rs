@@ -1,6 +1,6 @@
 //! Loss functions: scalar summaries of a prediction's error, ready for [`Var::backward`].
 
-use crate::{Float, Tensor, Var};
+use crate::{Float, Var};
 
 /// Mean cross-entropy of `logits` `[N, C]` against class indices `targets` (one per row):
 /// `mean_i( -log_softmax(logits)[i, targets[i]] )`, as PyTorch's `cross_entropy`.
@@ -18,6 +18,10 @@ use crate::{Float, Tensor, Var};
 /// assert!((l.item() - std::f64::consts::LN_2 / 2.0).abs() < 1e-12);
 /// let g = l.backward();
 /// assert!(g[logits].all_finite());
+///
+/// // A class ruled out with -inf does not poison the loss.
+/// let logits = tape.var(Tensor::from_vec(vec![0.0, f64::NEG_INFINITY, 0.0], &[1, 3]));
+/// assert!((loss::cross_entropy(logits, &[0]).item() - std::f64::consts::LN_2).abs() < 1e-12);
 /// ```
 #[track_caller]
 pub fn cross_entropy<'t, T: Float>(logits: Var<'t, T>, targets: &[usize]) -> Var<'t, T> {
@@ -35,13 +39,9 @@ pub fn cross_entropy<'t, T: Float>(logits: Var<'t, T>, targets: &[usize]) -> Var
     if let Some((row, &t)) = targets.iter().enumerate().find(|&(_, &t)| t >= c) {
         panic!("tapegrad: cross_entropy: target {t} at row {row} is not a class index below {c}");
     }
-    let mut one_hot = Tensor::<T>::zeros(&[n, c]);
-    let cells = one_hot.as_mut_slice();
-    for (row, &t) in targets.iter().enumerate() {
-        cells[row * c + t] = T::ONE;
-    }
-    let picked = logits.log_softmax(1) * logits.tape().constant(one_hot);
-    -picked.sum() * (T::ONE / T::from_usize(n.max(1)))
+    // Fused: pick each row's target log-probability instead of multiplying by a one-hot matrix,
+    // so a -inf logit in another class cannot turn the loss into 0 * -inf = NaN.
+    -logits.log_softmax(1).pick(targets).sum() * (T::ONE / T::from_usize(n.max(1)))
 }
 
 /// Mean squared error `mean((pred - target)²)` of two vars of the same shape.

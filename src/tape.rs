@@ -144,7 +144,8 @@ impl<T: Float> Tape<T> {
     }
 
     /// A leaf bound to `param`: backward files its gradient under the parameter too. Binding
-    /// the same parameter twice on one tape is allowed; its gradients add up.
+    /// the same parameter twice on one tape is allowed; its gradients add up. Bound inside
+    /// [`Tape::no_grad`], the parameter is a plain constant (no gradient), like any value there.
     ///
     /// ```
     /// use tapegrad::{Param, Tape, Tensor};
@@ -211,6 +212,8 @@ impl<T: Float> Tape<T> {
     /// }
     /// ```
     pub fn reset(&mut self) {
+        // A new identity, so that gradients from before the reset cannot answer for new vars.
+        self.id = NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed);
         self.nodes.get_mut().clear();
         self.tensors.get_mut().clear();
         self.params.get_mut().clear();

@@ -364,3 +364,20 @@ fn panics_report_the_callers_location() {
         wrong.join("\n")
     );
 }
+
+#[test]
+#[should_panic(expected = "grad_with_seed: seed shape [3] differs from the output shape [2]")]
+fn grad_with_seed_of_the_wrong_shape() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::from_vec(vec![1.0, 2.0], &[2]));
+    let seed = tape.constant(Tensor::ones(&[3]));
+    let _ = (x * x).grad_with_seed(seed, &[x]);
+}
+
+#[test]
+#[should_panic(expected = "pick: index 3 at row 1 is not below 3")]
+fn pick_index_out_of_range() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::zeros(&[2, 3]));
+    let _ = x.pick(&[0, 3]);
+}

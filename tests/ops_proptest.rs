@@ -541,6 +541,9 @@ op_tests! {
     /// Log-softmax along one axis.
     log_softmax: (axis, _keepdim) in with_axis(uniform(-3.0..3.0)) => |_t, xs| xs[0].log_softmax(axis);
 
+    /// One element per row of a `[N, C]` value (linear, so squared for second order).
+    pick: indices in classification_with(uniform(-3.0..3.0)), squared => |_t, xs| xs[0].pick(&indices);
+
     /// Mean cross-entropy of logits `[N, C]` against class indices.
     cross_entropy: targets in classification_with(uniform(-3.0..3.0))
         => |_t, xs| loss::cross_entropy(xs[0], &targets);

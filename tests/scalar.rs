@@ -502,3 +502,31 @@ fn backward_of_a_non_scalar_without_seed_panics() {
     let x = tape.var([1.0, 2.0]);
     let _ = (x * 2.0).backward();
 }
+
+#[test]
+#[should_panic(expected = "belongs to another tape")]
+fn gradients_from_before_a_reset_do_not_answer_for_new_vars() {
+    let mut tape = Tape::<f64>::new();
+    let grads = {
+        let x = tape.var(2.0);
+        (x * 3.0).backward()
+    };
+    tape.reset();
+    let y = tape.var(5.0);
+    // Node 0 again, but of the reset tape: the old gradients must not claim to know it.
+    let _ = grads.wrt(y);
+}
+
+#[test]
+fn powf_zero_has_zero_gradient_at_zero() {
+    // x^0 = 1, so d/dx = 0 everywhere, including x = 0 (not 0 * 0^-1 = NaN), as in PyTorch.
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::from_vec(vec![0.0, 1.5], &[2]));
+    assert_eq!(x.powf(0.0).sum().backward()[x].to_vec(), vec![0.0, 0.0]);
+}
+
+#[test]
+fn sum_of_an_empty_tensor_is_positive_zero() {
+    let s = Tensor::<f64>::zeros(&[0]).sum().item();
+    assert!(s == 0.0 && s.is_sign_positive());
+}

@@ -31,6 +31,7 @@
 //! (and a test), nothing else; a new family adds one `mod` line here.
 
 mod arith;
+mod index;
 mod matmul;
 mod reduce;
 mod shape;
@@ -190,6 +191,10 @@ pub(crate) trait Operand<T: Float>: Sized {
     fn transpose(&self, a0: usize, a1: usize) -> Self;
     fn narrow(&self, axis: usize, start: usize, len: usize) -> Self;
     fn unnarrow(&self, full: &[usize], axis: usize, start: usize) -> Self;
+    /// `out[i] = self[i, index[i]]` (see [`Var::pick`]).
+    fn pick(&self, index: &Self) -> Self;
+    /// The adjoint of `pick`: `self[i]` placed at `(i, index[i])` in zeros `[N, classes]`.
+    fn unpick(&self, index: &Self, classes: usize) -> Self;
     /// `self @ otherᵀ` over the last two axes.
     fn matmul_nt(&self, other: &Self) -> Self;
     /// `selfᵀ @ other` over the last two axes.
@@ -256,6 +261,12 @@ impl<T: Float> Operand<T> for Tensor<T> {
     }
     fn unnarrow(&self, full: &[usize], axis: usize, start: usize) -> Self {
         Tensor::unnarrow(self, full, axis, start)
+    }
+    fn pick(&self, index: &Self) -> Self {
+        Tensor::pick(self, index)
+    }
+    fn unpick(&self, index: &Self, classes: usize) -> Self {
+        Tensor::unpick(self, index, classes)
     }
     fn matmul_nt(&self, other: &Self) -> Self {
         crate::tensor::matmul_transposed(self, false, other, true)
@@ -339,6 +350,12 @@ impl<T: Float> Operand<T> for Scalar<T> {
     fn unnarrow(&self, _full: &[usize], _axis: usize, _start: usize) -> Self {
         unreachable!("unnarrow of a rank-0 value is rejected when recorded")
     }
+    fn pick(&self, _index: &Self) -> Self {
+        unreachable!("pick of a rank-0 value is rejected when recorded")
+    }
+    fn unpick(&self, _index: &Self, _classes: usize) -> Self {
+        unreachable!("unpick of a rank-0 value is rejected when recorded")
+    }
     fn matmul_nt(&self, _other: &Self) -> Self {
         unreachable!("matmul of rank-0 values is rejected when recorded")
     }
@@ -408,6 +425,12 @@ impl<'t, T: Float> Operand<T> for Var<'t, T> {
     fn unnarrow(&self, full: &[usize], axis: usize, start: usize) -> Self {
         Var::unnarrow(*self, full, axis, start)
     }
+    fn pick(&self, index: &Self) -> Self {
+        Var::pick_by(*self, *index)
+    }
+    fn unpick(&self, index: &Self, classes: usize) -> Self {
+        Var::unpick(*self, *index, classes)
+    }
     fn matmul_nt(&self, other: &Self) -> Self {
         let r = other.shape().len();
         self.matmul(&Var::transpose(*other, r - 2, r - 1))
@@ -431,8 +454,8 @@ impl<'t, T: Float> Var<'t, T> {
         self.tape.record(op, args, &[self.id], value)
     }
 
-    /// Records a two-input op whose forward result is `value` (after checking both vars share a tape).
-    #[track_caller]
+    /// Records a two-input op whose forward result is `value`. The caller has already checked
+    /// (with `check_same_tape`, before computing `value`) that both vars share a tape.
     pub(crate) fn record_binary(
         self,
         other: Var<'t, T>,
@@ -440,7 +463,7 @@ impl<'t, T: Float> Var<'t, T> {
         args: Args,
         value: Tensor<T>,
     ) -> Var<'t, T> {
-        self.check_same_tape(other, op.name());
+        debug_assert!(std::ptr::eq(self.tape, other.tape));
         self.tape.record(op, args, &[self.id, other.id], value)
     }
 }

@@ -125,8 +125,16 @@ impl<T: Float> Op<T> for Powf {
             unreachable!("powf node without its exponent")
         };
         let p = T::from_f64(p);
+        let g = cx.grad_out;
         [
-            cx.need(0, || cx.grad_out.mul(&cx.x().powf(p - T::ONE)).scale(p)),
+            cx.need(0, || {
+                if p == T::ZERO {
+                    // x^0 = 1 everywhere: avoid 0 * x^-1, which is NaN at x = 0 (PyTorch gives 0).
+                    g.scale(T::ZERO)
+                } else {
+                    g.mul(&cx.x().powf(p - T::ONE)).scale(p)
+                }
+            }),
             None,
         ]
     }

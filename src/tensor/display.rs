@@ -20,31 +20,37 @@ struct ElementFormat {
     int_width: usize,
 }
 
+/// Digits after the point in `formatted` (the mantissa's, for scientific notation).
+fn fraction_digits(formatted: &str) -> usize {
+    let mantissa = formatted.split('e').next().unwrap_or("");
+    mantissa
+        .split('.')
+        .nth(1)
+        .map_or(0, |f| f.trim_end_matches('0').len())
+}
+
 impl ElementFormat {
     fn new<T: Float>(values: &[T]) -> Self {
-        let finite: Vec<f64> = values
-            .iter()
-            .map(|v| v.to_f64())
-            .filter(|v| v.is_finite())
-            .collect();
-        let max = finite.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let finite: Vec<T> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        let max = finite.iter().fold(0.0f64, |m, v| m.max(v.to_f64().abs()));
         let min_nonzero = finite
             .iter()
-            .filter(|v| **v != 0.0)
-            .fold(f64::INFINITY, |m, v| m.min(v.abs()));
+            .map(|v| v.to_f64().abs())
+            .filter(|v| *v != 0.0)
+            .fold(f64::INFINITY, f64::min);
         // NumPy's rule for switching to scientific notation.
         let scientific = max >= 1e8 || min_nonzero < 1e-4 || max / min_nonzero > 1e3;
+        // NumPy prints each value's shortest round-trip form, capped at PRECISION digits, in the
+        // element type itself: 0.3f32 is "0.3", not the f64 expansion "0.30000001".
         let decimals = finite
             .iter()
             .map(|&v| {
-                let s = if scientific {
-                    format!("{:.*e}", PRECISION, v)
+                let (shortest, capped) = if scientific {
+                    (format!("{v:e}"), format!("{:.*e}", PRECISION, v))
                 } else {
-                    format!("{:.*}", PRECISION, v)
+                    (format!("{v}"), format!("{:.*}", PRECISION, v))
                 };
-                let mantissa = s.split('e').next().unwrap_or("");
-                let frac = mantissa.split('.').nth(1).unwrap_or("");
-                frac.trim_end_matches('0').len()
+                fraction_digits(&shortest).min(fraction_digits(&capped))
             })
             .max()
             .unwrap_or(0);
@@ -55,18 +61,18 @@ impl ElementFormat {
         };
         f.int_width = values
             .iter()
-            .map(|v| f.split(&f.render(v.to_f64())).0.len())
+            .map(|&v| f.split(&f.render(v)).0.len())
             .max()
             .unwrap_or(0);
         f
     }
 
-    fn render(&self, v: f64) -> String {
+    fn render<T: Float>(&self, v: T) -> String {
         if v.is_nan() {
             return "nan".into();
         }
-        if v.is_infinite() {
-            return if v > 0.0 { "inf".into() } else { "-inf".into() };
+        if !v.is_finite() {
+            return if v > T::ZERO { "inf".into() } else { "-inf".into() };
         }
         if self.scientific {
             let s = format!("{:.*e}", self.decimals, v);
@@ -101,7 +107,7 @@ impl ElementFormat {
     }
 
     /// Writes a value right-aligned on its decimal point, padding the fraction with spaces.
-    fn write(&self, out: &mut String, v: f64) {
+    fn write<T: Float>(&self, out: &mut String, v: T) {
         let s = self.render(v);
         let (int, frac) = self.split(&s);
         for _ in int.chars().count()..self.int_width {
@@ -126,7 +132,7 @@ fn write_block<T: Float>(
     fmt: &ElementFormat,
 ) {
     if shape.is_empty() {
-        fmt.write(out, data[0].to_f64());
+        fmt.write(out, data[0]);
         return;
     }
     let n = shape[0];
@@ -172,15 +178,17 @@ fn write_block<T: Float>(
 
 impl<T: Float> Tensor<T> {
     fn numpy_string(&self) -> String {
+        if self.rank() == 0 {
+            // NumPy's str of a 0-d array: the value's own shortest form, "2.0" or "0.3".
+            return format!("{:?}", self.as_slice()[0]);
+        }
+        if self.numel() == 0 {
+            return "[]".to_string();
+        }
         let summarise = self.numel() > SUMMARY_THRESHOLD;
         let fmt = ElementFormat::new(self.as_slice());
         let mut out = String::new();
-        if self.numel() == 0 {
-            out.push_str(&"[".repeat(self.rank().max(1)));
-            out.push_str(&"]".repeat(self.rank().max(1)));
-        } else {
-            write_block(&mut out, self.as_slice(), self.shape(), 0, summarise, &fmt);
-        }
+        write_block(&mut out, self.as_slice(), self.shape(), 0, summarise, &fmt);
         out
     }
 }
@@ -210,9 +218,14 @@ mod tests {
         assert_eq!(t.to_string(), "[[1. 2. 3.]\n [4. 5. 6.]]");
         let t = Tensor::<f32>::from_vec(vec![1.5, -2.0, 10.25], &[3]);
         assert_eq!(t.to_string(), "[ 1.5  -2.   10.25]");
+        // f32 values print in their own shortest form, as NumPy prints float32 arrays.
+        let t = Tensor::<f32>::from_vec(vec![0.3, 1.1, 2.0], &[3]);
+        assert_eq!(t.to_string(), "[0.3 1.1 2. ]");
         let t = Tensor::<f64>::from_vec(vec![1e-5, 1.0], &[2]);
         assert_eq!(t.to_string(), "[1.e-05 1.e+00]");
         assert_eq!(Tensor::<f64>::scalar(2.5).to_string(), "2.5");
+        assert_eq!(Tensor::<f32>::scalar(2.0).to_string(), "2.0");
+        assert_eq!(Tensor::<f32>::zeros(&[2, 0]).to_string(), "[]");
         let t = Tensor::<f64>::from_fn(&[2, 2, 2], |i| i as f64);
         assert_eq!(t.to_string(), "[[[0. 1.]\n  [2. 3.]]\n\n [[4. 5.]\n  [6. 7.]]]");
     }

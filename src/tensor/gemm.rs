@@ -27,8 +27,10 @@ pub fn set_num_threads(threads: usize) {
 
 /// The number of threads matrix products use.
 pub fn num_threads() -> usize {
+    // Asking the OS costs tens of microseconds (several syscalls): do it once.
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     match THREADS.load(Ordering::Relaxed) {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         n => n,
     }
 }
@@ -64,11 +66,9 @@ macro_rules! gemm_fn {
             assert!(extent(m, k, a_strides) <= a.len(), "gemm: A out of bounds");
             assert!(extent(k, n, b_strides) <= b.len(), "gemm: B out of bounds");
             assert!(extent(m, n, c_strides) <= c.len(), "gemm: C out of bounds");
-            let threads = num_threads();
-            let parallelism = if threads > 1 && m.saturating_mul(n).saturating_mul(k) >= PARALLEL_THRESHOLD {
-                gemm::Parallelism::Rayon(threads)
-            } else {
-                gemm::Parallelism::None
+            let parallelism = match m.saturating_mul(n).saturating_mul(k) >= PARALLEL_THRESHOLD {
+                true if num_threads() > 1 => gemm::Parallelism::Rayon(num_threads()),
+                _ => gemm::Parallelism::None,
             };
             // SAFETY: the asserts above keep every strided access of A, B and C inside its slice,
             // and C is borrowed mutably, so it cannot alias A or B. With `read_dst` false the

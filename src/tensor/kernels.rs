@@ -241,7 +241,8 @@ impl<T: Float> Tensor<T> {
     /// assert_eq!(Tensor::<f32>::from(vec![1., 2., 3.]).sum().item(), 6.0);
     /// ```
     pub fn sum(&self) -> Tensor<T> {
-        Tensor::scalar(self.as_slice().iter().copied().sum())
+        // Folding from +0 (`Sum` for floats starts at -0, so an empty sum would print as -0).
+        Tensor::scalar(self.as_slice().iter().fold(T::ZERO, |a, &b| a + b))
     }
 
     /// The mean of all elements, as a scalar.
@@ -251,7 +252,7 @@ impl<T: Float> Tensor<T> {
     /// assert_eq!(Tensor::<f32>::from(vec![1., 2., 3.]).mean().item(), 2.0);
     /// ```
     pub fn mean(&self) -> Tensor<T> {
-        Tensor::scalar(self.as_slice().iter().copied().sum::<T>() / T::from_usize(self.numel()))
+        Tensor::scalar(self.as_slice().iter().fold(T::ZERO, |a, &b| a + b) / T::from_usize(self.numel()))
     }
 
     /// Sums over `axis`, keeping it with size 1 when `keepdim`.
@@ -318,13 +319,13 @@ impl<T: Float> Tensor<T> {
     pub(crate) fn argmax_mask(&self, axis: usize) -> Tensor<T> {
         let (_, arg) = self.max_and_argmax(axis, "max_axis");
         let (outer, n, inner) = shape::split_at_axis(self.shape(), axis);
-        let mut mask = vec![T::ZERO; self.numel()];
-        for o in 0..outer {
-            for i in 0..inner {
-                mask[(o * n + arg[o * inner + i]) * inner + i] = T::ONE;
+        Tensor::build(Shape::from_slice(&self.shape), |mask| {
+            for o in 0..outer {
+                for i in 0..inner {
+                    mask[(o * n + arg[o * inner + i]) * inner + i] = T::ONE;
+                }
             }
-        }
-        Tensor::from_parts(Shape::from_slice(&self.shape), mask)
+        })
     }
 
     #[track_caller]

@@ -70,7 +70,12 @@ impl<T: Float> Tensor<T> {
     /// assert!(Tensor::<f32>::try_from_vec(vec![1.0, 2.0], &[3]).is_err());
     /// ```
     pub fn try_from_vec(data: Vec<T>, shape: &[usize]) -> Result<Self, crate::Error> {
-        let expected = shape::numel(shape);
+        let Some(expected) = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) else {
+            return Err(crate::Error::ShapeMismatch {
+                op: "Tensor::from_vec",
+                detail: format!("shape {shape:?} has more elements than memory can address"),
+            });
+        };
         if data.len() != expected {
             return Err(crate::Error::ShapeMismatch {
                 op: "Tensor::from_vec",
@@ -161,8 +166,8 @@ impl<T: Float> Tensor<T> {
     #[track_caller]
     pub fn rand_uniform<R: Rng + ?Sized>(shape: &[usize], lo: T, hi: T, rng: &mut R) -> Self {
         assert!(
-            lo < hi,
-            "tapegrad: Tensor::rand_uniform needs lo < hi, got lo = {lo}, hi = {hi}"
+            lo < hi && (hi - lo).is_finite(),
+            "tapegrad: Tensor::rand_uniform needs lo < hi with a finite width hi - lo, got lo = {lo}, hi = {hi}"
         );
         Self::from_fn(shape, |_| T::sample_uniform(rng, lo, hi))
     }
@@ -365,9 +370,6 @@ impl<T: Float> Tensor<T> {
     /// assert_eq!(t.map(|x| x * 10.0).to_vec(), vec![10., 20.]);
     /// ```
     pub fn map(&self, f: impl Fn(T) -> T) -> Self {
-        if let Some(x) = self.as_rank0() {
-            return Tensor::scalar(f(x));
-        }
         match &self.data {
             Storage::One(x) => Tensor {
                 shape: Shape::from_slice(&self.shape),
