@@ -150,12 +150,12 @@ fn update<T: Float>(
         for ((p, &g), s) in elements {
             let g = g + wd * *p;
             *s += g * g;
-            *p = *p - clr * (g / (s.sqrt() + eps));
+            *p -= clr * (g / (s.sqrt() + eps));
         }
     } else {
         for ((p, &g), s) in elements {
             *s += g * g;
-            *p = *p - clr * (g / (s.sqrt() + eps));
+            *p -= clr * (g / (s.sqrt() + eps));
         }
     }
 }

@@ -61,7 +61,7 @@ pub fn clip_grad_norm<T: Float>(grads: &mut Gradients<T>, max_norm: f64) -> f64 
         let c = T::from_f64(clip_coef);
         for (_, g) in grads.params_mut() {
             for x in g.as_mut_slice() {
-                *x = *x * c;
+                *x *= c;
             }
         }
     }

@@ -164,7 +164,7 @@ fn update<T: Float>(
             }
         } else {
             for (p, &g) in param.iter_mut().zip(grad) {
-                *p = *p - lr * g;
+                *p -= lr * g;
             }
         }
         return;
@@ -199,7 +199,7 @@ fn momentum_loop<T: Float, const FIRST: bool, const NESTEROV: bool, const DECAY:
     for ((p, &g), b) in param.iter_mut().zip(grad).zip(buf.iter_mut()) {
         let g = if DECAY { g + wd * *p } else { g };
         let d = m.apply::<FIRST, NESTEROV>(g, b);
-        *p = *p - lr * d;
+        *p -= lr * d;
     }
 }
 
