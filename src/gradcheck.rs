@@ -274,7 +274,9 @@ where
         let g = g.value();
         let expected = eager.wrt(*x).cloned().unwrap_or_else(|| Tensor::zeros(g.shape()));
         for (j, (&a, &b)) in g.as_slice().iter().zip(expected.as_slice()).enumerate() {
-            if !((a - b).abs() <= tol.atol + tol.rtol * b.abs()) {
+            // Written so that NaN on either side fails.
+            let close = (a - b).abs() <= tol.atol + tol.rtol * b.abs();
+            if !close {
                 return Err(GradcheckError {
                     input: i,
                     index: unravel(j, g.shape()),
