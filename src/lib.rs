@@ -11,6 +11,7 @@
 //! | [`Param`] | trainable tensors that live across tapes |
 //! | [`loss`] | cross-entropy and mean squared error |
 //! | [`gradcheck`] | finite-difference checking of first and second derivatives |
+//! | [`nn`] | modules: `Module`, `Linear`, `Mlp`, `Sequential`, activations, dropout, initialisers |
 //! | [`optim`] | optimizers, learning-rate schedules, gradient clipping, L-BFGS and Newton-CG |
 //! | `testing` | proptest strategies (feature `proptest`) |
 //!
@@ -23,6 +24,7 @@ mod error;
 mod float;
 pub mod gradcheck;
 pub mod loss;
+pub mod nn;
 mod ops;
 pub mod optim;
 mod param;
@@ -47,5 +49,6 @@ pub mod prelude {
         Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, AdamWConfig, Lbfgs, LbfgsConfig, Optimizer, RmsProp,
         RmsPropConfig, Sgd, SgdConfig, clip_grad_norm,
     };
+    pub use crate::nn::{Activation, Dropout, Linear, Mlp, Module, Sequential};
     pub use crate::{Float, Gradients, Param, Tape, Tensor, Var, loss};
 }

@@ -69,3 +69,186 @@ pub fn mse<'t, T: Float>(pred: Var<'t, T>, target: Var<'t, T>) -> Var<'t, T> {
     let diff = pred - target;
     (diff * diff).mean()
 }
+
+#[track_caller]
+fn check_same_shape<T: Float>(op: &str, pred: Var<'_, T>, target: Var<'_, T>) {
+    let (ps, ts) = (pred.shape(), target.shape());
+    assert!(
+        ps == ts,
+        "tapegrad: {op}: prediction shape {ps:?} differs from target shape {ts:?}"
+    );
+}
+
+/// Mean absolute error `mean(|pred - target|)` of two vars of the same shape (PyTorch's `l1_loss`).
+/// The gradient at `pred == target` is 0.
+///
+/// # Panics
+/// If the shapes differ.
+///
+/// ```
+/// use tapegrad::{loss, Tape};
+/// let tape = Tape::<f64>::new();
+/// let pred = tape.var([1.0, 2.0]);
+/// let l = loss::l1(pred, tape.constant([0.0, 4.0]));
+/// assert_eq!(l.item(), 1.5);
+/// assert_eq!(l.backward()[pred].to_vec(), vec![0.5, -0.5]);
+/// ```
+#[track_caller]
+pub fn l1<'t, T: Float>(pred: Var<'t, T>, target: Var<'t, T>) -> Var<'t, T> {
+    check_same_shape("l1", pred, target);
+    (pred - target).abs().mean()
+}
+
+/// Mean Huber loss (PyTorch's `huber_loss`): with `d = pred - target`, `d²/2` where
+/// `|d| < delta`, else `delta (|d| - delta/2)`. Quadratic near 0, linear (robust) beyond `delta`.
+///
+/// # Panics
+/// If the shapes differ or `delta` is not positive.
+///
+/// ```
+/// use tapegrad::{loss, Tape};
+/// let tape = Tape::<f64>::new();
+/// let pred = tape.var([0.5, 3.0]);
+/// let l = loss::huber(pred, tape.constant([0.0, 0.0]), 1.0);
+/// assert_eq!(l.item(), (0.125 + 2.5) / 2.0);
+/// assert_eq!(l.backward()[pred].to_vec(), vec![0.25, 0.5]);
+/// ```
+#[track_caller]
+pub fn huber<'t, T: Float>(pred: Var<'t, T>, target: Var<'t, T>, delta: f64) -> Var<'t, T> {
+    check_same_shape("huber", pred, target);
+    assert!(
+        delta > 0.0,
+        "tapegrad: huber: delta must be positive, got {delta}"
+    );
+    let delta = T::from_f64(delta);
+    let a = (pred - target).abs();
+    // q = min(|d|, delta); loss = q²/2 + delta (|d| - q).
+    let over = (a - delta).relu();
+    let q = a - over;
+    (q * q * T::from_f64(0.5) + over * delta).mean()
+}
+
+/// Mean binary cross-entropy of `logits` against targets in `[0, 1]` of the same shape, with the
+/// sigmoid folded in (PyTorch's `binary_cross_entropy_with_logits`):
+/// `mean(log(1 + e^x) - x·y)`.
+///
+/// Computed as `x/2 + |x|/2 - x·y + ln(1 + e^-|x|)`, which never exponentiates a positive number,
+/// so logits of ±1000 give finite losses and gradients; its gradient is `sigmoid(x) - y`
+/// everywhere, also at `x = 0`.
+///
+/// # Panics
+/// If the shapes differ.
+///
+/// ```
+/// use tapegrad::{loss, Tape};
+/// let tape = Tape::<f64>::new();
+/// let x = tape.var([0.0, 1000.0, -1000.0]);
+/// let l = loss::binary_cross_entropy_with_logits(x, tape.constant([1.0, 1.0, 1.0]));
+/// assert!((l.item() - (std::f64::consts::LN_2 + 0.0 + 1000.0) / 3.0).abs() < 1e-9);
+/// let g = l.backward()[x].to_vec();
+/// assert!((g[0] + 0.5 / 3.0).abs() < 1e-15 && g[1] == 0.0 && (g[2] + 1.0 / 3.0).abs() < 1e-15);
+/// ```
+#[track_caller]
+pub fn binary_cross_entropy_with_logits<'t, T: Float>(logits: Var<'t, T>, targets: Var<'t, T>) -> Var<'t, T> {
+    check_same_shape("binary_cross_entropy_with_logits", logits, targets);
+    let a = logits.abs();
+    let half = T::from_f64(0.5);
+    let softplus_tail = ((-a).exp() + T::ONE).ln();
+    ((logits + a) * half - logits * targets + softplus_tail).mean()
+}
+
+/// Mean negative log-likelihood of `log_probs` `[N, C]` (e.g. from
+/// [`log_softmax`](Var::log_softmax)) at class indices `targets`: `-mean_i(log_probs[i, targets[i]])`,
+/// as PyTorch's `nll_loss`.
+///
+/// # Panics
+/// If `log_probs` is not rank 2, `targets.len()` differs from `N`, or a target is not below `C`.
+///
+/// ```
+/// use tapegrad::{loss, Tape, Tensor};
+/// let tape = Tape::<f64>::new();
+/// let lp = tape.var(Tensor::from_vec(vec![-1.0, -2.0, -3.0, -4.0], &[2, 2]));
+/// let l = loss::nll(lp, &[1, 0]);
+/// assert_eq!(l.item(), 2.5);
+/// assert_eq!(l.backward()[lp].to_vec(), vec![0.0, -0.5, -0.5, 0.0]);
+/// ```
+#[track_caller]
+pub fn nll<'t, T: Float>(log_probs: Var<'t, T>, targets: &[usize]) -> Var<'t, T> {
+    let n = check_class_targets("nll", log_probs, targets);
+    -log_probs.pick(targets).sum() * (T::ONE / T::from_usize(n.max(1)))
+}
+
+#[track_caller]
+fn check_class_targets<T: Float>(op: &str, scores: Var<'_, T>, targets: &[usize]) -> usize {
+    let shape = scores.shape();
+    assert!(
+        shape.len() == 2,
+        "tapegrad: {op}: input must be [N, C], got shape {shape:?}"
+    );
+    let (n, c) = (shape[0], shape[1]);
+    assert!(
+        targets.len() == n,
+        "tapegrad: {op}: {} targets for {n} rows of input {shape:?}",
+        targets.len()
+    );
+    if let Some((row, &t)) = targets.iter().enumerate().find(|&(_, &t)| t >= c) {
+        panic!("tapegrad: {op}: target {t} at row {row} is not a class index below {c}");
+    }
+    n
+}
+
+/// Options of [`cross_entropy_with`] (PyTorch's `cross_entropy` keyword arguments).
+///
+/// ```
+/// let config = tapegrad::loss::CrossEntropyConfig { label_smoothing: 0.1 };
+/// assert_eq!(tapegrad::loss::CrossEntropyConfig::default().label_smoothing, 0.0);
+/// # let _ = config;
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CrossEntropyConfig {
+    /// `ε` in `[0, 1]`: the target distribution is `(1 - ε)` on the class plus `ε / C` on every
+    /// class. 0 (the default) is plain cross-entropy.
+    pub label_smoothing: f64,
+}
+
+/// [`cross_entropy`] with options: with label smoothing `ε`, the mean over rows of
+/// `(1 - ε)·(-log p[target]) + ε·mean_c(-log p[c])`, as PyTorch.
+///
+/// Stable at logits of ±1000 (the log-softmax is computed stably). With `ε > 0`, a logit of `-inf`
+/// makes the loss infinite, as in PyTorch.
+///
+/// # Panics
+/// As [`cross_entropy`], and if `label_smoothing` is not in `[0, 1]`.
+///
+/// ```
+/// use tapegrad::{loss, Tape, Tensor};
+/// use tapegrad::loss::CrossEntropyConfig;
+/// let tape = Tape::<f64>::new();
+/// let logits = tape.var(Tensor::from_vec(vec![0.0, 0.0], &[1, 2]));
+/// let l = loss::cross_entropy_with(logits, &[0], CrossEntropyConfig { label_smoothing: 0.2 });
+/// assert!((l.item() - std::f64::consts::LN_2).abs() < 1e-15); // uniform logits: ln 2 either way
+/// // gradient = softmax - smoothed target = 0.5 - (0.8 + 0.1), 0.5 - 0.1
+/// let g = l.backward()[logits].to_vec();
+/// assert!((g[0] + 0.4).abs() < 1e-15 && (g[1] - 0.4).abs() < 1e-15);
+/// ```
+#[track_caller]
+pub fn cross_entropy_with<'t, T: Float>(
+    logits: Var<'t, T>,
+    targets: &[usize],
+    config: CrossEntropyConfig,
+) -> Var<'t, T> {
+    let eps = config.label_smoothing;
+    assert!(
+        (0.0..=1.0).contains(&eps),
+        "tapegrad: cross_entropy_with: label_smoothing must be in [0, 1], got {eps}"
+    );
+    if eps == 0.0 {
+        return cross_entropy(logits, targets);
+    }
+    let n = check_class_targets("cross_entropy_with", logits, targets);
+    let c = logits.shape()[1];
+    let log_p = logits.log_softmax(1);
+    let picked = -log_p.pick(targets).sum() * T::from_f64((1.0 - eps) / n.max(1) as f64);
+    let smooth = -log_p.sum() * T::from_f64(eps / (n.max(1) * c.max(1)) as f64);
+    picked + smooth
+}

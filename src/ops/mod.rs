@@ -31,6 +31,7 @@
 //! (and a test), nothing else; a new family adds one `mod` line here.
 
 mod arith;
+mod erf;
 mod index;
 mod matmul;
 mod reduce;
