@@ -11,6 +11,7 @@
 //! | [`Param`] | trainable tensors that live across tapes |
 //! | [`loss`] | cross-entropy and mean squared error |
 //! | [`gradcheck`] | finite-difference checking of first and second derivatives |
+//! | [`data`] | in-memory datasets, batching, synthetic generators (moons, circles, spirals, XOR) |
 //! | [`nn`] | modules: `Module`, `Linear`, `Mlp`, `Sequential`, activations, dropout, initialisers |
 //! | [`optim`] | optimizers, learning-rate schedules, gradient clipping, L-BFGS and Newton-CG |
 //! | `testing` | proptest strategies (feature `proptest`) |
@@ -20,6 +21,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 mod backward;
+pub mod data;
 mod error;
 mod float;
 pub mod gradcheck;
@@ -45,10 +47,10 @@ pub use rand;
 
 /// Everything a model-building program needs: `use tapegrad::prelude::*;`.
 pub mod prelude {
+    pub use crate::nn::{Activation, Dropout, Linear, Mlp, Module, Sequential};
     pub use crate::optim::{
         Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, AdamWConfig, Lbfgs, LbfgsConfig, Optimizer, RmsProp,
         RmsPropConfig, Sgd, SgdConfig, clip_grad_norm,
     };
-    pub use crate::nn::{Activation, Dropout, Linear, Mlp, Module, Sequential};
     pub use crate::{Float, Gradients, Param, Tape, Tensor, Var, loss};
 }

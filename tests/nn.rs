@@ -315,13 +315,13 @@ fn loss_gradients_match_finite_differences() {
     let t = target.clone();
     gradcheck::check(
         |tape: &Tape<f64>, xs: &[Var<f64>]| loss::l1(xs[0], tape.constant(t.clone())),
-        &[pred.clone()],
+        std::slice::from_ref(&pred),
     )
     .unwrap();
     for delta in [0.5, 1.0, 2.0] {
         gradcheck::check(
             |tape: &Tape<f64>, xs: &[Var<f64>]| loss::huber(xs[0], tape.constant(t.clone()), delta),
-            &[pred.clone()],
+            std::slice::from_ref(&pred),
         )
         .unwrap();
     }
@@ -334,19 +334,19 @@ fn loss_gradients_match_finite_differences() {
         |tape: &Tape<f64>, xs: &[Var<f64>]| {
             loss::binary_cross_entropy_with_logits(xs[0], tape.constant(probs.clone()))
         },
-        &[pred.clone()],
+        std::slice::from_ref(&pred),
     )
     .unwrap();
     gradcheck::check(
         |_t: &Tape<f64>, xs: &[Var<f64>]| loss::nll(xs[0].log_softmax(1), &[2, 0, 1, 1]),
-        &[pred.clone()],
+        std::slice::from_ref(&pred),
     )
     .unwrap();
     for eps in [0.0, 0.1, 1.0] {
         let cfg = CrossEntropyConfig { label_smoothing: eps };
         gradcheck::check(
             |_t: &Tape<f64>, xs: &[Var<f64>]| loss::cross_entropy_with(xs[0], &[2, 0, 1, 1], cfg),
-            &[pred.clone()],
+            std::slice::from_ref(&pred),
         )
         .unwrap();
     }
@@ -475,4 +475,85 @@ fn initialisers_have_the_documented_spread_and_are_seeded() {
         init::kaiming_normal::<f32, _>(&[3, 4], 0.0, &mut rng(9))
     );
     assert_eq!(init::fans(&[8, 4, 3, 3]), (36, 72));
+}
+
+// ---------------------------------------------------------------- examples, end to end
+
+#[path = "../examples/moons.rs"]
+mod moons;
+#[path = "../examples/spiral.rs"]
+mod spiral;
+
+#[test]
+fn moons_example_reaches_full_training_accuracy() {
+    let report = moons::train(100, false);
+    assert_eq!(report.accuracy, 1.0, "{report:?}");
+}
+
+#[test]
+fn spiral_example_reaches_its_accuracy() {
+    let report = spiral::train(100, false);
+    assert!(report.accuracy >= 0.98, "{report:?}");
+}
+
+// ---------------------------------------------------------------- data
+
+#[test]
+fn batches_cover_every_example_once_per_epoch() {
+    let ds = tapegrad::data::Dataset::new(
+        Tensor::<f64>::from_fn(&[10, 2], |i| i as f64),
+        Tensor::from_fn(&[10], |i| i as f64),
+    );
+    let mut seen: Vec<usize> = ds
+        .batches(3)
+        .shuffle(&mut rng(4))
+        .flat_map(|b| b.labels())
+        .collect();
+    assert_ne!(seen, (0..10).collect::<Vec<_>>(), "shuffled");
+    seen.sort();
+    assert_eq!(seen, (0..10).collect::<Vec<_>>());
+    // Rows stay together: features of example i are 2i, 2i + 1.
+    for b in ds.batches(4).shuffle(&mut rng(5)) {
+        for (row, label) in b.features.as_slice().chunks(2).zip(b.labels()) {
+            assert_eq!(row, [2.0 * label as f64, 2.0 * label as f64 + 1.0]);
+        }
+    }
+    let sizes: Vec<usize> = ds.batches(4).drop_last(true).map(|b| b.len()).collect();
+    assert_eq!(sizes, [4, 4]);
+    let order = |seed| ds.batches(10).shuffle(&mut rng(seed)).next().unwrap().labels();
+    assert_eq!(order(6), order(6));
+}
+
+#[test]
+fn generators_have_their_shapes_and_classes() {
+    let lin = tapegrad::data::linear::<f64, _>(200, 0.1, &mut rng(0));
+    let residual: f64 = lin
+        .features
+        .as_slice()
+        .iter()
+        .zip(lin.targets.as_slice())
+        .map(|(x, y)| (y - 2.0 * x - 3.0).powi(2))
+        .sum::<f64>()
+        / 200.0;
+    assert!(
+        (residual.sqrt() - 0.1).abs() < 0.02,
+        "noise std {}",
+        residual.sqrt()
+    );
+    let m = tapegrad::data::moons::<f32, _>(101, 0.1, &mut rng(1));
+    assert_eq!(m.labels().iter().filter(|&&l| l == 1).count(), 51);
+    let c = tapegrad::data::circles::<f32, _>(100, 0.0, 0.3, &mut rng(2));
+    for (p, l) in c.features.as_slice().chunks(2).zip(c.labels()) {
+        let r = (p[0] * p[0] + p[1] * p[1]).sqrt();
+        assert!((r - if l == 0 { 1.0 } else { 0.3 }).abs() < 1e-6);
+    }
+    let s = tapegrad::data::spirals::<f32, _>(40, 4, 0.0, &mut rng(3));
+    assert_eq!((s.len(), s.labels()[159]), (160, 3));
+    assert_eq!(tapegrad::data::xor::<f64>().features.shape(), &[4, 2]);
+}
+
+#[test]
+#[should_panic(expected = "Dataset::new: features [3, 2] and targets [4] need the same first axis")]
+fn dataset_rejects_mismatched_lengths() {
+    tapegrad::data::Dataset::new(Tensor::<f32>::zeros(&[3, 2]), Tensor::zeros(&[4]));
 }
