@@ -12,7 +12,7 @@
 //! | [`loss`] | cross-entropy and mean squared error |
 //! | [`gradcheck`] | finite-difference checking of first and second derivatives |
 //! | [`data`] | in-memory datasets, batching, synthetic generators (moons, circles, spirals, XOR) |
-//! | [`nn`] | modules: `Module`, `Linear`, `Mlp`, `Sequential`, activations, dropout, initialisers |
+//! | [`nn`] | modules: `Module`, `Linear`, `Mlp`, `Sequential`, activations, dropout, norms, embedding, initialisers |
 //! | [`optim`] | optimizers, learning-rate schedules, gradient clipping, L-BFGS and Newton-CG |
 //! | `testing` | proptest strategies (feature `proptest`) |
 //!
@@ -47,7 +47,9 @@ pub use rand;
 
 /// Everything a model-building program needs: `use tapegrad::prelude::*;`.
 pub mod prelude {
-    pub use crate::nn::{Activation, Dropout, Linear, Mlp, Module, Sequential};
+    pub use crate::nn::{
+        Activation, BatchNorm1d, Dropout, Embedding, LayerNorm, Linear, Mlp, Module, Sequential,
+    };
     pub use crate::optim::{
         Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, AdamWConfig, Lbfgs, LbfgsConfig, Optimizer, RmsProp,
         RmsPropConfig, Sgd, SgdConfig, clip_grad_norm,

@@ -557,3 +557,115 @@ fn generators_have_their_shapes_and_classes() {
 fn dataset_rejects_mismatched_lengths() {
     tapegrad::data::Dataset::new(Tensor::<f32>::zeros(&[3, 2]), Tensor::zeros(&[4]));
 }
+
+// ---------------------------------------------------------------- normalisation, embedding
+
+/// Sets every parameter of a module to random values (so scale and shift gradients are generic).
+fn randomize(module: &impl Module<f64>, seed: u64) {
+    for (i, p) in module.parameters().iter().enumerate() {
+        p.set_value(random(&p.shape(), seed + i as u64));
+    }
+}
+
+#[test]
+fn layer_norm_gradients_match_finite_differences() {
+    let ln = tapegrad::nn::LayerNorm::<f64>::new(5);
+    randomize(&ln, 30);
+    check_module(&ln, random(&[3, 5], 31), random(&[3, 5], 32));
+    check_module(&ln, random(&[2, 2, 5], 33), random(&[2, 2, 5], 34));
+    let names: Vec<String> = ln.named_parameters().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["weight", "bias"]);
+}
+
+#[test]
+fn batch_norm_gradients_match_finite_differences_in_both_modes() {
+    let mut bn = tapegrad::nn::BatchNorm1d::<f64>::new(3);
+    randomize(&bn, 40);
+    // check_module runs forward many times; each training forward moves the running statistics,
+    // which training-mode outputs do not depend on.
+    check_module(&bn, random(&[4, 3], 41), random(&[4, 3], 42));
+    bn.eval();
+    check_module(&bn, random(&[4, 3], 43), random(&[4, 3], 44));
+}
+
+#[test]
+fn batch_norm_differs_between_train_and_eval() {
+    let mut bn = tapegrad::nn::BatchNorm1d::<f64>::new(2);
+    let x = Tensor::from_vec(vec![1.0, 10.0, 3.0, 20.0, 5.0, 30.0, 7.0, 40.0], &[4, 2]);
+    let tape = Tape::new();
+    // Training: per-feature batch statistics, so each column has mean 0 and variance ≈ 1.
+    let y = bn.forward(&tape, tape.constant(x.clone())).value();
+    for c in 0..2 {
+        let col: Vec<f64> = (0..4).map(|r| y.get(&[r, c])).collect();
+        assert!(col.iter().sum::<f64>().abs() < 1e-12);
+        assert!((col.iter().map(|v| v * v).sum::<f64>() / 4.0 - 1.0).abs() < 1e-3);
+    }
+    // PyTorch: running_mean = 0.1 · [4, 25]; running_var = 0.9 + 0.1 · unbiased var [20/3, 500/3].
+    let (rm, rv) = (bn.running_mean().to_vec(), bn.running_var().to_vec());
+    assert!((rm[0] - 0.4).abs() < 1e-12 && (rm[1] - 2.5).abs() < 1e-12);
+    assert!((rv[0] - (0.9 + 2.0 / 3.0)).abs() < 1e-12 && (rv[1] - (0.9 + 50.0 / 3.0)).abs() < 1e-12);
+    // Evaluation: running statistics, and a single example is fine.
+    bn.eval();
+    let one = bn
+        .forward(&tape, tape.constant(Tensor::from_vec(vec![1.0, 10.0], &[1, 2])))
+        .value();
+    assert!((one.get(&[0, 0]) - (1.0 - 0.4) / (rv[0] + 1e-5).sqrt()).abs() < 1e-12);
+    assert_eq!(
+        bn.running_mean().to_vec(),
+        rm,
+        "evaluation leaves the statistics alone"
+    );
+}
+
+#[test]
+#[should_panic(expected = "BatchNorm1d: input must be [N, 3], got shape [4, 2]")]
+fn batch_norm_rejects_wrong_features() {
+    let bn = tapegrad::nn::BatchNorm1d::<f32>::new(3);
+    let tape = Tape::new();
+    bn.forward(&tape, tape.constant(Tensor::zeros(&[4, 2])));
+}
+
+#[test]
+fn embedding_gradient_matches_finite_differences() {
+    let emb = tapegrad::nn::Embedding::<f64>::new(6, 3, &mut rng(50));
+    let ids = Tensor::from_vec(vec![1.0, 5.0, 1.0, 0.0], &[2, 2]);
+    let tape = Tape::new();
+    let out = emb.forward(&tape, tape.constant(ids.clone()));
+    assert_eq!(out.shape(), vec![2, 2, 3]);
+    let w = emb.weight.value();
+    assert_eq!(out.value().to_vec()[3..6], w.to_vec()[15..18]); // id 5
+    // Parameter gradient by central differences (ids are not differentiable).
+    let weights = random(&[2, 2, 3], 51);
+    let objective = || {
+        let t = Tape::new();
+        (emb.forward(&t, t.constant(ids.clone())) * t.constant(weights.clone()))
+            .sum()
+            .item()
+    };
+    let grads = (out * tape.constant(weights.clone())).sum().backward();
+    let g = grads.param(&emb.weight).unwrap().to_vec();
+    let base = emb.weight.value();
+    for i in 0..18 {
+        let shifted = |d: f64| {
+            let mut v = base.to_vec();
+            v[i] += d;
+            emb.weight.set_value(Tensor::from_vec(v, &[6, 3]));
+            let f = objective();
+            emb.weight.set_value(base.clone());
+            f
+        };
+        let numeric = (shifted(1e-6) - shifted(-1e-6)) / 2e-6;
+        assert!(
+            (g[i] - numeric).abs() < 1e-6,
+            "weight[{i}]: {} vs {numeric}",
+            g[i]
+        );
+    }
+}
+
+#[test]
+#[should_panic(expected = "Embedding: id 6 at position 1 is not an integer below 6")]
+fn embedding_rejects_out_of_range_ids() {
+    let emb = tapegrad::nn::Embedding::<f32>::new(6, 2, &mut rng(0));
+    emb.lookup(&Tape::new(), &[0, 6]);
+}

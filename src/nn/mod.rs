@@ -1,4 +1,5 @@
-//! Neural-network building blocks: the [`Module`] trait, layers, activations and initialisers.
+//! Neural-network building blocks: the [`Module`] trait, layers, activations, normalisation and
+//! initialisers.
 //!
 //! A module owns [`Param`]s (which live across tapes) and records its forward pass on whatever
 //! tape it is given, so a training step is: reset the tape, `forward`, a loss, `backward`, an
@@ -28,15 +29,19 @@
 
 mod activation;
 mod dropout;
+mod embedding;
 pub mod init;
 mod linear;
 mod mlp;
+mod norm;
 mod sequential;
 
 pub use activation::Activation;
 pub use dropout::Dropout;
+pub use embedding::Embedding;
 pub use linear::Linear;
 pub use mlp::Mlp;
+pub use norm::{BatchNorm1d, LayerNorm};
 pub use sequential::Sequential;
 
 use crate::{Float, Param, Tape, Var};

@@ -1,0 +1,199 @@
+//! Normalisation layers: [`LayerNorm`] (per example, over features) and [`BatchNorm1d`] (per
+//! feature, over the batch, with running statistics for evaluation).
+
+use std::cell::RefCell;
+
+use super::Module;
+use crate::{Float, Param, Tape, Tensor, Var};
+
+/// `(x - mean) / sqrt(var + eps)` over `axis` (biased variance), recorded with differentiable ops.
+fn normalize<'t, T: Float>(x: Var<'t, T>, axis: usize, eps: f64) -> (Var<'t, T>, Var<'t, T>, Var<'t, T>) {
+    let mean = x.mean_axis(axis, true);
+    let centred = x - mean;
+    let var = (centred * centred).mean_axis(axis, true);
+    ((centred / (var + T::from_f64(eps)).sqrt()), mean, var)
+}
+
+/// Layer normalisation over the last axis (PyTorch's `nn.LayerNorm(features)`):
+/// `y = (x - mean) / sqrt(var + eps) · weight + bias`, with the mean and biased variance of each
+/// example's `features` values. `weight` starts at 1, `bias` at 0; `eps` is `1e-5`.
+///
+/// # Panics
+/// `forward` panics if the input's last axis is not `features`.
+///
+/// ```
+/// use tapegrad::prelude::*;
+/// use tapegrad::nn::LayerNorm;
+/// let ln = LayerNorm::<f64>::new(4);
+/// let tape = Tape::new();
+/// let y = ln.forward(&tape, tape.var(Tensor::from_vec(vec![1., 2., 3., 4.], &[1, 4]))).value();
+/// let mean = y.as_slice().iter().sum::<f64>() / 4.0;
+/// let var = y.as_slice().iter().map(|v| v * v).sum::<f64>() / 4.0;
+/// assert!(mean.abs() < 1e-12 && (var - 1.0).abs() < 1e-4);
+/// ```
+#[derive(Clone, Debug)]
+pub struct LayerNorm<T: Float = f32> {
+    /// The scale, `[features]`.
+    pub weight: Param<T>,
+    /// The shift, `[features]`.
+    pub bias: Param<T>,
+    /// Added to the variance before the square root.
+    pub eps: f64,
+    training: bool,
+}
+
+impl<T: Float> LayerNorm<T> {
+    /// Normalisation over a last axis of size `features`.
+    pub fn new(features: usize) -> Self {
+        LayerNorm {
+            weight: Param::new(Tensor::ones(&[features])),
+            bias: Param::new(Tensor::zeros(&[features])),
+            eps: 1e-5,
+            training: true,
+        }
+    }
+}
+
+impl<T: Float> Module<T> for LayerNorm<T> {
+    #[track_caller]
+    fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+        let shape = x.shape();
+        let features = self.weight.shape()[0];
+        assert!(
+            shape.last() == Some(&features),
+            "tapegrad: LayerNorm: input shape {shape:?} does not end in {features} features"
+        );
+        let (y, _, _) = normalize(x, shape.len() - 1, self.eps);
+        y * tape.param(&self.weight) + tape.param(&self.bias)
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
+        vec![
+            ("weight".to_string(), self.weight.clone()),
+            ("bias".to_string(), self.bias.clone()),
+        ]
+    }
+
+    fn train(&mut self, mode: bool) {
+        self.training = mode;
+    }
+
+    fn is_training(&self) -> bool {
+        self.training
+    }
+}
+
+/// Batch normalisation of `[N, C]` inputs (PyTorch's `nn.BatchNorm1d(C)`):
+/// `y = (x - mean) / sqrt(var + eps) · weight + bias` per feature.
+///
+/// In training mode the mean and biased variance are the batch's, and the running statistics move
+/// towards them: `running = (1 - momentum) · running + momentum · batch` (the running variance uses
+/// the unbiased batch variance, as PyTorch). In evaluation mode the running statistics are used,
+/// so each example's output no longer depends on the rest of the batch. `eps = 1e-5`,
+/// `momentum = 0.1`; running mean starts at 0, running variance at 1.
+///
+/// # Panics
+/// `forward` panics if the input is not `[N, C]`, or in training mode if `N < 2`.
+///
+/// ```
+/// use tapegrad::prelude::*;
+/// use tapegrad::nn::BatchNorm1d;
+/// let mut bn = BatchNorm1d::<f64>::new(1);
+/// let tape = Tape::new();
+/// let x = tape.var(Tensor::from_vec(vec![1., 3.], &[2, 1]));
+/// let y = bn.forward(&tape, x).value().to_vec();
+/// assert!((y[0] + 1.0).abs() < 1e-5 && (y[1] - 1.0).abs() < 1e-5);
+/// assert!((bn.running_mean().to_vec()[0] - 0.2).abs() < 1e-12); // 0.9 · 0 + 0.1 · 2
+/// assert!((bn.running_var().to_vec()[0] - 1.1).abs() < 1e-12);  // 0.9 · 1 + 0.1 · 2
+/// bn.eval();
+/// let y = bn.forward(&tape, x).value().to_vec();
+/// assert!((y[0] - (1.0 - 0.2) / (1.1f64 + 1e-5).sqrt()).abs() < 1e-12);
+/// ```
+#[derive(Debug)]
+pub struct BatchNorm1d<T: Float = f32> {
+    /// The scale, `[C]`.
+    pub weight: Param<T>,
+    /// The shift, `[C]`.
+    pub bias: Param<T>,
+    /// Added to the variance before the square root.
+    pub eps: f64,
+    /// The weight of each batch in the running statistics.
+    pub momentum: f64,
+    running_mean: RefCell<Tensor<T>>,
+    running_var: RefCell<Tensor<T>>,
+    training: bool,
+}
+
+impl<T: Float> BatchNorm1d<T> {
+    /// Batch normalisation of `features` channels.
+    pub fn new(features: usize) -> Self {
+        BatchNorm1d {
+            weight: Param::new(Tensor::ones(&[features])),
+            bias: Param::new(Tensor::zeros(&[features])),
+            eps: 1e-5,
+            momentum: 0.1,
+            running_mean: RefCell::new(Tensor::zeros(&[features])),
+            running_var: RefCell::new(Tensor::ones(&[features])),
+            training: true,
+        }
+    }
+
+    /// The running mean, `[C]`.
+    pub fn running_mean(&self) -> Tensor<T> {
+        self.running_mean.borrow().clone()
+    }
+
+    /// The running (unbiased) variance, `[C]`.
+    pub fn running_var(&self) -> Tensor<T> {
+        self.running_var.borrow().clone()
+    }
+}
+
+impl<T: Float> Module<T> for BatchNorm1d<T> {
+    #[track_caller]
+    fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+        let shape = x.shape();
+        let c = self.weight.shape()[0];
+        assert!(
+            shape.len() == 2 && shape[1] == c,
+            "tapegrad: BatchNorm1d: input must be [N, {c}], got shape {shape:?}"
+        );
+        let normalized = if self.training {
+            let n = shape[0];
+            assert!(
+                n >= 2,
+                "tapegrad: BatchNorm1d: training needs at least 2 examples per batch, got shape {shape:?}"
+            );
+            let (y, mean, var) = normalize(x, 0, self.eps);
+            let m = T::from_f64(self.momentum);
+            let keep = T::ONE - m;
+            let unbias = T::from_f64(n as f64 / (n - 1) as f64);
+            let (mean, var) = (mean.value().reshape(&[c]), var.value().reshape(&[c]));
+            let mut rm = self.running_mean.borrow_mut();
+            *rm = Tensor::from_fn(&[c], |i| keep * rm.as_slice()[i] + m * mean.as_slice()[i]);
+            let mut rv = self.running_var.borrow_mut();
+            *rv = Tensor::from_fn(&[c], |i| keep * rv.as_slice()[i] + m * unbias * var.as_slice()[i]);
+            y
+        } else {
+            let mean = tape.constant(self.running_mean());
+            let std = tape.constant(self.running_var().map(|v| (v + T::from_f64(self.eps)).sqrt()));
+            (x - mean) / std
+        };
+        normalized * tape.param(&self.weight) + tape.param(&self.bias)
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
+        vec![
+            ("weight".to_string(), self.weight.clone()),
+            ("bias".to_string(), self.bias.clone()),
+        ]
+    }
+
+    fn train(&mut self, mode: bool) {
+        self.training = mode;
+    }
+
+    fn is_training(&self) -> bool {
+        self.training
+    }
+}
