@@ -1,0 +1,84 @@
+//! Tensor MLP training steps (issue 4), workloads W1t and W2 of WORKLOADS.md, in ms per step
+//! (tape reset + forward + backward + optimizer update). Run with `cargo bench --bench nn`;
+//! figures are in BENCHMARKS.md.
+//!
+//! - W1t: micrograd's demo as a user writes it with tensors: MLP 2-16-16-1 (ReLU) over the whole
+//!   batch of 100 moons (noise 0.1), loss `mean(relu(1 - y·score)) + 1e-4 Σ p²`, SGD.
+//! - W2: MLP 784-256-128-10 (ReLU), batch 64, softmax cross-entropy, Adam lr 1e-3; inputs N(0, 1),
+//!   labels uniform in 0..10; on 1 and 2 threads.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use tapegrad::prelude::*;
+use tapegrad::rand::{RngExt, SeedableRng, rngs::StdRng};
+
+fn w1t(c: &mut Criterion) {
+    let mut rng = StdRng::seed_from_u64(0);
+    let data = tapegrad::data::moons::<f32, _>(100, 0.1, &mut rng);
+    let x = data.features.clone();
+    let y = data.targets.map(|l| 2.0 * l - 1.0).reshape(&[100, 1]);
+    let model = Mlp::new(&[2, 16, 16, 1], Activation::Relu, &mut rng);
+    let params = model.parameters();
+    let mut opt = Sgd::new(
+        params.clone(),
+        SgdConfig {
+            lr: 0.1,
+            ..Default::default()
+        },
+    );
+    let mut tape = Tape::new();
+    c.bench_function("W1t tensor-mlp-small: 2-16-16-1, batch 100, SGD step", |b| {
+        b.iter(|| {
+            tape.reset();
+            let scores = model.forward(&tape, tape.constant(x.clone()));
+            let data_loss = (1.0 - tape.constant(y.clone()) * scores).relu().mean();
+            let l2 = params
+                .iter()
+                .map(|p| {
+                    let v = tape.param(p);
+                    (v * v).sum()
+                })
+                .reduce(|a, b| a + b)
+                .unwrap();
+            let grads = (data_loss + 1e-4 * l2).backward();
+            tape.reset();
+            opt.step(black_box(&grads));
+        })
+    });
+}
+
+fn w2(c: &mut Criterion) {
+    let mut rng = StdRng::seed_from_u64(0);
+    let x = Tensor::<f32>::randn(&[64, 784], &mut rng);
+    let labels: Vec<usize> = (0..64).map(|_| rng.random_range(0..10)).collect();
+    let model = Mlp::new(&[784, 256, 128, 10], Activation::Relu, &mut rng);
+    let mut opt = Adam::new(
+        model.parameters(),
+        AdamConfig {
+            lr: 1e-3,
+            ..Default::default()
+        },
+    );
+    let mut tape = Tape::new();
+    let mut group = c.benchmark_group("W2");
+    group.warm_up_time(std::time::Duration::from_millis(500));
+    group.sample_size(20);
+    for threads in [1, 2] {
+        tapegrad::set_num_threads(threads);
+        let name = format!("W2 tensor-mlp: 784-256-128-10, batch 64, Adam step, {threads} thread(s)");
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                tape.reset();
+                let logits = model.forward(&tape, tape.constant(x.clone()));
+                let grads = loss::cross_entropy(logits, &labels).backward();
+                tape.reset();
+                opt.step(black_box(&grads));
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, w1t, w2);
+criterion_main!(benches);
