@@ -8,36 +8,36 @@ use tapegrad::rand::{SeedableRng, rngs::StdRng};
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let steps = if quick { 300 } else { 2000 };
-    let lr = 0.5f32;
     let mut rng = StdRng::seed_from_u64(7);
 
-    // Parameters live outside the tape; each step binds them to a fresh recording.
-    let w1 = Param::new(Tensor::<f32>::randn(&[2, 8], &mut rng) * 0.7);
-    let b1 = Param::new(Tensor::zeros(&[8]));
-    let w2 = Param::new(Tensor::<f32>::randn(&[8, 1], &mut rng) * 0.7);
-    let b2 = Param::new(Tensor::zeros(&[1]));
-    let params = [&w1, &b1, &w2, &b2];
+    // Parameters live in the model, outside the tape; each step binds them to a fresh recording.
+    let model = Mlp::<f32>::new(&[2, 8, 1], Activation::Tanh, &mut rng);
+    let mut opt = Sgd::new(
+        model.parameters(),
+        SgdConfig {
+            lr: 0.5,
+            ..Default::default()
+        },
+    );
 
-    let inputs = Tensor::from_vec(vec![0., 0., 0., 1., 1., 0., 1., 1.], &[4, 2]);
-    let targets = Tensor::from_vec(vec![0., 1., 1., 0.], &[4, 1]);
+    let data = tapegrad::data::xor::<f32>();
+    let targets = data.targets.reshape(&[4, 1]);
 
     let mut tape = Tape::<f32>::new();
     for step in 0..=steps {
         tape.reset(); // keeps the tape's allocations from the last step
-        let x = tape.constant(inputs.clone());
-        let hidden = (x.matmul(&tape.param(&w1)) + tape.param(&b1)).tanh();
-        let out = (hidden.matmul(&tape.param(&w2)) + tape.param(&b2)).sigmoid();
+        let out = model
+            .forward(&tape, tape.constant(data.features.clone()))
+            .sigmoid();
         let loss = loss::mse(out, tape.constant(targets.clone()));
+        let predictions = out.value();
         let grads = loss.backward();
-        for p in params {
-            let g = grads.param(p).expect("every parameter is used");
-            p.update(|v| *v = &*v - &(g * lr));
-        }
         if step % (steps / 5) == 0 {
             println!("step {step:5}  loss {:.6}", loss.item());
         }
+        tape.reset(); // free the tape's hold on the parameters so the update is in place
+        opt.step(&grads);
         if step == steps {
-            let predictions = out.value();
             println!(
                 "predictions for (0,0) (0,1) (1,0) (1,1): {:?}",
                 predictions.to_vec()
