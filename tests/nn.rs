@@ -669,3 +669,19 @@ fn embedding_rejects_out_of_range_ids() {
     let emb = tapegrad::nn::Embedding::<f32>::new(6, 2, &mut rng(0));
     emb.lookup(&Tape::new(), &[0, 6]);
 }
+
+#[test]
+fn contract_snippet_infers_the_element_type() {
+    // DESIGN.md section 2, as written there: no turbofish on Mlp.
+    let mut rng = StdRng::seed_from_u64(0);
+    let mlp = Mlp::new(&[2, 16, 16, 1], Activation::Relu, &mut rng);
+    let tape = Tape::new();
+    let input_var = tape.var(Tensor::<f32>::zeros(&[3, 2]));
+    let out = mlp.forward(&tape, input_var);
+    assert_eq!(out.shape(), vec![3, 1]);
+    let params: Vec<Param<f32>> = mlp.parameters();
+    let named: Vec<(String, Param<f32>)> = mlp.named_parameters();
+    assert_eq!((params.len(), named[0].0.as_str()), (6, "layers.0.weight"));
+    let boxed: Box<dyn tapegrad::nn::Module<f32>> = Box::new(mlp);
+    assert!(boxed.is_training());
+}
