@@ -15,6 +15,8 @@
 //! | [`nn`] | modules: `Module`, `Linear`, `Mlp`, `Sequential`, activations, dropout, norms, embedding, initialisers |
 //! | [`optim`] | optimizers, learning-rate schedules, gradient clipping, L-BFGS and Newton-CG |
 //! | `testing` | proptest strategies (feature `proptest`) |
+//! | [`viz`] | teaching: Graphviz pictures of the tape, step-by-step backward traces, loss plots |
+//! | [`tutorial`] | from the chain rule on one number to training a network (docs only) |
 //!
 //! `ARCHITECTURE.md` in the repository explains the design and its trade-offs.
 #![warn(missing_docs)]
@@ -34,6 +36,8 @@ mod tape;
 mod tensor;
 #[cfg(feature = "proptest")]
 pub mod testing;
+pub mod tutorial;
+pub mod viz;
 
 pub use backward::Gradients;
 pub use error::Error;

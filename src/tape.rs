@@ -515,6 +515,24 @@ impl<T: Float> std::fmt::Debug for Var<'_, T> {
     }
 }
 
+/// Reading a recording back: every node as a [`Var`], for pictures, traces and teaching.
+impl<T: Float> Tape<T> {
+    /// Every recorded node, in tape order, as a var (read its [`op`](Var::op),
+    /// [`input_ids`](Var::input_ids), [`value`](Var::value)...).
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(2.0);
+    /// let _y = x.exp() * x;
+    /// let ops: Vec<_> = tape.vars().map(|v| v.op().unwrap_or("leaf")).collect();
+    /// assert_eq!(ops, ["leaf", "exp", "mul"]);
+    /// ```
+    pub fn vars(&self) -> impl Iterator<Item = Var<'_, T>> {
+        (0..Self::next_id(&self.nodes.borrow())).map(move |id| Var { tape: self, id })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,318 @@
+//! Graph pictures and backward traces (`tapegrad::viz`): the DOT text is well formed and shows
+//! every node; the trace lists every node that took part exactly once, in reverse order.
+
+use std::collections::HashMap;
+
+use tapegrad::viz::Dot;
+use tapegrad::{Gradients, Param, Tape, Tensor, Var, loss};
+
+/// The structure of a DOT graph as written by `Dot`: node ids with their labels, and edges.
+struct ParsedDot {
+    nodes: HashMap<String, String>,
+    edges: Vec<(String, String)>,
+}
+
+/// A small structural DOT parser: checks balanced braces and quotes, that every node is declared
+/// once and that every edge joins declared nodes.
+fn parse_dot(text: &str) -> ParsedDot {
+    let mut depth = 0i32;
+    let mut in_quotes = false;
+    let mut escaped = false;
+    for c in text.chars() {
+        match (in_quotes, escaped, c) {
+            (true, true, _) => escaped = false,
+            (true, false, '\\') => escaped = true,
+            (_, false, '"') => in_quotes = !in_quotes,
+            (false, _, '{') => depth += 1,
+            (false, _, '}') => {
+                depth -= 1;
+                assert!(depth >= 0, "closing brace without an opening one");
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(depth, 0, "unbalanced braces");
+    assert!(!in_quotes, "unterminated string");
+    let body = text
+        .trim()
+        .strip_prefix("digraph tapegrad {")
+        .and_then(|b| b.strip_suffix('}'))
+        .expect("a digraph");
+    let mut nodes = HashMap::new();
+    let mut edges = Vec::new();
+    for statement in body.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let statement = statement.strip_suffix(';').expect("statements end with ';'");
+        if statement.starts_with("rankdir") || statement.starts_with("node [") {
+            continue;
+        }
+        if let Some((from, rest)) = statement.split_once(" -> ") {
+            let to = rest.split_whitespace().next().expect("an edge target");
+            edges.push((from.to_string(), to.to_string()));
+            continue;
+        }
+        let (id, attrs) = statement.split_once(" [").expect("a node statement");
+        let label = attrs
+            .strip_prefix("label=\"")
+            .and_then(|a| a.split_once("\", fillcolor="))
+            .expect("a label")
+            .0;
+        assert!(
+            nodes.insert(id.to_string(), label.to_string()).is_none(),
+            "node {id} declared twice"
+        );
+    }
+    for (from, to) in &edges {
+        assert!(nodes.contains_key(from), "edge from undeclared node {from}");
+        assert!(nodes.contains_key(to), "edge to undeclared node {to}");
+    }
+    ParsedDot { nodes, edges }
+}
+
+/// micrograd's classic expression, with names.
+fn micrograd<'t>(tape: &'t Tape<f64>) -> Var<'t, f64> {
+    let a = tape.var_named("a", -4.0);
+    let b = tape.var_named("b", 2.0);
+    let c = (a + b).named("c");
+    let d = (a * b + b.powi(3)).named("d");
+    ((c - d).relu() + d * 2.0 + 1.0 / c).named("e")
+}
+
+#[test]
+fn dot_output_parses_and_shows_every_node_with_value_and_gradient() {
+    let tape = Tape::<f64>::new();
+    let e = micrograd(&tape);
+    let grads = e.backward();
+    let parsed = parse_dot(&tape.to_dot(&grads));
+    assert_eq!(parsed.nodes.len(), tape.len());
+    for id in 0..tape.len() {
+        let label = &parsed.nodes[&format!("n{id}")];
+        assert!(label.starts_with(&format!("#{id} ")), "{label}");
+        assert!(label.contains("\\nvalue "), "{label}");
+        assert!(label.contains("\\ngrad "), "{label}");
+    }
+    assert!(parsed.nodes["n0"].contains("a (input)\\nvalue -4\\ngrad 3.75"));
+    assert!(parsed.nodes[&format!("n{}", e.id())].contains("e = add"));
+    // One edge per input of every op.
+    let inputs: usize = tape.vars().map(|v| v.input_ids().len()).sum();
+    assert_eq!(parsed.edges.len(), inputs);
+    for v in tape.vars() {
+        for input in v.input_ids() {
+            let edge = (format!("n{input}"), format!("n{}", v.id()));
+            assert!(parsed.edges.contains(&edge), "missing edge {edge:?}");
+        }
+    }
+}
+
+/// A two-layer network on a batch, with a param, a constant and a reduction.
+fn tensor_graph<'t>(tape: &'t Tape<f32>, w: &Param<f32>) -> Var<'t, f32> {
+    let x = tape
+        .constant(Tensor::from_vec(vec![1.0, -2.0, 0.5, 3.0, 0.0, 1.0], &[3, 2]))
+        .named("x");
+    let h = x.matmul(&tape.param(w)).tanh().named("h");
+    let logits = h.matmul(&tape.var_named("v", Tensor::from_vec(vec![0.3, -0.1, 0.2, 0.4], &[2, 2])));
+    loss::cross_entropy(logits, &[0, 1, 1]).named("loss")
+}
+
+#[test]
+fn dot_of_a_tensor_graph_parses_and_shows_shapes() {
+    let w = Param::new(Tensor::from_vec(vec![0.5, -0.5, 0.25, 1.0], &[2, 2]));
+    let tape = Tape::new();
+    let l = tensor_graph(&tape, &w);
+    let grads = l.backward();
+    let parsed = parse_dot(&Dot::new(&tape).gradients(&grads).max_elements(2).render());
+    assert_eq!(parsed.nodes.len(), tape.len());
+    assert!(parsed.nodes["n0"].contains("x (constant)\\nvalue [3, 2] [1, -2, …]\\ngrad none"));
+    assert!(parsed.nodes["n1"].contains("#1 param\\nvalue [2, 2] [0.5, -0.5, …]\\ngrad [2, 2] ["));
+}
+
+#[test]
+fn dot_of_one_output_shows_exactly_its_ancestors() {
+    let tape = Tape::<f64>::new();
+    let e = micrograd(&tape);
+    let unrelated = tape.var_named("u", 1.0).exp();
+    let part = tape.vars().find(|v| v.name().as_deref() == Some("c")).unwrap();
+    let grads = e.backward();
+    let whole = parse_dot(&Dot::new(&tape).gradients(&grads).output(e).render());
+    assert_eq!(whole.nodes.len(), e.id() + 1, "every node before e feeds it");
+    assert!(!whole.nodes.contains_key(&format!("n{}", unrelated.id())));
+    let sub = parse_dot(&Dot::new(&tape).output(part).render());
+    // c = a + b: three nodes, two edges, no gradients asked for.
+    let mut ids: Vec<_> = sub.nodes.keys().cloned().collect();
+    ids.sort();
+    assert_eq!(ids, ["n0", "n1", "n2"]);
+    assert_eq!(sub.edges.len(), 2);
+    assert!(sub.nodes.values().all(|l| !l.contains("grad")));
+}
+
+#[test]
+fn dot_escapes_quotes_and_backslashes_in_names() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var_named("say \"hi\" \\ bye", 1.0);
+    let y = x.sin();
+    let parsed = parse_dot(&tape.to_dot(&y.backward()));
+    assert!(parsed.nodes["n0"].contains("say \\\"hi\\\" \\\\ bye"));
+}
+
+#[test]
+fn dot_write_reports_io_errors_with_the_path() {
+    let tape = Tape::<f32>::new();
+    let _y = tape.var(1.0).exp();
+    let path = std::env::temp_dir()
+        .join("tapegrad_no_such_dir")
+        .join("deeper")
+        .join("g.dot");
+    match Dot::new(&tape).write(&path) {
+        Err(tapegrad::Error::Io { path: p, .. }) => assert_eq!(p, path),
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+}
+
+/// The ids of every node with a gradient, which are the nodes that take part in backward.
+fn participants<T: tapegrad::Float>(tape: &Tape<T>, grads: &Gradients<T>) -> Vec<usize> {
+    tape.vars()
+        .map(|v| v.id())
+        .filter(|&id| grads.by_id(id).is_some())
+        .collect()
+}
+
+/// The node ids at the head of each step in the printed trace, in printed order.
+fn printed_steps(text: &str) -> Vec<usize> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .map(|l| {
+            l.split(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn check_trace<T: tapegrad::Float>(tape: &Tape<T>, output: Var<'_, T>) {
+    let (grads, trace) = output.backward_traced();
+    let mut expected = participants(tape, &grads);
+    expected.reverse();
+    let ids: Vec<usize> = trace.steps().iter().map(|s| s.id).collect();
+    assert_eq!(
+        ids, expected,
+        "every participating node once, in reverse tape order"
+    );
+    assert_eq!(printed_steps(&trace.to_string()), expected);
+    // Each step's incoming gradient is the node's gradient, and the running totals end at the
+    // gradients backward returned.
+    let mut last_total = std::collections::HashMap::new();
+    for step in trace.steps() {
+        assert_eq!(&step.grad_out, grads.by_id(step.id).unwrap());
+        for c in &step.contributions {
+            last_total.insert(c.input, c.total.clone());
+        }
+    }
+    for (id, total) in last_total {
+        assert_eq!(&total, grads.by_id(id).unwrap(), "node {id}");
+    }
+}
+
+#[test]
+fn trace_of_a_scalar_graph_lists_every_node_once_in_reverse_order() {
+    let tape = Tape::<f64>::new();
+    let e = micrograd(&tape);
+    let _unused = tape.var(5.0) * 2.0; // after e: not visited
+    check_trace(&tape, e);
+}
+
+#[test]
+fn trace_of_a_tensor_graph_lists_every_node_once_in_reverse_order() {
+    let w = Param::new(Tensor::from_vec(vec![0.5, -0.5, 0.25, 1.0], &[2, 2]));
+    let tape = Tape::new();
+    let l = tensor_graph(&tape, &w);
+    check_trace(&tape, l);
+    let (_, trace) = l.backward_traced();
+    let text = trace.to_string();
+    assert!(text.contains("matmul"), "{text}");
+    assert!(text.contains("C = A B: grad_A = grad_out Bᵀ"), "{text}");
+    // The constant input x gets nothing, so the first matmul sends to one input only.
+    let first_matmul = trace
+        .steps()
+        .iter()
+        .rev()
+        .find(|s| s.op == Some("matmul"))
+        .unwrap();
+    assert_eq!(first_matmul.contributions.len(), 1);
+    assert_eq!(first_matmul.contributions[0].role, "y");
+}
+
+#[test]
+fn trace_shows_a_reused_node_receiving_from_each_use() {
+    // y = x·x + x: x is used three times; its gradient 2x + 1 = 7 is built in three additions.
+    let tape = Tape::<f64>::new();
+    let x = tape.var_named("x", 3.0);
+    let y = x * x + x;
+    let (grads, trace) = y.backward_traced();
+    let to_x: Vec<(f64, f64)> = trace
+        .steps()
+        .iter()
+        .flat_map(|s| &s.contributions)
+        .filter(|c| c.input == x.id())
+        .map(|c| (c.added.item(), c.total.item()))
+        .collect();
+    assert_eq!(to_x, [(1.0, 1.0), (3.0, 4.0), (3.0, 7.0)]);
+    assert_eq!(grads[x].item(), 7.0);
+    let text = trace.to_string();
+    assert!(
+        text.contains("to y = #0 x: + 3   (its gradient is now 7)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("#0 x (input leaf)   value 3\n    gradient  7"),
+        "{text}"
+    );
+}
+
+#[test]
+fn text_plot_puts_first_and_last_points_in_the_corners() {
+    use tapegrad::viz::LinePlot;
+    let falling: Vec<f64> = (0..10).map(|i| 100.0 * 0.1f64.powi(i)).collect();
+    let text = LinePlot::new("loss")
+        .log_y(true)
+        .series("a", &falling)
+        .to_text(10, 10);
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows[0], "loss (log scale)");
+    // A straight line on the log scale: one mark per row, from the top left to the bottom right.
+    assert_eq!(rows[1], " 100 |*");
+    assert_eq!(rows[10], "1e-7 |         *");
+    for (r, row) in rows[1..=10].iter().enumerate() {
+        assert_eq!(row.find('*'), Some(6 + r), "row {r}: {row}");
+    }
+    assert_eq!(rows[11], "     +0        9");
+    assert_eq!(rows[12], "      * a");
+}
+
+#[test]
+fn svg_plot_is_well_formed_with_one_polyline_per_series() {
+    use tapegrad::viz::LinePlot;
+    let svg = LinePlot::new("a < b & c")
+        .series("one", &[1.0, 2.0, f64::NAN, 3.0])
+        .series("two", &[3.0, 1.0])
+        .to_svg(400, 300);
+    // Every element is self-closed or closed in order.
+    let mut open = Vec::new();
+    let mut rest = svg.as_str();
+    while let Some(start) = rest.find('<') {
+        let end = rest[start..].find('>').expect("unterminated tag") + start;
+        let tag = &rest[start + 1..end];
+        if let Some(name) = tag.strip_prefix('/') {
+            assert_eq!(open.pop().as_deref(), Some(name), "mismatched </{name}>");
+        } else if !tag.ends_with('/') {
+            open.push(tag.split_whitespace().next().unwrap().to_string());
+        }
+        rest = &rest[end + 1..];
+    }
+    assert!(open.is_empty(), "unclosed {open:?}");
+    assert_eq!(svg.matches("<polyline").count(), 2);
+    assert!(svg.contains("a &lt; b &amp; c"));
+    // The NaN is left out: three points in the first line.
+    let first = svg.split("points=\"").nth(1).unwrap().split('"').next().unwrap();
+    assert_eq!(first.split(' ').count(), 3);
+}
