@@ -3,15 +3,16 @@
 //!
 //! The first-order methods use the learning rates of the table in `tapegrad::optim`'s docs
 //! (larger ones diverge or hover in the curved valley); L-BFGS with a strong-Wolfe line search
-//! needs no rate. Prints a table and the loss curves, and writes them to `optimizers.svg` (in
-//! the current directory, or DIR with `--out DIR`). Run with `cargo run --release --example
+//! needs no rate. Prints a table and the loss curves, and writes them to `optimizers.svg` and
+//! the paths through the plane to `optimizers_paths.svg` (in the current directory, or DIR with
+//! `--out DIR`). Run with `cargo run --release --example
 //! optimizers` (`--quick`: at most 2,000 steps each).
 
 use std::path::PathBuf;
 
 use tapegrad::optim::LineSearch;
 use tapegrad::prelude::*;
-use tapegrad::viz::LinePlot;
+use tapegrad::viz::{LinePlot, PathPlot};
 
 const TOLERANCE: f64 = 1e-6;
 
@@ -23,21 +24,23 @@ fn start() -> [Param<f64>; 2] {
     [Param::new(Tensor::scalar(-1.2)), Param::new(Tensor::scalar(1.0))]
 }
 
-/// Runs `opt` on `params` until f < TOLERANCE or `max_steps`; returns the loss before each step
-/// and the steps taken (`None` if it did not get there).
+/// Runs `opt` on `params` until f < TOLERANCE or `max_steps`; returns the loss before each step,
+/// the points visited and the steps taken (`None` if it did not get there).
 fn run(
     opt: &mut dyn Optimizer<f64>,
     params: &[Param<f64>; 2],
     max_steps: usize,
-) -> (Vec<f64>, Option<usize>) {
+) -> (Vec<f64>, Vec<(f64, f64)>, Option<usize>) {
     let mut tape = Tape::new();
     let mut losses = Vec::new();
+    let mut path = Vec::new();
     for step in 0..=max_steps {
+        path.push((params[0].value().item(), params[1].value().item()));
         tape.reset();
         let f = rosenbrock(tape.param(&params[0]), tape.param(&params[1]));
         losses.push(f.item());
         if f.item() < TOLERANCE {
-            return (losses, Some(step));
+            return (losses, path, Some(step));
         }
         if step == max_steps || !f.item().is_finite() {
             break;
@@ -46,7 +49,7 @@ fn run(
         tape.reset();
         opt.step(&grads);
     }
-    (losses, None)
+    (losses, path, None)
 }
 
 fn out_dir() -> PathBuf {
@@ -126,11 +129,13 @@ fn main() -> Result<(), tapegrad::Error> {
     println!("Rosenbrock from (-1.2, 1); steps until f < {TOLERANCE:e} (at most {max_steps})\n");
     println!("{:<30} {:>8} {:>10} {:>10}", "optimizer", "steps", "x", "y");
     let mut plot = LinePlot::new("Rosenbrock: f before each step").log_y(true);
+    let mut paths =
+        PathPlot::new("Rosenbrock: the points each optimizer visits").mark("minimum (1, 1)", (1.0, 1.0));
     let mut reached = 0;
     for (name, make) in first_order {
         let params = start();
         let mut opt = make(params.to_vec());
-        let (losses, steps) = run(opt.as_mut(), &params, max_steps);
+        let (losses, path, steps) = run(opt.as_mut(), &params, max_steps);
         let steps_text = steps.map_or_else(|| format!(">{max_steps}"), |s| s.to_string());
         println!(
             "{name:<30} {steps_text:>8} {:>10.6} {:>10.6}",
@@ -139,6 +144,7 @@ fn main() -> Result<(), tapegrad::Error> {
         );
         reached += usize::from(steps.is_some());
         plot = plot.series(name, &losses);
+        paths = paths.path(name, &path);
     }
 
     // L-BFGS re-evaluates the function inside each step (up to 20 iterations per call).
@@ -181,6 +187,9 @@ fn main() -> Result<(), tapegrad::Error> {
     let path = dir.join("optimizers.svg");
     plot.write_svg(&path, 720, 440)?;
     println!("\nloss curves written to {}", path.display());
+    let path = dir.join("optimizers_paths.svg");
+    paths.write_svg(&path, 720, 560)?;
+    println!("paths written to {}", path.display());
 
     let tape = Tape::new();
     let lbfgs_f = rosenbrock(tape.param(&params[0]), tape.param(&params[1])).item();

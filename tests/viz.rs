@@ -296,9 +296,18 @@ fn svg_plot_is_well_formed_with_one_polyline_per_series() {
         .series("one", &[1.0, 2.0, f64::NAN, 3.0])
         .series("two", &[3.0, 1.0])
         .to_svg(400, 300);
-    // Every element is self-closed or closed in order.
+    assert_well_formed(&svg);
+    assert_eq!(svg.matches("<polyline").count(), 2);
+    assert!(svg.contains("a &lt; b &amp; c"));
+    // The NaN is left out: three points in the first line.
+    let first = svg.split("points=\"").nth(1).unwrap().split('"').next().unwrap();
+    assert_eq!(first.split(' ').count(), 3);
+}
+
+/// Every element is self-closed or closed in order.
+fn assert_well_formed(svg: &str) {
     let mut open = Vec::new();
-    let mut rest = svg.as_str();
+    let mut rest = svg;
     while let Some(start) = rest.find('<') {
         let end = rest[start..].find('>').expect("unterminated tag") + start;
         let tag = &rest[start + 1..end];
@@ -310,9 +319,20 @@ fn svg_plot_is_well_formed_with_one_polyline_per_series() {
         rest = &rest[end + 1..];
     }
     assert!(open.is_empty(), "unclosed {open:?}");
+}
+
+#[test]
+fn path_plot_is_well_formed_and_spans_every_point() {
+    use tapegrad::viz::PathPlot;
+    let svg = PathPlot::new("paths")
+        .path("a", &[(-2.0, 1.0), (0.0, 0.0), (f64::INFINITY, 0.0), (1.0, 3.0)])
+        .path("b", &[(0.5, 0.5)])
+        .mark("min", (1.0, 1.0))
+        .to_svg(300, 200);
+    assert_well_formed(&svg);
     assert_eq!(svg.matches("<polyline").count(), 2);
-    assert!(svg.contains("a &lt; b &amp; c"));
-    // The NaN is left out: three points in the first line.
+    // The plot area is x 60..280, y 30..160: (-2, 1) is at the left, (1, 3) at the top right.
     let first = svg.split("points=\"").nth(1).unwrap().split('"').next().unwrap();
-    assert_eq!(first.split(' ').count(), 3);
+    assert_eq!(first, "60.0,116.7 206.7,160.0 280.0,30.0");
+    assert!(svg.contains(">min</text>"));
 }

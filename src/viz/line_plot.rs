@@ -8,7 +8,7 @@ use crate::Error;
 
 /// Marks and colours of the series, in order.
 const MARKS: [char; 6] = ['*', '+', 'o', 'x', '#', '@'];
-const COLOURS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"];
+pub(crate) const COLOURS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"];
 
 /// One or more curves `y[0], y[1], …` against their index, as text for a terminal
 /// ([`LinePlot::to_text`]) or as an SVG picture ([`LinePlot::to_svg`], [`LinePlot::write_svg`]).
@@ -220,7 +220,7 @@ impl LinePlot {
     }
 }
 
-fn xml_escape(text: &str) -> String {
+pub(crate) fn xml_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

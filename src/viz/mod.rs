@@ -6,6 +6,7 @@
 //! | [`BackwardTrace`], [`Var::backward_traced`](crate::Var::backward_traced) | `trace.rs` | every step of a backward pass, in the order it runs |
 //! | [`render_dot_file`] | `dot.rs` | runs Graphviz's `dot` program on a DOT file, when it is installed |
 //! | [`LinePlot`] | `line_plot.rs` | curves such as loss against step, in the terminal or as SVG |
+//! | [`PathPlot`] | `path_plot.rs` | paths through a plane, such as an optimizer's iterates, as SVG |
 //!
 //! Names given with [`Tape::var_named`](crate::Tape::var_named) or [`Var::named`](crate::Var::named)
 //! appear in both.
@@ -24,8 +25,10 @@
 mod dot;
 mod format;
 mod line_plot;
+mod path_plot;
 mod trace;
 
 pub use dot::{Dot, render_dot_file};
 pub use line_plot::LinePlot;
+pub use path_plot::PathPlot;
 pub use trace::{BackwardTrace, Contribution, TraceStep};
