@@ -4,7 +4,7 @@
 //! Run with `cargo run --example backprop_by_hand` (`--out DIR` puts the pictures in DIR;
 //! `--quick` is accepted for CI and changes nothing here: the example is already instant).
 
-use std::path::PathBuf;
+mod common;
 
 use tapegrad::viz::{Dot, render_dot_file};
 use tapegrad::{Tape, Tensor, Var, gradcheck};
@@ -22,14 +22,6 @@ fn expression<'t>(a: Var<'t, f64>, b: Var<'t, f64>) -> Var<'t, f64> {
     let f = e.powi(2).named("f");
     let g = (f / 2.0).named("g");
     (g + 10.0 / f).named("out")
-}
-
-fn out_dir() -> PathBuf {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == "--out")
-        .and_then(|i| args.get(i + 1))
-        .map_or_else(|| PathBuf::from("."), PathBuf::from)
 }
 
 fn main() -> Result<(), tapegrad::Error> {
@@ -76,7 +68,7 @@ fn main() -> Result<(), tapegrad::Error> {
         }
     }
 
-    let dir = out_dir();
+    let dir = common::out_dir();
     std::fs::create_dir_all(&dir).map_err(|source| tapegrad::Error::Io {
         path: dir.clone(),
         source,

@@ -7,7 +7,7 @@
 //! or in DIR with `--out DIR`). Run with `cargo run --example linear_regression` (`--quick`: fewer
 //! epochs).
 
-use std::path::PathBuf;
+mod common;
 
 use tapegrad::prelude::*;
 use tapegrad::rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
@@ -70,14 +70,6 @@ fn fit(xs: &[f32], ys: &[f32], batch_size: usize, epochs: usize, rng: &mut StdRn
     }
 }
 
-fn out_dir() -> PathBuf {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == "--out")
-        .and_then(|i| args.get(i + 1))
-        .map_or_else(|| PathBuf::from("."), PathBuf::from)
-}
-
 fn main() -> Result<(), tapegrad::Error> {
     let quick = std::env::args().any(|a| a == "--quick");
     let epochs = if quick { 20 } else { 50 };
@@ -115,7 +107,7 @@ fn main() -> Result<(), tapegrad::Error> {
     println!("slow per epoch; one point per step takes 100 noisy steps per epoch.\n");
     print!("{}", plot.to_text(60, 14));
 
-    let dir = out_dir();
+    let dir = common::out_dir();
     std::fs::create_dir_all(&dir).map_err(|source| tapegrad::Error::Io {
         path: dir.clone(),
         source,

@@ -8,7 +8,7 @@
 //! `--out DIR`). Run with `cargo run --release --example
 //! optimizers` (`--quick`: at most 2,000 steps each).
 
-use std::path::PathBuf;
+mod common;
 
 use tapegrad::optim::LineSearch;
 use tapegrad::prelude::*;
@@ -50,14 +50,6 @@ fn run(
         opt.step(&grads);
     }
     (losses, path, None)
-}
-
-fn out_dir() -> PathBuf {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == "--out")
-        .and_then(|i| args.get(i + 1))
-        .map_or_else(|| PathBuf::from("."), PathBuf::from)
 }
 
 type Maker = fn(Vec<Param<f64>>) -> Box<dyn Optimizer<f64>>;
@@ -179,7 +171,7 @@ fn main() -> Result<(), tapegrad::Error> {
     println!("\n(L-BFGS counts iterations; each may evaluate f more than once.)\n");
     print!("{}", plot.to_text(64, 14));
 
-    let dir = out_dir();
+    let dir = common::out_dir();
     std::fs::create_dir_all(&dir).map_err(|source| tapegrad::Error::Io {
         path: dir.clone(),
         source,

@@ -6,7 +6,7 @@
 //! and writes `schedules_lr.svg` and `schedules_loss.svg` (in the current directory, or DIR with
 //! `--out DIR`). Run with `cargo run --example schedules` (`--quick`: fewer epochs).
 
-use std::path::PathBuf;
+mod common;
 
 use tapegrad::optim::{CosineAnnealingLr, ExponentialLr, LinearWarmup, LrScheduler, Schedule, StepLr};
 use tapegrad::prelude::*;
@@ -61,14 +61,6 @@ fn train<S: Schedule>(schedule: S, xs: &[f32], ys: &[f32], epochs: usize) -> Run
         run.losses.push(f64::from(sse) / xs.len() as f64);
     }
     run
-}
-
-fn out_dir() -> PathBuf {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == "--out")
-        .and_then(|i| args.get(i + 1))
-        .map_or_else(|| PathBuf::from("."), PathBuf::from)
 }
 
 fn main() -> Result<(), tapegrad::Error> {
@@ -129,7 +121,7 @@ fn main() -> Result<(), tapegrad::Error> {
     println!("\nThe noise alone gives a loss of about σ² = 0.25.\n");
     print!("{}\n{}", lr_plot.to_text(48, 10), loss_plot.to_text(48, 10));
 
-    let dir = out_dir();
+    let dir = common::out_dir();
     std::fs::create_dir_all(&dir).map_err(|source| tapegrad::Error::Io {
         path: dir.clone(),
         source,

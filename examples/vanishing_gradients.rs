@@ -10,7 +10,7 @@
 //! directory, or DIR with `--out DIR`). Run with `cargo run --example vanishing_gradients`
 //! (`--quick`: a shallower network).
 
-use std::path::PathBuf;
+mod common;
 
 use tapegrad::prelude::*;
 use tapegrad::rand::{SeedableRng, rngs::StdRng};
@@ -61,14 +61,6 @@ fn gradient_norms(act: Act, depth: usize, seed: u64) -> Vec<f64> {
         .collect()
 }
 
-fn out_dir() -> PathBuf {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == "--out")
-        .and_then(|i| args.get(i + 1))
-        .map_or_else(|| PathBuf::from("."), PathBuf::from)
-}
-
 fn main() -> Result<(), tapegrad::Error> {
     let quick = std::env::args().any(|a| a == "--quick");
     let depth = if quick { 8 } else { 16 };
@@ -101,7 +93,7 @@ fn main() -> Result<(), tapegrad::Error> {
     }
     print!("{}", plot.to_text(48, 12));
 
-    let dir = out_dir();
+    let dir = common::out_dir();
     std::fs::create_dir_all(&dir).map_err(|source| tapegrad::Error::Io {
         path: dir.clone(),
         source,
