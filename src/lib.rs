@@ -36,6 +36,7 @@ mod tape;
 mod tensor;
 #[cfg(feature = "proptest")]
 pub mod testing;
+pub mod train;
 pub mod tutorial;
 pub mod viz;
 

@@ -1,0 +1,382 @@
+//! Training-loop helpers: [`accuracy`], an [`evaluate`] pass that records no gradients,
+//! [`EarlyStopping`] on a validation loss and [`Progress`] lines, one per epoch.
+//!
+//! They are small on purpose: a training loop stays the user's own `for` loop (as in PyTorch),
+//! and these fill in the parts everyone writes the same way.
+//!
+//! ```
+//! use tapegrad::prelude::*;
+//! use tapegrad::train::{EarlyStopping, Progress, evaluate};
+//! use tapegrad::rand::{SeedableRng, rngs::StdRng};
+//!
+//! let mut rng = StdRng::seed_from_u64(0);
+//! let train = tapegrad::data::moons::<f32, _>(160, 0.1, &mut rng);
+//! let valid = tapegrad::data::moons::<f32, _>(40, 0.1, &mut rng);
+//! let mut model = Mlp::new(&[2, 16, 16, 2], Activation::Relu, &mut rng);
+//! let mut opt = Adam::new(model.parameters(), AdamConfig { lr: 0.02, ..Default::default() });
+//! let mut stopper = EarlyStopping::new(5);
+//! let mut progress = Progress::new(100).quiet(true);      // quiet: no printing in tests
+//! let mut tape = Tape::new();
+//! for _epoch in 0..100 {
+//!     model.train(true);
+//!     for batch in train.batches(32).shuffle(&mut rng) {
+//!         tape.reset();
+//!         let out = model.forward(&tape, tape.constant(batch.features.clone()));
+//!         let grads = loss::cross_entropy(out, &batch.labels()).backward();
+//!         tape.reset();
+//!         opt.step(&grads);
+//!     }
+//!     let val = evaluate(&mut model, &valid, 64, |out, batch| loss::cross_entropy(out, &batch.labels()));
+//!     progress.epoch(&[("val_loss", val.loss), ("val_acc", val.accuracy)]);
+//!     if stopper.step(val.loss, &model.parameters()) {
+//!         break;
+//!     }
+//! }
+//! stopper.restore_best(&model.parameters());
+//! let val = evaluate(&mut model, &valid, 64, |out, batch| loss::cross_entropy(out, &batch.labels()));
+//! assert!(val.accuracy > 0.95, "{val:?}");
+//! assert_eq!(val.loss, stopper.best_loss());
+//! ```
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use crate::data::{Batch, Dataset};
+use crate::nn::Module;
+use crate::{Float, Param, Tape, Tensor, Var};
+
+/// The fraction of rows whose predicted class is the label.
+///
+/// The prediction of a row of `outputs` (`[N, C]`, `C ≥ 2`) is its largest entry (the first one on
+/// ties), as `argmax` in PyTorch. A single score per row (`[N]` or `[N, 1]`) is read as a logit for
+/// class 1: class 1 when the score is positive, the convention of
+/// [`loss::bce_with_logits`](crate::loss::bce_with_logits). An empty batch has accuracy 0.
+///
+/// # Panics
+/// If `labels` does not have one entry per row.
+///
+/// ```
+/// use tapegrad::{Tensor, train::accuracy};
+/// let logits = Tensor::from_vec(vec![2.0, 1.0, 0.0, 0.5, 3.0, -1.0], &[2, 3]);
+/// assert_eq!(accuracy(&logits, &[0, 2]), 0.5);
+/// let scores = Tensor::from_vec(vec![0.3, -2.0, 1.0, -0.1], &[4]);
+/// assert_eq!(accuracy(&scores, &[1, 0, 0, 0]), 0.75);
+/// ```
+#[track_caller]
+pub fn accuracy<T: Float>(outputs: &Tensor<T>, labels: &[usize]) -> f64 {
+    let correct = correct_predictions(outputs, labels);
+    if labels.is_empty() {
+        0.0
+    } else {
+        correct as f64 / labels.len() as f64
+    }
+}
+
+/// How many rows of `outputs` predict their label (see [`accuracy`]).
+#[track_caller]
+fn correct_predictions<T: Float>(outputs: &Tensor<T>, labels: &[usize]) -> usize {
+    let shape = outputs.shape();
+    let rows = shape.first().copied().unwrap_or(1);
+    let classes = match shape.len() {
+        0 | 1 => 1,
+        2 => shape[1],
+        _ => panic!("tapegrad: accuracy: outputs must be [N] or [N, C], got {shape:?}"),
+    };
+    assert_eq!(
+        rows,
+        labels.len(),
+        "tapegrad: accuracy: outputs {shape:?} have {rows} rows but there are {} labels",
+        labels.len()
+    );
+    let values = outputs.as_slice();
+    if classes == 1 {
+        return values
+            .iter()
+            .zip(labels)
+            .filter(|(s, l)| usize::from(**s > T::ZERO) == **l)
+            .count();
+    }
+    values
+        .chunks_exact(classes)
+        .zip(labels)
+        .filter(|(row, l)| argmax(row) == **l)
+        .count()
+}
+
+/// The index of the first largest value; NaN never wins.
+fn argmax<T: Float>(row: &[T]) -> usize {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] || row[best].is_nan() && !v.is_nan() {
+            best = i;
+        }
+    }
+    best
+}
+
+/// The result of [`evaluate`]: the mean loss per example and the [`accuracy`] over a dataset.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Evaluation {
+    /// The loss averaged over examples (each batch's mean loss weighted by its size).
+    pub loss: f64,
+    /// The fraction of examples whose predicted class is their label (see [`accuracy`]); for a
+    /// regression target this number means nothing.
+    pub accuracy: f64,
+    /// How many examples were evaluated.
+    pub examples: usize,
+}
+
+/// Runs `model` over `data` in batches of `batch_size` in evaluation mode and without recording
+/// gradients (PyTorch's `model.eval()` plus `torch.no_grad()`), and returns the mean loss and the
+/// accuracy. The model's mode is restored afterwards.
+///
+/// `loss` gets the model's output for a batch and the batch, and returns the batch's mean loss.
+///
+/// # Panics
+/// If `batch_size` is zero.
+///
+/// ```
+/// use tapegrad::prelude::*;
+/// use tapegrad::train::evaluate;
+/// use tapegrad::rand::{SeedableRng, rngs::StdRng};
+///
+/// let mut rng = StdRng::seed_from_u64(0);
+/// let data = tapegrad::data::xor::<f64>();
+/// let mut model = Mlp::new(&[2, 4, 2], Activation::Tanh, &mut rng);
+/// let eval = evaluate(&mut model, &data, 3, |out, batch| loss::cross_entropy(out, &batch.labels()));
+/// assert_eq!(eval.examples, 4);
+/// assert!(eval.loss > 0.0 && (0.0..=1.0).contains(&eval.accuracy));
+/// assert!(model.is_training()); // restored
+/// ```
+#[track_caller]
+pub fn evaluate<T, M, F>(model: &mut M, data: &Dataset<T>, batch_size: usize, mut loss: F) -> Evaluation
+where
+    T: Float,
+    M: Module<T> + ?Sized,
+    F: for<'t> FnMut(Var<'t, T>, &Batch<T>) -> Var<'t, T>,
+{
+    assert!(batch_size > 0, "tapegrad: evaluate: batch_size must be positive");
+    let was_training = model.is_training();
+    model.train(false);
+    let mut tape = Tape::new();
+    let (mut loss_sum, mut correct, mut examples) = (0.0, 0, 0);
+    for batch in data.batches(batch_size) {
+        tape.reset();
+        let (batch_loss, outputs) = tape.no_grad(|| {
+            let out = model.forward(&tape, tape.constant(batch.features.clone()));
+            (loss(out, &batch).item().to_f64(), out.value())
+        });
+        loss_sum += batch_loss * batch.len() as f64;
+        correct += correct_predictions(&outputs, &batch.labels());
+        examples += batch.len();
+    }
+    model.train(was_training);
+    let per_example = |x: f64| if examples == 0 { 0.0 } else { x / examples as f64 };
+    Evaluation {
+        loss: per_example(loss_sum),
+        accuracy: per_example(correct as f64),
+        examples,
+    }
+}
+
+/// Stops training when the validation loss has not improved for `patience` epochs (Keras's
+/// `EarlyStopping`, PyTorch Lightning's callback), remembering the best parameters seen.
+///
+/// An epoch improves when its loss is below the best so far by more than `min_delta`; a NaN loss
+/// never improves.
+///
+/// ```
+/// use tapegrad::{Param, Tensor, train::EarlyStopping};
+///
+/// let w = Param::new(Tensor::<f32>::scalar(0.0));
+/// let mut stopper = EarlyStopping::new(2);
+/// let mut stopped_at = None;
+/// for (epoch, val_loss) in [1.0, 0.5, 0.6, 0.55, 0.4].into_iter().enumerate() {
+///     w.set_value(Tensor::scalar(epoch as f32));
+///     if stopper.step(val_loss, &[w.clone()]) {
+///         stopped_at = Some(epoch);
+///         break;
+///     }
+/// }
+/// assert_eq!(stopped_at, Some(3));          // two epochs without beating 0.5
+/// assert_eq!((stopper.best_epoch(), stopper.best_loss()), (1, 0.5));
+/// stopper.restore_best(&[w.clone()]);
+/// assert_eq!(w.value().item(), 1.0);        // the parameters of epoch 1
+/// ```
+#[derive(Clone, Debug)]
+pub struct EarlyStopping<T: Float = f32> {
+    patience: usize,
+    min_delta: f64,
+    best_loss: f64,
+    best_epoch: usize,
+    epochs: usize,
+    bad_epochs: usize,
+    best_params: Vec<Tensor<T>>,
+}
+
+impl<T: Float> EarlyStopping<T> {
+    /// Stops after `patience` epochs in a row without improvement.
+    pub fn new(patience: usize) -> Self {
+        EarlyStopping {
+            patience,
+            min_delta: 0.0,
+            best_loss: f64::INFINITY,
+            best_epoch: 0,
+            epochs: 0,
+            bad_epochs: 0,
+            best_params: Vec::new(),
+        }
+    }
+
+    /// Counts an epoch as an improvement only when the loss drops by more than `min_delta`.
+    ///
+    /// # Panics
+    /// If `min_delta` is negative or NaN.
+    #[track_caller]
+    pub fn min_delta(mut self, min_delta: f64) -> Self {
+        assert!(
+            min_delta >= 0.0,
+            "tapegrad: EarlyStopping::min_delta: {min_delta} must be at least 0"
+        );
+        self.min_delta = min_delta;
+        self
+    }
+
+    /// Records one epoch's validation loss; keeps a copy of `params`' values when it is the best so
+    /// far. Returns `true` when training should stop.
+    pub fn step(&mut self, val_loss: f64, params: &[Param<T>]) -> bool {
+        let epoch = self.epochs;
+        self.epochs += 1;
+        if val_loss < self.best_loss - self.min_delta {
+            self.best_loss = val_loss;
+            self.best_epoch = epoch;
+            self.best_params = params.iter().map(Param::value).collect();
+            self.bad_epochs = 0;
+        } else {
+            self.bad_epochs += 1;
+        }
+        self.bad_epochs >= self.patience.max(1)
+    }
+
+    /// Epochs in a row without improvement (0 right after an improvement).
+    pub fn epochs_without_improvement(&self) -> usize {
+        self.bad_epochs
+    }
+
+    /// The best validation loss so far (infinity before any finite loss).
+    pub fn best_loss(&self) -> f64 {
+        self.best_loss
+    }
+
+    /// The epoch (counted from 0) with the best loss.
+    pub fn best_epoch(&self) -> usize {
+        self.best_epoch
+    }
+
+    /// Puts the best epoch's values back into `params` (the same parameters, in the same order,
+    /// as given to [`step`](EarlyStopping::step)). Does nothing before the first improvement.
+    ///
+    /// # Panics
+    /// If `params` has a different length or shapes than the ones saved.
+    #[track_caller]
+    pub fn restore_best(&self, params: &[Param<T>]) {
+        if self.best_params.is_empty() {
+            return;
+        }
+        assert_eq!(
+            params.len(),
+            self.best_params.len(),
+            "tapegrad: EarlyStopping::restore_best: {} parameters given, {} saved",
+            params.len(),
+            self.best_params.len()
+        );
+        for (i, (p, best)) in params.iter().zip(&self.best_params).enumerate() {
+            assert_eq!(
+                p.shape(),
+                best.shape(),
+                "tapegrad: EarlyStopping::restore_best: parameter {i} has shape {:?}, saved {:?}",
+                p.shape(),
+                best.shape()
+            );
+            p.set_value(best.clone());
+        }
+    }
+}
+
+/// Progress reporting: one line per epoch with named numbers and the elapsed time, printed to
+/// standard output unless quiet, and kept as a history for plotting.
+///
+/// ```
+/// use tapegrad::train::Progress;
+///
+/// let mut progress = Progress::new(3).quiet(true);
+/// for epoch in 0..3 {
+///     let line = progress.epoch(&[("loss", 1.0 / (epoch + 1) as f64), ("accuracy", 0.9)]);
+///     assert!(line.starts_with(&format!("epoch {}/3", epoch + 1)));
+/// }
+/// assert_eq!(progress.history("loss"), vec![1.0, 0.5, 1.0 / 3.0]);
+/// assert!(progress.lines()[1].contains("loss 0.5000  accuracy 0.9000"));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Progress {
+    epochs: usize,
+    quiet: bool,
+    start: Instant,
+    lines: Vec<String>,
+    history: Vec<Vec<(String, f64)>>,
+}
+
+impl Progress {
+    /// Reporting for a run of `epochs` epochs (0 if unknown); the clock starts now.
+    pub fn new(epochs: usize) -> Self {
+        Progress {
+            epochs,
+            quiet: false,
+            start: Instant::now(),
+            lines: Vec::new(),
+            history: Vec::new(),
+        }
+    }
+
+    /// With `true`, nothing is printed (the lines and history are still kept).
+    pub fn quiet(mut self, quiet: bool) -> Self {
+        self.quiet = quiet;
+        self
+    }
+
+    /// Records the end of an epoch with its numbers, prints the line unless quiet, and returns it:
+    /// `epoch 3/20  loss 0.1234  val_acc 0.9500  (1.2 s)`.
+    pub fn epoch(&mut self, values: &[(&str, f64)]) -> &str {
+        let n = self.lines.len() + 1;
+        let mut line = if self.epochs > 0 {
+            let width = self.epochs.to_string().len();
+            format!("epoch {n:>width$}/{}", self.epochs)
+        } else {
+            format!("epoch {n}")
+        };
+        for (name, value) in values {
+            let _ = write!(line, "  {name} {value:.4}");
+        }
+        let _ = write!(line, "  ({:.1} s)", self.start.elapsed().as_secs_f64());
+        if !self.quiet {
+            println!("{line}");
+        }
+        self.history
+            .push(values.iter().map(|(k, v)| (k.to_string(), *v)).collect());
+        self.lines.push(line);
+        self.lines.last().map_or("", String::as_str)
+    }
+
+    /// Every line so far.
+    pub fn lines(&self) -> &[String] {
+        &self.lines
+    }
+
+    /// The values recorded under `name`, one per epoch that reported it.
+    pub fn history(&self, name: &str) -> Vec<f64> {
+        self.history
+            .iter()
+            .filter_map(|row| row.iter().find(|(k, _)| k == name).map(|(_, v)| *v))
+            .collect()
+    }
+}

@@ -1,0 +1,191 @@
+//! Training-loop helpers: accuracy, evaluation passes, early stopping and progress lines.
+
+use tapegrad::data::Dataset;
+use tapegrad::prelude::*;
+use tapegrad::rand::{SeedableRng, rngs::StdRng};
+use tapegrad::train::{EarlyStopping, Progress, accuracy, evaluate};
+
+#[test]
+fn accuracy_takes_the_first_maximum_and_ignores_nan() {
+    let logits = Tensor::<f64>::from_vec(
+        vec![1.0, 1.0, 0.0, f64::NAN, 0.0, 2.0, 5.0, f64::NAN, 4.0],
+        &[3, 3],
+    );
+    // row 0: tie between 0 and 1 -> 0; row 1: NaN skipped -> 2; row 2: 0 beats NaN and 4.
+    assert_eq!(accuracy(&logits, &[0, 2, 0]), 1.0);
+    assert_eq!(accuracy(&logits, &[1, 1, 2]), 0.0);
+}
+
+#[test]
+fn accuracy_reads_one_score_per_row_as_a_logit() {
+    let scores = Tensor::<f32>::from_vec(vec![0.0, 0.1, -0.1], &[3, 1]);
+    assert_eq!(accuracy(&scores, &[0, 1, 0]), 1.0);
+    assert_eq!(accuracy(&Tensor::<f32>::zeros(&[0, 4]), &[]), 0.0);
+}
+
+#[test]
+#[should_panic(expected = "accuracy: outputs [2, 3] have 2 rows but there are 3 labels")]
+fn accuracy_names_shapes_on_mismatch() {
+    accuracy(&Tensor::<f32>::zeros(&[2, 3]), &[0, 1, 2]);
+}
+
+/// A model whose output depends on the mode: a layer then dropout with p = 0.5.
+fn dropout_model(rng: &mut StdRng) -> Sequential<f64> {
+    Sequential::new()
+        .with(Linear::new(2, 3, rng))
+        .with(tapegrad::nn::Dropout::new(0.5, 7))
+}
+
+#[test]
+fn evaluate_weights_batches_by_size_runs_in_eval_mode_and_restores_the_mode() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let data = tapegrad::data::moons::<f64, _>(10, 0.1, &mut rng);
+    let mut model = dropout_model(&mut rng);
+    assert!(model.is_training());
+    let eval = evaluate(&mut model, &data, 4, |out, b| {
+        loss::cross_entropy(out, &b.labels())
+    });
+    assert!(model.is_training(), "evaluate must restore training mode");
+
+    // By hand, in eval mode (dropout off), one batch of everything.
+    model.eval();
+    let tape = Tape::new();
+    let out = model.forward(&tape, tape.constant(data.features.clone()));
+    let by_hand = loss::cross_entropy(out, &data.labels()).item();
+    assert!((eval.loss - by_hand).abs() < 1e-12, "{} vs {by_hand}", eval.loss);
+    assert_eq!(eval.accuracy, accuracy(&out.value(), &data.labels()));
+    assert_eq!(eval.examples, 10);
+
+    // Evaluation leaves eval mode alone too.
+    let again = evaluate(&mut model, &data, 3, |out, b| {
+        loss::cross_entropy(out, &b.labels())
+    });
+    assert!(!model.is_training());
+    assert!((again.loss - by_hand).abs() < 1e-12);
+}
+
+#[test]
+fn evaluate_changes_no_parameter() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let data = tapegrad::data::xor::<f32>();
+    let mut model = Mlp::new(&[2, 4, 2], Activation::Relu, &mut rng);
+    let before: Vec<_> = model.parameters().iter().map(Param::value).collect();
+    evaluate(&mut model, &data, 2, |out, b| {
+        loss::cross_entropy(out, &b.labels())
+    });
+    let after: Vec<_> = model.parameters().iter().map(Param::value).collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn evaluate_of_an_empty_dataset_is_zero() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let data = Dataset::new(Tensor::<f32>::zeros(&[0, 2]), Tensor::zeros(&[0]));
+    let mut model = Mlp::new(&[2, 2], Activation::Relu, &mut rng);
+    let eval = evaluate(&mut model, &data, 8, |out, b| {
+        loss::cross_entropy(out, &b.labels())
+    });
+    assert_eq!((eval.loss, eval.accuracy, eval.examples), (0.0, 0.0, 0));
+}
+
+#[test]
+fn early_stopping_counts_min_delta_and_nan_as_no_improvement() {
+    let w = Param::new(Tensor::<f64>::scalar(0.0));
+    let mut stopper = EarlyStopping::new(3).min_delta(0.1);
+    let losses = [1.0, 0.95, f64::NAN, 0.92, 0.5];
+    let mut stops = Vec::new();
+    for (epoch, loss) in losses.into_iter().enumerate() {
+        w.set_value(Tensor::scalar(epoch as f64));
+        stops.push(stopper.step(loss, std::slice::from_ref(&w)));
+    }
+    // 0.95 and NaN do not beat 1.0 - 0.1; 0.92 does not beat 1.0 by more than 0.1 either.
+    assert_eq!(stops, [false, false, false, true, false]);
+    assert_eq!(stopper.best_epoch(), 4);
+    assert_eq!(stopper.epochs_without_improvement(), 0);
+    w.set_value(Tensor::scalar(-1.0));
+    stopper.restore_best(std::slice::from_ref(&w));
+    assert_eq!(w.value().item(), 4.0);
+}
+
+#[test]
+fn early_stopping_before_any_improvement_restores_nothing() {
+    let w = Param::new(Tensor::<f32>::scalar(2.0));
+    let mut stopper = EarlyStopping::new(1);
+    assert!(stopper.step(f64::NAN, std::slice::from_ref(&w)));
+    stopper.restore_best(std::slice::from_ref(&w));
+    assert_eq!(w.value().item(), 2.0);
+    assert_eq!(stopper.best_loss(), f64::INFINITY);
+}
+
+#[test]
+#[should_panic(expected = "restore_best: parameter 0 has shape [3], saved [2]")]
+fn early_stopping_restore_names_shape_mismatch() {
+    let mut stopper = EarlyStopping::new(2);
+    stopper.step(1.0, &[Param::new(Tensor::<f32>::zeros(&[2]))]);
+    stopper.restore_best(&[Param::new(Tensor::zeros(&[3]))]);
+}
+
+#[test]
+fn progress_lines_count_epochs_and_keep_history() {
+    let mut progress = Progress::new(12).quiet(true);
+    progress.epoch(&[("loss", 2.0)]);
+    progress.epoch(&[("loss", 1.0), ("acc", 0.5)]);
+    let lines = progress.lines();
+    assert!(
+        lines[0].starts_with("epoch  1/12  loss 2.0000  ("),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with("epoch  2/12  loss 1.0000  acc 0.5000  ("),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[1].ends_with(" s)"));
+    assert_eq!(progress.history("loss"), [2.0, 1.0]);
+    assert_eq!(progress.history("acc"), [0.5]);
+    assert!(progress.history("missing").is_empty());
+    let mut open_ended = Progress::new(0).quiet(true);
+    assert!(open_ended.epoch(&[]).starts_with("epoch 1  ("));
+}
+
+/// A named function rather than a closure in a variable: closures stored before use do not get
+/// the `for<'t>` signature `evaluate` asks for.
+fn ce<'t>(out: Var<'t, f64>, batch: &tapegrad::data::Batch<f64>) -> Var<'t, f64> {
+    loss::cross_entropy(out, &batch.labels())
+}
+
+#[test]
+fn early_stopping_ends_an_overfitting_run_and_restores_the_best_validation_loss() {
+    // Few noisy examples and a wide network: validation loss turns up while training loss falls.
+    let mut rng = StdRng::seed_from_u64(11);
+    let train = tapegrad::data::moons::<f64, _>(20, 0.35, &mut rng);
+    let valid = tapegrad::data::moons::<f64, _>(200, 0.35, &mut rng);
+    let mut model = Mlp::new(&[2, 64, 64, 2], Activation::Relu, &mut rng);
+    let mut opt = Adam::new(
+        model.parameters(),
+        AdamConfig {
+            lr: 0.01,
+            ..Default::default()
+        },
+    );
+    let mut stopper = EarlyStopping::new(10);
+    let mut tape = Tape::new();
+    let mut epochs = 0;
+    for _ in 0..2000 {
+        epochs += 1;
+        tape.reset();
+        let out = model.forward(&tape, tape.constant(train.features.clone()));
+        let grads = loss::cross_entropy(out, &train.labels()).backward();
+        tape.reset();
+        opt.step(&grads);
+        let val = evaluate(&mut model, &valid, 100, ce);
+        if stopper.step(val.loss, &model.parameters()) {
+            break;
+        }
+    }
+    assert!(epochs < 2000, "validation loss kept improving for 2000 epochs");
+    stopper.restore_best(&model.parameters());
+    let restored = evaluate(&mut model, &valid, 100, ce);
+    assert_eq!(restored.loss, stopper.best_loss());
+}
