@@ -4,17 +4,25 @@
 //! Run with `cargo run --release --example moons` (add `--quick` for a short run of the same code).
 //! `tests/nn.rs` runs [`train`] too and checks the accuracy.
 
+mod common;
+
 use tapegrad::nn::init;
 use tapegrad::prelude::*;
 use tapegrad::rand::{SeedableRng, rngs::StdRng};
+use tapegrad::train::predicted_classes;
+use tapegrad::viz::DecisionPlot;
 
-/// Loss and training accuracy after a run.
+/// Loss and training accuracy after a run, and the trained model.
 #[derive(Debug)]
 pub struct Report {
     /// The last step's loss (data term plus L2 term).
     pub loss: f32,
     /// The fraction of points on the right side of the decision boundary.
     pub accuracy: f64,
+    /// The trained network.
+    pub model: Mlp<f32>,
+    /// The training data (labels 0 and 1).
+    pub data: tapegrad::data::Dataset<f32>,
 }
 
 /// micrograd's `demo.ipynb`: 100 moons with noise 0.1, labels ±1; loss
@@ -44,10 +52,7 @@ pub fn train(steps: usize, verbose: bool) -> Report {
         },
     );
     let mut tape = Tape::new();
-    let mut report = Report {
-        loss: f32::NAN,
-        accuracy: 0.0,
-    };
+    let (mut last_loss, mut accuracy) = (f32::NAN, 0.0);
     for k in 0..steps {
         tape.reset();
         let scores = model.forward(&tape, tape.constant(x.clone()));
@@ -70,10 +75,7 @@ pub fn train(steps: usize, verbose: bool) -> Report {
             .zip(y.as_slice())
             .filter(|(s, t)| (**s > 0.0) == (**t > 0.0))
             .count();
-        report = Report {
-            loss: loss.item(),
-            accuracy: correct as f64 / 100.0,
-        };
+        (last_loss, accuracy) = (loss.item(), correct as f64 / 100.0);
         let grads = loss.backward();
         tape.reset(); // free the tape's hold on the parameters so the update is in place
         opt.set_lr(1.0 - 0.9 * k as f64 / 100.0);
@@ -81,16 +83,21 @@ pub fn train(steps: usize, verbose: bool) -> Report {
         if verbose && (k % 10 == 0 || k + 1 == steps) {
             println!(
                 "step {k:3}  loss {:.6}  accuracy {:.0}%",
-                report.loss,
-                100.0 * report.accuracy
+                last_loss,
+                100.0 * accuracy
             );
         }
     }
-    report
+    Report {
+        loss: last_loss,
+        accuracy,
+        model,
+        data,
+    }
 }
 
 #[allow(dead_code)] // the test includes this file for `train` only
-fn main() {
+fn main() -> Result<(), tapegrad::Error> {
     let quick = std::env::args().any(|a| a == "--quick");
     let report = train(if quick { 20 } else { 100 }, true);
     println!(
@@ -98,8 +105,18 @@ fn main() {
         report.loss,
         100.0 * report.accuracy
     );
+    let path = common::out_dir().join("moons_boundary.svg");
+    let model = &report.model;
+    DecisionPlot::new("moons: 2-16-16-1 MLP, score > 0 means class 1")
+        .points_from(&report.data.features, &report.data.labels())
+        .write_svg(&path, 500, 500, |grid: Tensor<f32>| {
+            let tape = Tape::new();
+            predicted_classes(&model.forward(&tape, tape.constant(grid)).value())
+        })?;
+    println!("decision regions: {}", path.display());
     if !quick && report.accuracy < 1.0 {
         eprintln!("moons: expected 100% training accuracy");
         std::process::exit(1);
     }
+    Ok(())
 }

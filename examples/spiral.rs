@@ -4,26 +4,34 @@
 //! Run with `cargo run --release --example spiral` (add `--quick` for a short run of the same code).
 //! `tests/nn.rs` runs [`train`] too and checks the accuracy.
 
+mod common;
+
 use tapegrad::prelude::*;
 use tapegrad::rand::{SeedableRng, rngs::StdRng};
+use tapegrad::train::{Progress, evaluate, predicted_classes};
+use tapegrad::viz::DecisionPlot;
 
-/// Loss and training accuracy after a run.
+/// Loss and training accuracy after a run, and the trained model.
 #[derive(Debug)]
 pub struct Report {
     /// The mean cross-entropy over the whole training set after the last epoch.
-    pub loss: f32,
+    pub loss: f64,
     /// The fraction of points classified correctly after the last epoch.
     pub accuracy: f64,
+    /// The trained network.
+    pub model: Mlp<f32>,
+    /// The training data.
+    pub data: tapegrad::data::Dataset<f32>,
 }
 
 /// 300 points (100 per class, angle noise 0.2); mini-batches of 32, shuffled with a seed;
-/// Adam with lr 0.01 for `epochs` epochs. Evaluation runs in `no_grad`.
+/// Adam with lr 0.01 for `epochs` epochs. Each epoch ends with an evaluation pass
+/// (`train::evaluate`: evaluation mode, nothing recorded).
 pub fn train(epochs: usize, verbose: bool) -> Report {
     let mut rng = StdRng::seed_from_u64(0);
     let data = tapegrad::data::spirals::<f32, _>(100, 3, 0.2, &mut rng);
-    let labels = data.labels();
 
-    let model = Mlp::new(&[2, 64, 64, 3], Activation::Relu, &mut rng);
+    let mut model = Mlp::new(&[2, 64, 64, 3], Activation::Relu, &mut rng);
     let mut opt = Adam::new(
         model.parameters(),
         AdamConfig {
@@ -32,11 +40,10 @@ pub fn train(epochs: usize, verbose: bool) -> Report {
         },
     );
     let mut tape = Tape::new();
-    let mut report = Report {
-        loss: f32::NAN,
-        accuracy: 0.0,
-    };
-    for epoch in 0..epochs {
+    let mut progress = Progress::new(epochs).quiet(!verbose).every(20);
+    let (mut loss, mut accuracy) = (f64::NAN, 0.0);
+    for _ in 0..epochs {
+        model.train(true);
         for batch in data.batches(32).shuffle(&mut rng) {
             tape.reset();
             let logits = model.forward(&tape, tape.constant(batch.features.clone()));
@@ -44,37 +51,22 @@ pub fn train(epochs: usize, verbose: bool) -> Report {
             tape.reset(); // free the tape's hold on the parameters so the update is in place
             opt.step(&grads);
         }
-        tape.reset();
-        let (loss, logits) = tape.no_grad(|| {
-            let logits = model.forward(&tape, tape.constant(data.features.clone()));
-            (loss::cross_entropy(logits, &labels).item(), logits.value())
+        let eval = evaluate(&mut model, &data, 300, |logits, batch| {
+            loss::cross_entropy(logits, &batch.labels())
         });
-        let correct = logits
-            .as_slice()
-            .chunks(3)
-            .zip(&labels)
-            .filter(|(row, label)| {
-                let best = (0..3).fold(0, |b, c| if row[c] > row[b] { c } else { b });
-                best == **label
-            })
-            .count();
-        report = Report {
-            loss,
-            accuracy: correct as f64 / labels.len() as f64,
-        };
-        if verbose && (epoch % 20 == 0 || epoch + 1 == epochs) {
-            println!(
-                "epoch {epoch:3}  loss {:.4}  accuracy {:.1}%",
-                report.loss,
-                100.0 * report.accuracy
-            );
-        }
+        (loss, accuracy) = (eval.loss, eval.accuracy);
+        progress.epoch(&[("loss", loss), ("accuracy", accuracy)]);
     }
-    report
+    Report {
+        loss,
+        accuracy,
+        model,
+        data,
+    }
 }
 
 #[allow(dead_code)] // the test includes this file for `train` only
-fn main() {
+fn main() -> Result<(), tapegrad::Error> {
     let quick = std::env::args().any(|a| a == "--quick");
     let report = train(if quick { 10 } else { 100 }, true);
     println!(
@@ -82,8 +74,18 @@ fn main() {
         report.loss,
         100.0 * report.accuracy
     );
+    let path = common::out_dir().join("spiral_boundary.svg");
+    let model = &report.model;
+    DecisionPlot::new("spiral: 2-64-64-3 MLP, decision regions")
+        .points_from(&report.data.features, &report.data.labels())
+        .write_svg(&path, 500, 500, |grid: Tensor<f32>| {
+            let tape = Tape::new();
+            predicted_classes(&model.forward(&tape, tape.constant(grid)).value())
+        })?;
+    println!("decision regions: {}", path.display());
     if !quick && report.accuracy < 0.98 {
         eprintln!("spiral: expected at least 98% training accuracy");
         std::process::exit(1);
     }
+    Ok(())
 }

@@ -72,34 +72,55 @@ pub fn accuracy<T: Float>(outputs: &Tensor<T>, labels: &[usize]) -> f64 {
     }
 }
 
+/// The class each row of `outputs` predicts, by the rule of [`accuracy`]: the index of the
+/// largest entry of a `[N, C]` row (`C ≥ 2`), or class 1 for a positive single score.
+///
+/// # Panics
+/// If `outputs` has rank above 2.
+///
+/// ```
+/// use tapegrad::{Tensor, train::predicted_classes};
+/// let logits = Tensor::from_vec(vec![0.1, 0.7, 0.2, 3.0, -1.0, 0.0], &[2, 3]);
+/// assert_eq!(predicted_classes(&logits), [1, 0]);
+/// assert_eq!(predicted_classes(&Tensor::from_vec(vec![-0.5, 2.0], &[2, 1])), [0, 1]);
+/// ```
+#[track_caller]
+pub fn predicted_classes<T: Float>(outputs: &Tensor<T>) -> Vec<usize> {
+    let shape = outputs.shape();
+    let classes = match shape.len() {
+        0 | 1 => 1,
+        2 => shape[1],
+        _ => panic!("tapegrad: predicted_classes: outputs must be [N] or [N, C], got {shape:?}"),
+    };
+    let values = outputs.as_slice();
+    if classes == 1 {
+        values.iter().map(|&s| usize::from(s > T::ZERO)).collect()
+    } else if classes == 0 {
+        Vec::new()
+    } else {
+        values.chunks_exact(classes).map(argmax).collect()
+    }
+}
+
 /// How many rows of `outputs` predict their label (see [`accuracy`]).
 #[track_caller]
 fn correct_predictions<T: Float>(outputs: &Tensor<T>, labels: &[usize]) -> usize {
     let shape = outputs.shape();
+    assert!(
+        shape.len() <= 2,
+        "tapegrad: accuracy: outputs must be [N] or [N, C], got {shape:?}"
+    );
     let rows = shape.first().copied().unwrap_or(1);
-    let classes = match shape.len() {
-        0 | 1 => 1,
-        2 => shape[1],
-        _ => panic!("tapegrad: accuracy: outputs must be [N] or [N, C], got {shape:?}"),
-    };
     assert_eq!(
         rows,
         labels.len(),
         "tapegrad: accuracy: outputs {shape:?} have {rows} rows but there are {} labels",
         labels.len()
     );
-    let values = outputs.as_slice();
-    if classes == 1 {
-        return values
-            .iter()
-            .zip(labels)
-            .filter(|(s, l)| usize::from(**s > T::ZERO) == **l)
-            .count();
-    }
-    values
-        .chunks_exact(classes)
+    predicted_classes(outputs)
+        .iter()
         .zip(labels)
-        .filter(|(row, l)| argmax(row) == **l)
+        .filter(|(p, l)| p == l)
         .count()
 }
 
@@ -311,7 +332,7 @@ impl<T: Float> EarlyStopping<T> {
 ///
 /// let mut progress = Progress::new(3).quiet(true);
 /// for epoch in 0..3 {
-///     let line = progress.epoch(&[("loss", 1.0 / (epoch + 1) as f64), ("accuracy", 0.9)]);
+///     let (line, _) = progress.epoch(&[("loss", 1.0 / (epoch + 1) as f64), ("accuracy", 0.9)]);
 ///     assert!(line.starts_with(&format!("epoch {}/3", epoch + 1)));
 /// }
 /// assert_eq!(progress.history("loss"), vec![1.0, 0.5, 1.0 / 3.0]);
@@ -321,6 +342,7 @@ impl<T: Float> EarlyStopping<T> {
 pub struct Progress {
     epochs: usize,
     quiet: bool,
+    every: usize,
     start: Instant,
     lines: Vec<String>,
     history: Vec<Vec<(String, f64)>>,
@@ -332,6 +354,7 @@ impl Progress {
         Progress {
             epochs,
             quiet: false,
+            every: 1,
             start: Instant::now(),
             lines: Vec::new(),
             history: Vec::new(),
@@ -344,9 +367,23 @@ impl Progress {
         self
     }
 
-    /// Records the end of an epoch with its numbers, prints the line unless quiet, and returns it:
-    /// `epoch 3/20  loss 0.1234  val_acc 0.9500  (1.2 s)`.
-    pub fn epoch(&mut self, values: &[(&str, f64)]) -> &str {
+    /// Prints only every `n`-th epoch's line (and the first and last); all are kept.
+    ///
+    /// ```
+    /// use tapegrad::train::Progress;
+    /// let mut progress = Progress::new(100).quiet(true).every(10);
+    /// let printed = (0..100).filter(|_| progress.epoch(&[("loss", 1.0)]).1).count();
+    /// assert_eq!(printed, 11); // epochs 1, 10, 20, ..., 100
+    /// ```
+    pub fn every(mut self, n: usize) -> Self {
+        self.every = n.max(1);
+        self
+    }
+
+    /// Records the end of an epoch with its numbers and returns its line,
+    /// `epoch 3/20  loss 0.1234  val_acc 0.9500  (1.2 s)`, with whether it is one to show (see
+    /// [`every`](Progress::every)); shown lines are printed unless quiet.
+    pub fn epoch(&mut self, values: &[(&str, f64)]) -> (&str, bool) {
         let n = self.lines.len() + 1;
         let mut line = if self.epochs > 0 {
             let width = self.epochs.to_string().len();
@@ -358,13 +395,14 @@ impl Progress {
             let _ = write!(line, "  {name} {value:.4}");
         }
         let _ = write!(line, "  ({:.1} s)", self.start.elapsed().as_secs_f64());
-        if !self.quiet {
+        let shown = n == 1 || n % self.every == 0 || n == self.epochs;
+        if shown && !self.quiet {
             println!("{line}");
         }
         self.history
             .push(values.iter().map(|(k, v)| (k.to_string(), *v)).collect());
         self.lines.push(line);
-        self.lines.last().map_or("", String::as_str)
+        (self.lines.last().map_or("", String::as_str), shown)
     }
 
     /// Every line so far.

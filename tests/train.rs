@@ -146,7 +146,7 @@ fn progress_lines_count_epochs_and_keep_history() {
     assert_eq!(progress.history("acc"), [0.5]);
     assert!(progress.history("missing").is_empty());
     let mut open_ended = Progress::new(0).quiet(true);
-    assert!(open_ended.epoch(&[]).starts_with("epoch 1  ("));
+    assert!(open_ended.epoch(&[]).0.starts_with("epoch 1  ("));
 }
 
 /// A named function rather than a closure in a variable: closures stored before use do not get

@@ -336,3 +336,74 @@ fn path_plot_is_well_formed_and_spans_every_point() {
     assert_eq!(first, "60.0,116.7 206.7,160.0 280.0,30.0");
     assert!(svg.contains(">min</text>"));
 }
+
+/// The value of `name="..."` in an SVG tag.
+fn attr(tag: &str, name: &str) -> f64 {
+    let key = format!(" {name}=\"");
+    let start = tag.find(&key).unwrap_or_else(|| panic!("no {name} in {tag}")) + key.len();
+    tag[start..].split('"').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn decision_plot_paints_each_cell_with_the_predicted_class_and_rings_the_mistakes() {
+    use tapegrad::viz::DecisionPlot;
+    let points = [(-1.0, -1.0), (1.0, 1.0), (-0.5, 0.5), (0.5, -0.5)];
+    let labels = [0, 1, 1, 2];
+    let mut calls = 0;
+    // Class 1 right of x = 0.25, class 0 left of it.
+    let svg = DecisionPlot::new("boundary at x = 0.25")
+        .points(&points, &labels)
+        .resolution(10)
+        .to_svg(300, 200, |xy: Tensor<f32>| {
+            calls += 1;
+            assert_eq!(xy.shape()[1], 2);
+            xy.as_slice()
+                .chunks(2)
+                .map(|p| usize::from(p[0] > 0.25))
+                .collect()
+        });
+    assert_eq!(calls, 2, "one call for the grid, one for the points");
+    assert_well_formed(&svg);
+    // Points span [-1, 1] on both axes plus 10%: x in [-1.2, 1.2] maps to pixels 60..280.
+    let to_x = |px: f64| -1.2 + (px - 60.0) / 220.0 * 2.4;
+    let regions: Vec<&str> = svg.lines().filter(|l| l.contains("class=\"region\"")).collect();
+    assert_eq!(
+        regions.len(),
+        20,
+        "each of 10 rows is one run of class 0 then one of class 1"
+    );
+    for tag in &regions {
+        let (x, width) = (attr(tag, "x"), attr(tag, "width"));
+        let (from, to) = (to_x(x), to_x(x + width));
+        // Cells are 0.24 wide; the first centre right of 0.25 is 0.36, in the cell from 0.24.
+        let expected = if attr(tag, "data-class") == 1.0 {
+            (0.24, 1.2)
+        } else {
+            (-1.2, 0.24)
+        };
+        assert!(
+            (from - expected.0).abs() < 1e-3 && (to - expected.1).abs() < 1e-3,
+            "{tag}"
+        );
+    }
+    let centres: Vec<f64> = svg
+        .lines()
+        .filter(|l| l.contains("class=\"point\""))
+        .map(|l| to_x(attr(l, "cx")))
+        .collect();
+    assert_eq!(centres.len(), 4);
+    for (c, p) in centres.iter().zip(&points) {
+        assert!((c - p.0).abs() < 0.01, "{c} vs {}", p.0);
+    }
+    // (-0.5, 0.5) is labelled 1 but left of the boundary; (0.5, -0.5) is labelled 2.
+    assert_eq!(svg.matches("class=\"wrong\"").count(), 2);
+    assert!(svg.contains("2 of 4 points (50%) classified right"));
+}
+
+#[test]
+#[should_panic(expected = "DecisionPlot::to_svg: the classifier returned 3 classes for 16 grid points")]
+fn decision_plot_names_a_classifier_returning_the_wrong_count() {
+    tapegrad::viz::DecisionPlot::new("bad")
+        .resolution(4)
+        .to_svg(200, 200, |_: Tensor<f64>| vec![0, 1, 2]);
+}

@@ -7,6 +7,7 @@
 //! | [`render_dot_file`] | `dot.rs` | runs Graphviz's `dot` program on a DOT file, when it is installed |
 //! | [`LinePlot`] | `line_plot.rs` | curves such as loss against step, in the terminal or as SVG |
 //! | [`PathPlot`] | `path_plot.rs` | paths through a plane, such as an optimizer's iterates, as SVG |
+//! | [`DecisionPlot`] | `decision_plot.rs` | a classifier's decision regions over a plane, with the data points, as SVG |
 //!
 //! Names given with [`Tape::var_named`](crate::Tape::var_named) or [`Var::named`](crate::Var::named)
 //! appear in both.
@@ -22,12 +23,14 @@
 //! assert!(trace.to_string().contains("grad_x = grad_out * y"));
 //! ```
 
+mod decision_plot;
 mod dot;
 mod format;
 mod line_plot;
 mod path_plot;
 mod trace;
 
+pub use decision_plot::DecisionPlot;
 pub use dot::{Dot, render_dot_file};
 pub use line_plot::LinePlot;
 pub use path_plot::PathPlot;
