@@ -479,8 +479,12 @@ fn initialisers_have_the_documented_spread_and_are_seeded() {
 
 // ---------------------------------------------------------------- examples, end to end
 
+// Each example declares the examples' shared `common` module; included here, that module is
+// compiled twice, which is harmless.
+#[allow(clippy::duplicate_mod)]
 #[path = "../examples/moons.rs"]
 mod moons;
+#[allow(clippy::duplicate_mod)]
 #[path = "../examples/spiral.rs"]
 mod spiral;
 
