@@ -2,6 +2,8 @@
 //! (tape reset + forward + backward + optimizer update). Run with `cargo bench --bench nn`;
 //! figures are in BENCHMARKS.md.
 //!
+//! - W1: micrograd's demo built from scalar nodes as micrograd builds it (one node per multiply and
+//!   add, about 65,000 per step), from `examples/micrograd_moons.rs`.
 //! - W1t: micrograd's demo as a user writes it with tensors: MLP 2-16-16-1 (ReLU) over the whole
 //!   batch of 100 moons (noise 0.1), loss `mean(relu(1 - y·score)) + 1e-4 Σ p²`, SGD.
 //! - W2: MLP 784-256-128-10 (ReLU), batch 64, softmax cross-entropy, Adam lr 1e-3; inputs N(0, 1),
@@ -12,6 +14,23 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tapegrad::prelude::*;
 use tapegrad::rand::{RngExt, SeedableRng, rngs::StdRng};
+
+#[allow(dead_code)] // the bench uses `ScalarMlp` and `moons` only
+#[path = "../examples/micrograd_moons.rs"]
+mod micrograd_moons;
+
+fn w1(c: &mut Criterion) {
+    let (points, labels) = micrograd_moons::moons();
+    let mut model = micrograd_moons::ScalarMlp::new(&[2, 16, 16, 1], &mut StdRng::seed_from_u64(1));
+    let mut tape = Tape::new();
+    let mut group = c.benchmark_group("W1");
+    group.sample_size(20);
+    group.bench_function(
+        "W1 scalar-mlp: 2-16-16-1 from scalar nodes, 100 moons, SGD step",
+        |b| b.iter(|| black_box(model.step(&mut tape, &points, &labels, 0.1))),
+    );
+    group.finish();
+}
 
 fn w1t(c: &mut Criterion) {
     let mut rng = StdRng::seed_from_u64(0);
@@ -80,5 +99,5 @@ fn w2(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, w1t, w2);
+criterion_group!(benches, w1, w1t, w2);
 criterion_main!(benches);

@@ -310,18 +310,24 @@ impl<T: Float> Tape<T> {
         f: impl FnOnce(T, T) -> T,
     ) -> Option<Var<'_, T>> {
         let mut nodes = self.nodes.borrow_mut();
+        // Borrow the inputs rather than copy them: copying two whole nodes cost a `memcpy` call
+        // each, a fifth of the time of a micrograd-style network.
         let (a, b) = (
-            nodes[inputs[0] as usize],
-            nodes[inputs[inputs.len() - 1] as usize],
+            &nodes[inputs[0] as usize],
+            &nodes[inputs[inputs.len() - 1] as usize],
         );
         let (Value::Scalar(x), Value::Scalar(y)) = (a.value, b.value) else {
             return None;
         };
+        let inputs_require_grad = a.requires_grad || b.requires_grad;
         let value = Value::Scalar(f(x, y));
         let recording = self.recording.get();
         let mut ids = [0; 2];
         let arity = if recording { inputs.len() } else { 0 };
-        ids[..arity].copy_from_slice(&inputs[..arity]);
+        // Element by element: a `copy_from_slice` of variable length became a `memcpy` call.
+        for (id, &input) in ids.iter_mut().zip(&inputs[..arity]) {
+            *id = input;
+        }
         let id = Self::next_id(&nodes);
         nodes.push(Node {
             value,
@@ -330,7 +336,7 @@ impl<T: Float> Tape<T> {
             inputs: ids,
             arity: arity as u8,
             leaf: LeafKind::Constant,
-            requires_grad: recording && (a.requires_grad || b.requires_grad),
+            requires_grad: recording && inputs_require_grad,
         });
         Some(Var { tape: self, id })
     }

@@ -481,6 +481,8 @@ fn initialisers_have_the_documented_spread_and_are_seeded() {
 
 // Each example declares the examples' shared `common` module; included here, that module is
 // compiled twice, which is harmless.
+#[path = "../examples/micrograd_moons.rs"]
+mod micrograd_moons;
 #[allow(clippy::duplicate_mod)]
 #[path = "../examples/moons.rs"]
 mod moons;
@@ -491,6 +493,12 @@ mod spiral;
 #[test]
 fn moons_example_reaches_full_training_accuracy() {
     let report = moons::train(100, false);
+    assert_eq!(report.accuracy, 1.0, "{report:?}");
+}
+
+#[test]
+fn micrograd_moons_example_reaches_full_training_accuracy_with_scalar_nodes() {
+    let report = micrograd_moons::train(100, false);
     assert_eq!(report.accuracy, 1.0, "{report:?}");
 }
 
