@@ -416,6 +416,22 @@ fn matmul_case() -> Case<()> {
         .boxed()
 }
 
+/// `a` and `b` for `a.matmul_t(&b)`: the shapes of [`matmul_shapes`] with `b`'s last two axes
+/// swapped.
+fn matmul_t_case() -> Case<()> {
+    matmul_shapes()
+        .prop_flat_map(|(a, mut b)| {
+            let r = b.len();
+            b.swap(r - 2, r - 1);
+            (
+                testing::tensor_with_shape(a, -2.0..2.0),
+                testing::tensor_with_shape(b, -2.0..2.0),
+            )
+        })
+        .prop_map(|(a, b)| (vec![a, b], ()))
+        .boxed()
+}
+
 /// Logits `[N, C]` (values from `logit`) and one class index per row.
 fn classification_with(
     logit: impl Fn(Vec<usize>) -> BoxedStrategy<Tensor<f64>> + 'static,
@@ -526,6 +542,8 @@ op_tests! {
 
     /// Matrix products: 2-D, batched, and with a broadcast batch axis.
     matmul: () in matmul_case() => |_t, xs| xs[0].matmul(&xs[1]);
+    /// Matrix products with the second operand transposed (`x Wᵀ`, as in a linear layer).
+    matmul_t: () in matmul_t_case() => |_t, xs| xs[0].matmul_t(&xs[1]);
 
     /// Reshaping to another shape with as many elements.
     reshape: target in reshape_case(), squared => |_t, xs| xs[0].reshape(&target);

@@ -126,11 +126,12 @@ impl<T: Float> Module<T> for Linear<T> {
             shape.last() == Some(&inf),
             "tapegrad: Linear: input shape {shape:?} does not end in in_features {inf} (weight [{outf}, {inf}])"
         );
-        let w = tape.param(&self.weight).transpose(0, 1);
+        // x Wᵀ reading W transposed in place: no copy of the weight on each step.
+        let w = tape.param(&self.weight);
         let y = if shape.len() == 1 {
-            x.reshape(&[1, inf]).matmul(&w).reshape(&[outf])
+            x.reshape(&[1, inf]).matmul_t(&w).reshape(&[outf])
         } else {
-            x.matmul(&w)
+            x.matmul_t(&w)
         };
         match &self.bias {
             Some(b) => y + tape.param(b),

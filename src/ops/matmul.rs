@@ -22,6 +22,26 @@ impl<T: Float> Op<T> for MatMul {
     }
 }
 
+/// Matrix product with the second operand transposed, `C = A Bᵀ` (PyTorch's `F.linear` without
+/// bias). dA = dC B, dB = dCᵀ A. No transposed copy of B is made, forward or backward.
+pub(crate) struct MatMulT;
+
+impl<T: Float> Op<T> for MatMulT {
+    fn name(&self) -> &'static str {
+        "matmul_t"
+    }
+    fn rule(&self) -> &'static str {
+        "C = A Bᵀ: grad_A = grad_out B, grad_B = grad_outᵀ A"
+    }
+    fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
+        let (a, b, g) = (cx.x(), cx.y(), cx.grad_out);
+        [
+            cx.need(0, || g.matmul(b).sum_to(&a.shape())),
+            cx.need(1, || g.matmul_tn(a).sum_to(&b.shape())),
+        ]
+    }
+}
+
 impl<'t, T: Float> Var<'t, T> {
     /// Matrix product over the last two axes, broadcasting leading batch axes:
     /// `[m, k] @ [k, n]`, `[b, m, k] @ [b, k, n]`, `[m, k] @ [b, k, n]`, ...
@@ -44,5 +64,30 @@ impl<'t, T: Float> Var<'t, T> {
         self.check_same_tape(*other, "matmul");
         let value = self.value_ref().matmul(&other.value_ref());
         self.record_binary(*other, &MatMul, Args::None, value)
+    }
+
+    /// `self @ otherᵀ` over the last two axes, without copying `other` transposed: `[m, k]` times
+    /// `[n, k]` gives `[m, n]` (batch axes broadcast as in [`matmul`](Var::matmul)). This is how a
+    /// linear layer applies its `[out, in]` weight, as PyTorch's `F.linear` does.
+    ///
+    /// # Panics
+    /// As [`matmul`](Var::matmul), with `other`'s last two axes read transposed.
+    ///
+    /// ```
+    /// use tapegrad::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::from_vec(vec![1., 2., 3., 4., 5., 6.], &[2, 3]));
+    /// let w = tape.var(Tensor::from_vec(vec![1., 0., 1., 0., 1., 0.], &[2, 3]));
+    /// let y = x.matmul_t(&w);
+    /// assert_eq!(y.value().to_vec(), vec![4., 2., 10., 5.]);
+    /// assert_eq!(y.value(), x.matmul(&w.transpose(0, 1)).value());
+    /// let grads = y.sum().backward();
+    /// assert_eq!(grads[w].to_vec(), vec![5., 7., 9., 5., 7., 9.]); // onesᵀ · x
+    /// ```
+    #[track_caller]
+    pub fn matmul_t(self, other: &Var<'t, T>) -> Var<'t, T> {
+        self.check_same_tape(*other, "matmul_t");
+        let value = crate::tensor::matmul_transposed(&self.value_ref(), false, &other.value_ref(), true);
+        self.record_binary(*other, &MatMulT, Args::None, value)
     }
 }

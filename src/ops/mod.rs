@@ -196,6 +196,8 @@ pub(crate) trait Operand<T: Float>: Sized {
     fn pick(&self, index: &Self) -> Self;
     /// The adjoint of `pick`: `self[i]` placed at `(i, index[i])` in zeros `[N, classes]`.
     fn unpick(&self, index: &Self, classes: usize) -> Self;
+    /// `self @ other` over the last two axes.
+    fn matmul(&self, other: &Self) -> Self;
     /// `self @ otherᵀ` over the last two axes.
     fn matmul_nt(&self, other: &Self) -> Self;
     /// `selfᵀ @ other` over the last two axes.
@@ -268,6 +270,9 @@ impl<T: Float> Operand<T> for Tensor<T> {
     }
     fn unpick(&self, index: &Self, classes: usize) -> Self {
         Tensor::unpick(self, index, classes)
+    }
+    fn matmul(&self, other: &Self) -> Self {
+        Tensor::matmul(self, other)
     }
     fn matmul_nt(&self, other: &Self) -> Self {
         crate::tensor::matmul_transposed(self, false, other, true)
@@ -357,6 +362,9 @@ impl<T: Float> Operand<T> for Scalar<T> {
     fn unpick(&self, _index: &Self, _classes: usize) -> Self {
         unreachable!("unpick of a rank-0 value is rejected when recorded")
     }
+    fn matmul(&self, _other: &Self) -> Self {
+        unreachable!("matmul of rank-0 values is rejected when recorded")
+    }
     fn matmul_nt(&self, _other: &Self) -> Self {
         unreachable!("matmul of rank-0 values is rejected when recorded")
     }
@@ -432,9 +440,11 @@ impl<'t, T: Float> Operand<T> for Var<'t, T> {
     fn unpick(&self, index: &Self, classes: usize) -> Self {
         Var::unpick(*self, *index, classes)
     }
+    fn matmul(&self, other: &Self) -> Self {
+        Var::matmul(*self, other)
+    }
     fn matmul_nt(&self, other: &Self) -> Self {
-        let r = other.shape().len();
-        self.matmul(&Var::transpose(*other, r - 2, r - 1))
+        Var::matmul_t(*self, other)
     }
     fn matmul_tn(&self, other: &Self) -> Self {
         let r = self.shape().len();
