@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::ops::{Scalar, Vjp};
+use crate::ops::Vjp;
 use crate::tape::Value;
 use crate::{Float, Param, Tensor, Var};
 
@@ -230,36 +230,32 @@ impl<'t, T: Float> Var<'t, T> {
         }
         for i in (0..end).rev() {
             let grad_out = slots[i];
-            let node = nodes[i];
-            let (Some(op), false) = (node.op, matches!(grad_out, Slot::Empty)) else {
+            if matches!(grad_out, Slot::Empty) {
+                continue;
+            }
+            // References, not copies: a node is 56 bytes and this loop runs once per node.
+            let node = &nodes[i];
+            let Some(op) = node.op else {
                 continue;
             };
-            let ids = node.inputs();
-            let x = nodes[ids[0] as usize];
-            let y = ids.get(1).map_or(x, |&j| nodes[j as usize]);
-            let needs = [x.requires_grad, ids.len() > 1 && y.requires_grad];
+            let (ids, arity) = (node.inputs, node.arity);
+            let x = &nodes[ids[0] as usize];
+            let y = if arity > 1 { &nodes[ids[1] as usize] } else { x };
+            let needs = [x.requires_grad, arity > 1 && y.requires_grad];
             if let (Value::Scalar(xv), Value::Scalar(yv), Value::Scalar(out), Slot::Scalar(g)) =
                 (x.value, y.value, node.value, grad_out)
             {
                 // Micrograd-style scalar graph: plain arithmetic, nothing to allocate.
-                let cx = Vjp {
-                    args: node.args,
-                    inputs: [&Scalar(xv), &Scalar(yv)],
-                    output: &Scalar(out),
-                    grad_out: &Scalar(g),
-                    needs,
-                };
-                for (&id, g) in ids.iter().zip(op.vjp_scalar(&cx)) {
-                    if let Some(Scalar(g)) = g {
-                        let slot = &mut slots[id as usize];
-                        *slot = match *slot {
-                            Slot::Scalar(acc) => Slot::Scalar(acc + g),
-                            _ => Slot::Scalar(g),
-                        };
-                    }
+                let [gx, gy] = op.vjp_scalar(node.args, [xv, yv], out, g, needs);
+                if let Some(gx) = gx {
+                    add_scalar(&mut slots[ids[0] as usize], gx);
+                }
+                if let Some(gy) = gy {
+                    add_scalar(&mut slots[ids[1] as usize], gy);
                 }
                 continue;
             }
+            let ids = node.inputs();
             let grad_in = {
                 let value = |v: Value<T>| match v {
                     Value::Scalar(s) => Cow::Owned(Tensor::scalar(s)),
@@ -422,6 +418,15 @@ impl<'t, T: Float> Var<'t, T> {
 }
 
 /// Adds `g` into a node's gradient slot: inline when rank 0, in place when already stored.
+/// Adds a rank-0 gradient into a slot.
+#[inline]
+fn add_scalar<T: Float>(slot: &mut Slot<T>, g: T) {
+    *slot = match *slot {
+        Slot::Scalar(acc) => Slot::Scalar(acc + g),
+        _ => Slot::Scalar(g),
+    };
+}
+
 fn accumulate<T: Float>(slot: &mut Slot<T>, grads: &mut Vec<Tensor<T>>, g: Tensor<T>) {
     *slot = match (*slot, g.as_rank0()) {
         (Slot::Empty, Some(v)) => Slot::Scalar(v),

@@ -109,11 +109,18 @@ macro_rules! var_binary_operator {
             #[inline]
             fn $method(self, other: Var<'t, T>) -> Var<'t, T> {
                 self.check_same_tape(other, stringify!($method));
+                // The tensor path is out of line so that the rank-0 fast path stays small enough
+                // to inline into the caller (a micrograd-style network is nothing but that path).
+                #[track_caller]
+                #[inline(never)]
+                fn tensor_path<'t, T: Float>(a: Var<'t, T>, b: Var<'t, T>) -> Var<'t, T> {
+                    let value = $kernel(&a.value_ref(), &b.value_ref());
+                    a.record_binary(b, &$op, Args::None, value)
+                }
                 if let Some(v) = self.tape.record_scalar(&$op, Args::None, &[self.id, other.id], |x, y| x $sym y) {
                     return v;
                 }
-                let value = $kernel(&self.value_ref(), &other.value_ref());
-                self.record_binary(other, &$op, Args::None, value)
+                tensor_path(self, other)
             }
         }
 

@@ -145,7 +145,15 @@ pub(crate) trait DynOp<T: Float>: Sync {
     fn name(&self) -> &'static str;
     fn rule(&self) -> &'static str;
     fn vjp_tensor(&self, cx: &Vjp<'_, Tensor<T>>) -> [Option<Tensor<T>>; 2];
-    fn vjp_scalar(&self, cx: &Vjp<'_, Scalar<T>>) -> [Option<Scalar<T>>; 2];
+    /// The rule on plain numbers: `inputs` (both the same for a unary op), `output`, `grad_out`.
+    fn vjp_scalar(
+        &self,
+        args: Args,
+        inputs: [T; 2],
+        output: T,
+        grad_out: T,
+        needs: [bool; 2],
+    ) -> [Option<T>; 2];
     fn vjp_var<'t>(&self, cx: &Vjp<'_, Var<'t, T>>) -> [Option<Var<'t, T>>; 2];
 }
 
@@ -159,8 +167,23 @@ impl<T: Float, O: Op<T>> DynOp<T> for O {
     fn vjp_tensor(&self, cx: &Vjp<'_, Tensor<T>>) -> [Option<Tensor<T>>; 2] {
         self.vjp(cx)
     }
-    fn vjp_scalar(&self, cx: &Vjp<'_, Scalar<T>>) -> [Option<Scalar<T>>; 2] {
-        self.vjp(cx)
+    fn vjp_scalar(
+        &self,
+        args: Args,
+        inputs: [T; 2],
+        output: T,
+        grad_out: T,
+        needs: [bool; 2],
+    ) -> [Option<T>; 2] {
+        // Built here rather than by the caller, so the whole rule inlines into this function.
+        let cx = Vjp {
+            args,
+            inputs: [&Scalar(inputs[0]), &Scalar(inputs[1])],
+            output: &Scalar(output),
+            grad_out: &Scalar(grad_out),
+            needs,
+        };
+        self.vjp(&cx).map(|g| g.map(|Scalar(v)| v))
     }
     fn vjp_var<'t>(&self, cx: &Vjp<'_, Var<'t, T>>) -> [Option<Var<'t, T>>; 2] {
         self.vjp(cx)
