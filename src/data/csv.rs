@@ -10,7 +10,8 @@
 //! - optional comments: with [`CsvOptions::comment`] set, the rest of a line from that character on
 //!   is ignored (pandas' `comment=`);
 //! - fields may be quoted (`"1.5"`, `"petal ""width"""`), which matters for header names with a
-//!   delimiter inside; a quoted field cannot span lines;
+//!   delimiter inside; a quoted field cannot span lines; header names keep the spaces inside
+//!   their quotes, numbers are trimmed;
 //! - every data field must be a number as Rust parses it (`1`, `-2.5e-3`, `.5`, `inf`, `NaN`); an
 //!   empty field or text is an error, not a missing value.
 //!
@@ -625,7 +626,9 @@ impl Why {
 }
 
 /// Parses straight into `T`, so an `f32` is rounded once (not through `f64`).
+/// Spaces inside quotes are trimmed too (`" 3"` is 3), as pandas does.
 fn parse_number<T: Float>(s: &str) -> Result<T, Why> {
+    let s = s.trim_matches([' ', '\t']);
     if s.is_empty() {
         return Err(Why::Empty);
     }
