@@ -431,6 +431,7 @@ fn invalid(detail: String) -> Error {
     Error::InvalidData { detail }
 }
 
+#[track_caller]
 fn parse_bytes<T: Float>(bytes: &[u8], options: &CsvOptions, source: &str) -> Result<Table<T>, Error> {
     match std::str::from_utf8(bytes) {
         Ok(text) => parse_text(text, options, source),
