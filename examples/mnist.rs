@@ -12,8 +12,9 @@
 //! `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte`,
 //! `t10k-labels-idx1-ubyte`; Fashion-MNIST's files have the same names and work too. Without a
 //! directory (or when files are missing) the example prints where to get them and exits with
-//! status 0. The full run takes a few seconds per epoch on two cores and usually ends near 97–98%
-//! test accuracy.
+//! status 0. The full run takes about 4 s per epoch and under 20 s in all on two cores (timed on
+//! full-size synthetic files; no MNIST download was available where this was written); an MLP of
+//! this size typically reaches about 97–98% test accuracy on MNIST.
 //!
 //! With `--quick` and no directory it draws 3000 + 1000 seven-segment-style digits (random
 //! position, slant, stroke width and noise), writes them as IDX files to a temporary directory (or

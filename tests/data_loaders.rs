@@ -169,6 +169,75 @@ fn csv_from_reader_and_column_access() {
 }
 
 #[test]
+fn csv_categorical_target_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "iris.csv",
+        "sepal_length,species,petal_length\n5.1, setosa ,1.4\n6.3,virginica,6.0\n5.9,versicolor,4.2\n\
+         4.9,\"setosa\",1.4\n",
+    );
+    let o = CsvOptions {
+        categorical: vec!["species".into()],
+        ..opts()
+    };
+    let table = csv::read_csv::<f32>(&path, &o).unwrap();
+    assert_eq!(
+        table.categories("species").unwrap().unwrap(),
+        ["setosa", "versicolor", "virginica"]
+    );
+    assert_eq!(table.categories("petal_length").unwrap(), None);
+    let ds = table.to_dataset("species").unwrap();
+    assert_eq!(ds.labels(), vec![0, 2, 1, 0]);
+    assert_eq!(ds.features.to_vec(), vec![5.1, 1.4, 6.3, 6.0, 5.9, 4.2, 4.9, 1.4]);
+    // By index, without a header.
+    let o = CsvOptions {
+        has_header: false,
+        categorical: vec![Column::Index(0)],
+        ..opts()
+    };
+    let t = csv::parse_str::<f64>("b,1\na,2\nb,3\n", &o).unwrap();
+    assert_eq!(t.column(0).unwrap().to_vec(), vec![1.0, 0.0, 1.0]);
+    assert_eq!(t.categories(0).unwrap().unwrap(), ["a", "b"]);
+}
+
+#[test]
+fn csv_categorical_errors() {
+    // Without the option, the text is a bad number.
+    let err = invalid(csv::parse_str::<f32>("x,species\n1,setosa\n", &opts()));
+    assert_has(
+        &err,
+        &["line 2, column 1 (\"species\"): cannot parse \"setosa\" as a number"],
+    );
+    let o = CsvOptions {
+        categorical: vec!["class".into()],
+        ..opts()
+    };
+    let err = invalid(csv::parse_str::<f32>("x,species\n1,setosa\n", &o));
+    assert_has(
+        &err,
+        &[
+            "CsvOptions::categorical: <string>: no column named \"class\"; the columns are [\"x\", \"species\"]",
+        ],
+    );
+    let o = CsvOptions {
+        categorical: vec![Column::Index(5)],
+        ..opts()
+    };
+    let err = invalid(csv::parse_str::<f32>("x,species\n1,setosa\n", &o));
+    assert_has(&err, &["column index 5 is out of range for a table of 2 columns"]);
+    let o = CsvOptions {
+        categorical: vec!["species".into()],
+        ..opts()
+    };
+    let err = invalid(csv::parse_str::<f32>("x,species\n1,setosa\n2,  \n", &o));
+    assert_has(
+        &err,
+        &["line 3, column 1 (\"species\"): empty field in a categorical column"],
+    );
+}
+
+#[test]
 fn csv_regression_target_and_batches() {
     let t = csv::parse_str::<f32>("x,y\n0,0.5\n1,1.5\n2,2.5\n", &opts()).unwrap();
     let ds = t.to_dataset("y").unwrap();
@@ -458,7 +527,7 @@ proptest! {
         let cols = rows[0].len();
         let names: Vec<String> = (0..cols).map(|c| format!("col {c}")).collect();
         let text = to_csv(&rows, &names, &d);
-        let o = CsvOptions { delimiter: d.delimiter, has_header: d.header, comment: None };
+        let o = CsvOptions { delimiter: d.delimiter, has_header: d.header, ..CsvOptions::default() };
         let t = csv::parse_str::<f64>(&text, &o).unwrap();
         prop_assert_eq!(t.values().shape(), &[rows.len(), cols][..]);
         let expected: Vec<u64> = rows.iter().flatten().map(|v| v.to_bits()).collect();
@@ -472,7 +541,7 @@ proptest! {
         let cols = rows[0].len();
         let names: Vec<String> = (0..cols).map(|c| format!("x{c}")).collect();
         let text = to_csv(&rows, &names, &d);
-        let o = CsvOptions { delimiter: d.delimiter, has_header: d.header, comment: None };
+        let o = CsvOptions { delimiter: d.delimiter, has_header: d.header, ..CsvOptions::default() };
         let t = csv::parse_str::<f32>(&text, &o).unwrap();
         let expected: Vec<u32> = rows.iter().flatten().map(|v| v.to_bits()).collect();
         let got: Vec<u32> = t.values().to_vec().iter().map(|v| v.to_bits()).collect();

@@ -13,7 +13,9 @@
 //!   delimiter inside; a quoted field cannot span lines; header names keep the spaces inside
 //!   their quotes, numbers are trimmed;
 //! - every data field must be a number as Rust parses it (`1`, `-2.5e-3`, `.5`, `inf`, `NaN`); an
-//!   empty field or text is an error, not a missing value.
+//!   empty field or text is an error, not a missing value;
+//! - except in the columns listed in [`CsvOptions::categorical`], which hold text labels: their
+//!   sorted distinct values become class indices ([`Table::categories`] names them).
 //!
 //! Malformed input returns [`Error::InvalidData`] with the source (file name, `<string>` or
 //! `<reader>`), the line (counting from 1, as editors do), the column (its 0-based index, as in
@@ -50,7 +52,7 @@ use crate::{Error, Float, Tensor};
 ///
 /// ```
 /// use tapegrad::data::csv::{self, CsvOptions};
-/// let opts = CsvOptions { delimiter: ';', has_header: false, comment: Some('#') };
+/// let opts = CsvOptions { delimiter: ';', has_header: false, comment: Some('#'), categorical: vec![] };
 /// let table = csv::parse_str::<f64>("# two rows\n1;2\n3;4 # last\n", &opts)?;
 /// assert_eq!(table.values().to_vec(), vec![1., 2., 3., 4.]);
 /// assert_eq!(table.names(), None);
@@ -64,15 +66,20 @@ pub struct CsvOptions {
     pub has_header: bool,
     /// A character that starts a comment running to the end of the line (default: none).
     pub comment: Option<char>,
+    /// Columns holding text labels (iris's `"setosa"`, `"versicolor"` ...) rather than numbers.
+    /// Each one's distinct values, sorted as strings, become the class indices 0, 1, 2 ...;
+    /// [`Table::categories`] gives the names in that order. Default: none.
+    pub categorical: Vec<Column>,
 }
 
 impl Default for CsvOptions {
-    /// Comma-separated, with a header, no comments.
+    /// Comma-separated, with a header, no comments, no categorical columns.
     fn default() -> Self {
         CsvOptions {
             delimiter: ',',
             has_header: true,
             comment: None,
+            categorical: Vec::new(),
         }
     }
 }
@@ -140,6 +147,8 @@ impl fmt::Display for Column {
 pub struct Table<T: Float = f32> {
     names: Option<Vec<String>>,
     values: Tensor<T>,
+    /// Per column: the category names of a categorical column, in code order.
+    categories: Vec<Option<Vec<String>>>,
     source: String,
 }
 
@@ -230,33 +239,28 @@ impl<T: Float> Table<T> {
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn column_index(&self, column: impl Into<Column>) -> Result<usize, Error> {
-        let source = &self.source;
-        match column.into() {
-            Column::Index(i) if i < self.n_cols() => Ok(i),
-            Column::Index(i) => Err(invalid(format!(
-                "{source}: column index {i} is out of range for a table of {} columns",
-                self.n_cols()
-            ))),
-            Column::Name(name) => {
-                let Some(names) = &self.names else {
-                    return Err(invalid(format!(
-                        "{source}: no column named {name:?}: the table was read without a header \
-                         (has_header: false), so columns can only be chosen by index"
-                    )));
-                };
-                let found: Vec<usize> = (0..names.len()).filter(|&i| names[i] == name).collect();
-                match found[..] {
-                    [i] => Ok(i),
-                    [] => Err(invalid(format!(
-                        "{source}: no column named {name:?}; the columns are {names:?}"
-                    ))),
-                    _ => Err(invalid(format!(
-                        "{source}: the column name {name:?} is ambiguous: it names columns {found:?}; \
-                         choose one by index"
-                    ))),
-                }
-            }
-        }
+        resolve(self.names.as_deref(), self.n_cols(), &column.into(), &self.source)
+    }
+
+    /// The category names of a column listed in [`CsvOptions::categorical`], in code order (the
+    /// name of class `k` is `categories[k]`); `None` for a numeric column.
+    ///
+    /// # Errors
+    /// As [`column_index`](Table::column_index).
+    ///
+    /// ```
+    /// use tapegrad::data::csv::{self, CsvOptions};
+    /// let text = "petal_length,species\n1.4,setosa\n6.0,virginica\n4.5,versicolor\n1.3,setosa\n";
+    /// let opts = CsvOptions { categorical: vec!["species".into()], ..CsvOptions::default() };
+    /// let table = csv::parse_str::<f32>(text, &opts)?;
+    /// assert_eq!(table.categories("species")?.unwrap(), ["setosa", "versicolor", "virginica"]);
+    /// assert_eq!(table.categories(0)?, None);
+    /// assert_eq!(table.to_dataset("species")?.labels(), vec![0, 2, 1, 0]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn categories(&self, column: impl Into<Column>) -> Result<Option<&[String]>, Error> {
+        let c = self.column_index(column)?;
+        Ok(self.categories[c].as_deref())
     }
 
     /// One column's values, `[rows]`.
@@ -431,6 +435,35 @@ fn invalid(detail: String) -> Error {
     Error::InvalidData { detail }
 }
 
+/// The index of `column` among `cols` columns named `names` (if there is a header).
+fn resolve(names: Option<&[String]>, cols: usize, column: &Column, source: &str) -> Result<usize, Error> {
+    match column {
+        &Column::Index(i) if i < cols => Ok(i),
+        Column::Index(i) => Err(invalid(format!(
+            "{source}: column index {i} is out of range for a table of {cols} columns"
+        ))),
+        Column::Name(name) => {
+            let Some(names) = names else {
+                return Err(invalid(format!(
+                    "{source}: no column named {name:?}: the table was read without a header \
+                     (has_header: false), so columns can only be chosen by index"
+                )));
+            };
+            let found: Vec<usize> = (0..names.len()).filter(|&i| &names[i] == name).collect();
+            match found[..] {
+                [i] => Ok(i),
+                [] => Err(invalid(format!(
+                    "{source}: no column named {name:?}; the columns are {names:?}"
+                ))),
+                _ => Err(invalid(format!(
+                    "{source}: the column name {name:?} is ambiguous: it names columns {found:?}; \
+                     choose one by index"
+                ))),
+            }
+        }
+    }
+}
+
 #[track_caller]
 fn parse_bytes<T: Float>(bytes: &[u8], options: &CsvOptions, source: &str) -> Result<Table<T>, Error> {
     match std::str::from_utf8(bytes) {
@@ -473,6 +506,9 @@ fn parse_text<T: Float>(text: &str, options: &CsvOptions, source: &str) -> Resul
     let mut values: Vec<T> = Vec::new();
     let mut rows = 0usize;
     let mut fields: Vec<Cow<'_, str>> = Vec::new();
+    // Per column, for categorical columns: the text of each row so far (resolved at the first
+    // data row, once the header's names and the width are known).
+    let mut texts: Option<Vec<Option<Vec<String>>>> = None;
     for (i, raw) in text.split('\n').enumerate() {
         let line_no = i + 1;
         let line = raw.strip_suffix('\r').unwrap_or(raw);
@@ -495,7 +531,34 @@ fn parse_text<T: Float>(text: &str, options: &CsvOptions, source: &str) -> Resul
             names = Some(fields.iter().map(|f| f.to_string()).collect());
             continue;
         }
+        let texts = match &mut texts {
+            Some(texts) => texts,
+            None => {
+                let mut t = vec![None; fields.len()];
+                for column in &options.categorical {
+                    let c = resolve(names.as_deref(), fields.len(), column, source).map_err(|e| match e {
+                        Error::InvalidData { detail } => {
+                            invalid(format!("CsvOptions::categorical: {detail}"))
+                        }
+                        other => other,
+                    })?;
+                    t[c] = Some(Vec::new());
+                }
+                texts.insert(t)
+            }
+        };
         for (c, field) in fields.iter().enumerate() {
+            if let Some(col_texts) = &mut texts[c] {
+                if field.trim_matches([' ', '\t']).is_empty() {
+                    let name = names.as_ref().map_or(String::new(), |n| format!(" ({:?})", n[c]));
+                    return Err(invalid(format!(
+                        "{source}: line {line_no}, column {c}{name}: empty field in a categorical column"
+                    )));
+                }
+                col_texts.push(field.to_string());
+                values.push(T::ZERO); // the code is filled in once every category is known
+                continue;
+            }
             match parse_number::<T>(field) {
                 Ok(v) => values.push(v),
                 Err(why) => {
@@ -529,9 +592,27 @@ fn parse_text<T: Float>(text: &str, options: &CsvOptions, source: &str) -> Resul
             "{source}: no data rows (only the header on line {first})"
         )));
     }
+    let categories: Vec<Option<Vec<String>>> = texts
+        .unwrap_or_else(|| vec![None; cols])
+        .into_iter()
+        .enumerate()
+        .map(|(c, col_texts)| {
+            col_texts.map(|col_texts| {
+                let mut cats = col_texts.clone();
+                cats.sort_unstable();
+                cats.dedup();
+                for (r, text) in col_texts.iter().enumerate() {
+                    let code = cats.binary_search(text).unwrap_or_default();
+                    values[r * cols + c] = T::from_usize(code);
+                }
+                cats
+            })
+        })
+        .collect();
     Ok(Table {
         names,
         values: Tensor::try_from_vec(values, &[rows, cols])?,
+        categories,
         source: source.to_string(),
     })
 }
