@@ -11,7 +11,7 @@
 //! | [`Param`] | trainable tensors that live across tapes |
 //! | [`loss`] | cross-entropy and mean squared error |
 //! | [`gradcheck`] | finite-difference checking of first and second derivatives |
-//! | [`data`] | in-memory datasets, batching, synthetic generators (moons, circles, spirals, XOR) |
+//! | [`data`] | in-memory datasets, batching, synthetic generators (moons, circles, spirals, XOR), CSV and IDX (MNIST) loaders |
 //! | [`nn`] | modules: `Module`, `Linear`, `Mlp`, `Sequential`, activations, dropout, norms, embedding, initialisers |
 //! | [`optim`] | optimizers, learning-rate schedules, gradient clipping, L-BFGS and Newton-CG |
 //! | `testing` | proptest strategies (feature `proptest`) |

@@ -1,6 +1,6 @@
 //! Data: an in-memory [`Dataset`], a [`Batches`] iterator (batch size, seeded shuffling,
 //! `drop_last`) and synthetic generators ([`linear`], [`moons`], [`circles`], [`spirals`],
-//! [`xor`]).
+//! [`xor`]); file loaders for numeric CSV tables ([`csv`]) and IDX arrays such as MNIST ([`idx`]).
 //!
 //! Targets are a tensor whose first axis matches the features': values for regression, or class
 //! indices stored as floats for classification ([`Dataset::labels`] and [`Batch::labels`] turn them
@@ -24,6 +24,9 @@
 
 use rand::Rng;
 use rand::seq::SliceRandom;
+
+pub mod csv;
+pub mod idx;
 
 use crate::{Float, Tensor};
 
