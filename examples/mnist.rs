@@ -22,12 +22,12 @@
 //! file path without the dataset.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use tapegrad::data::Dataset;
 use tapegrad::data::idx::{self, IdxArray, IdxData};
 use tapegrad::prelude::*;
 use tapegrad::rand::{Rng, RngExt, SeedableRng, rngs::StdRng};
+use tapegrad::train::{Progress, evaluate};
 
 mod common;
 
@@ -138,7 +138,7 @@ fn train(train_set: &Dataset<f32>, test_set: &Dataset<f32>, epochs: usize) -> f6
         .max()
         .map_or(10, |m| (m + 1).max(10));
     let pixels = train_set.features.shape()[1];
-    let model = Mlp::new(&[pixels, 128, classes], Activation::Relu, &mut rng);
+    let mut model = Mlp::new(&[pixels, 128, classes], Activation::Relu, &mut rng);
     let mut opt = Adam::new(
         model.parameters(),
         AdamConfig {
@@ -147,9 +147,9 @@ fn train(train_set: &Dataset<f32>, test_set: &Dataset<f32>, epochs: usize) -> f6
         },
     );
     let mut tape = Tape::new();
+    let mut progress = Progress::new(epochs);
     let mut accuracy = 0.0;
-    for epoch in 1..=epochs {
-        let start = Instant::now();
+    for _ in 0..epochs {
         let (mut total, mut batches) = (0.0, 0);
         for batch in train_set.batches(128).shuffle(&mut rng) {
             tape.reset();
@@ -161,42 +161,18 @@ fn train(train_set: &Dataset<f32>, test_set: &Dataset<f32>, epochs: usize) -> f6
             tape.reset(); // free the tape's hold on the parameters so the update is in place
             opt.step(&grads);
         }
-        let (test_loss, acc) = evaluate(&model, test_set, &mut tape);
-        accuracy = acc;
-        println!(
-            "epoch {epoch}/{epochs}  train loss {:.4}  test loss {test_loss:.4}  test accuracy {:.2}%  ({:.1} s)",
-            total / batches as f64,
-            100.0 * accuracy,
-            start.elapsed().as_secs_f64()
-        );
+        // Evaluation mode, nothing recorded, in batches of 1000.
+        let test = evaluate(&mut model, test_set, 1000, |logits, batch| {
+            loss::cross_entropy(logits, &batch.labels())
+        });
+        accuracy = test.accuracy;
+        progress.epoch(&[
+            ("train_loss", total / batches as f64),
+            ("test_loss", test.loss),
+            ("test_accuracy", test.accuracy),
+        ]);
     }
     accuracy
-}
-
-/// Mean cross-entropy and accuracy over `data`, in batches of 1000, recording nothing.
-fn evaluate(model: &Mlp<f32>, data: &Dataset<f32>, tape: &mut Tape<f32>) -> (f64, f64) {
-    let (mut loss_sum, mut correct) = (0.0, 0);
-    for batch in data.batches(1000) {
-        tape.reset();
-        let labels = batch.labels();
-        let (loss, logits) = tape.no_grad(|| {
-            let logits = model.forward(tape, tape.constant(batch.features.clone()));
-            (loss::cross_entropy(logits, &labels).item(), logits.value())
-        });
-        loss_sum += f64::from(loss) * batch.len() as f64;
-        let classes = logits.shape()[1];
-        correct += logits
-            .as_slice()
-            .chunks(classes)
-            .zip(&labels)
-            .filter(|(row, label)| {
-                let best = (0..classes).fold(0, |b, c| if row[c] > row[b] { c } else { b });
-                best == **label
-            })
-            .count();
-    }
-    let n = data.len().max(1) as f64;
-    (loss_sum / n, correct as f64 / n)
 }
 
 fn print_instructions(missing: Option<(&Path, &[&str])>) {
