@@ -13,6 +13,7 @@
 //! | [`gradcheck`] | finite-difference checking of first and second derivatives |
 //! | [`data`] | in-memory datasets, batching, synthetic generators (moons, circles, spirals, XOR) |
 //! | [`nn`] | modules: `Module`, `Linear`, `Mlp`, `Sequential`, activations, dropout, norms, embedding, initialisers |
+//! | [`io`] | checkpoints: parameters, buffers and optimizer state as safetensors (PyTorch's names) |
 //! | [`optim`] | optimizers, learning-rate schedules, gradient clipping, L-BFGS and Newton-CG |
 //! | `testing` | proptest strategies (feature `proptest`) |
 //! | [`viz`] | teaching: Graphviz pictures of the tape, step-by-step backward traces, loss plots |
@@ -27,6 +28,7 @@ pub mod data;
 mod error;
 mod float;
 pub mod gradcheck;
+pub mod io;
 pub mod loss;
 pub mod nn;
 mod ops;
