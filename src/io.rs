@@ -59,10 +59,12 @@
 //! `2.bias`. [`Mlp`](crate::nn::Mlp) numbers only its linear layers (`layers.0`, `layers.1`); load
 //! a `nn.Sequential` file into it with [`LoadOptions::rename`] (see there).
 //!
-//! PyTorch's `nn.BatchNorm1d` also saves `num_batches_tracked` (an integer count that PyTorch
-//! uses only when `momentum=None`). tapegrad's [`BatchNorm1d`](crate::nn::BatchNorm1d) has no such
-//! count: load such a file with [`LoadOptions::strict`]`(false)`, which skips it and lists it in
-//! [`LoadReport::unexpected`]; PyTorch loads a tapegrad file with `strict=False` likewise.
+//! PyTorch's `nn.BatchNorm1d` also saves `num_batches_tracked`, an integer count that PyTorch
+//! uses only when `momentum=None`. tapegrad's [`BatchNorm1d`](crate::nn::BatchNorm1d) has no such
+//! count (its momentum is always a number), so a file tensor `{prefix}num_batches_tracked` is
+//! skipped, even in a strict load, when the module has `{prefix}running_mean`, and listed in
+//! [`LoadReport::ignored`]. The other way, PyTorch's `load_state_dict` fills the count in itself
+//! (with 0) for a state dict without it, even with `strict=True`.
 //!
 //! # Optimizer files
 //!
@@ -288,11 +290,11 @@ impl LoadOptions {
     }
 }
 
-/// What [`load_with`] did not match (always empty after a strict load).
+/// What [`load_with`] did not match (`missing` and `unexpected` are empty after a strict load).
 ///
 /// ```
 /// let report = tapegrad::io::LoadReport::default();
-/// assert!(report.missing.is_empty() && report.unexpected.is_empty());
+/// assert!(report.missing.is_empty() && report.unexpected.is_empty() && report.ignored.is_empty());
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LoadReport {
@@ -301,6 +303,9 @@ pub struct LoadReport {
     pub missing: Vec<String>,
     /// The file's tensors (names as in the file) that the module does not have, sorted.
     pub unexpected: Vec<String>,
+    /// The file's tensors skipped because tapegrad has no counterpart and needs none: PyTorch's
+    /// BatchNorm `num_batches_tracked` (see the module docs), sorted.
+    pub ignored: Vec<String>,
 }
 
 /// Reads `path` into a module's parameters and buffers with [`LoadOptions`] (strictness, a name
@@ -343,11 +348,19 @@ pub fn load_with<T: Float, M: Module<T> + ?Sized>(
     let mut problems = Vec::new();
     let mut found: HashMap<String, &str> = HashMap::new();
     let mut unexpected = Vec::new();
+    let mut ignored = Vec::new();
     let mut updates: Vec<(&Param<T>, Tensor<T>)> = Vec::new();
     for name in names {
         let target = options.module_name(name);
         let Some(params) = wanted.get(target.as_str()) else {
-            unexpected.push(name.to_string());
+            let batchnorm_count = target
+                .strip_suffix("num_batches_tracked")
+                .is_some_and(|prefix| wanted.contains_key(format!("{prefix}running_mean").as_str()));
+            if batchnorm_count {
+                ignored.push(name.to_string());
+            } else {
+                unexpected.push(name.to_string());
+            }
             continue;
         };
         if let Some(first) = found.insert(target.clone(), name) {
@@ -396,7 +409,11 @@ pub fn load_with<T: Float, M: Module<T> + ?Sized>(
     for (param, value) in updates {
         param.set_value(value);
     }
-    Ok(LoadReport { missing, unexpected })
+    Ok(LoadReport {
+        missing,
+        unexpected,
+        ignored,
+    })
 }
 
 /// `` `name` ``, or `` `name` (the model's `target`) `` when renamed.
@@ -509,6 +526,10 @@ pub fn load_metadata(path: impl AsRef<Path>) -> Result<BTreeMap<String, String>,
 // ---------------------------------------------------------------------------------------------
 
 const OPTIMIZER_FORMAT: &str = "tapegrad-optimizer";
+
+/// More parameters than any optimizer file can sensibly describe (a corrupt count must not make
+/// the loader allocate without bound).
+const MAX_PARAMS: usize = 1 << 24;
 
 /// Writes an optimizer's state ([`Optimizer::state`]) to `path`, atomically. Save the model's
 /// parameters with [`save`] beside it: together they resume a run bit for bit.
@@ -700,47 +721,42 @@ pub fn load_optimizer_state(path: impl AsRef<Path>) -> Result<OptimizerState, Er
         }
     };
 
-    let mut groups: Vec<GroupState> = Vec::new();
+    // Each group's (lr, weight_decay, num_params), filled in as the tensors come.
+    let mut groups: Vec<(Option<f64>, Option<f64>, Option<usize>)> = Vec::new();
     let mut params: Vec<Option<ParamState>> = Vec::new();
     let mut extra = Vec::new();
     for name in &order {
         let parts: Vec<&str> = name.splitn(3, '.').collect();
         match parts.as_slice() {
             ["param_groups", g, field] => {
-                let g: usize = index(g).ok_or_else(|| fail(format!("tensor `{name}`: bad group index")))?;
+                let g = index(g).ok_or_else(|| fail(format!("tensor `{name}`: bad group index")))?;
                 if g == groups.len() {
-                    groups.push(GroupState {
-                        lr: f64::NAN,
-                        weight_decay: f64::NAN,
-                        num_params: usize::MAX,
-                    });
+                    groups.push((None, None, None));
                 } else if g + 1 != groups.len() {
                     return Err(fail(format!("tensor `{name}`: groups out of order")));
                 }
                 let group = &mut groups[g];
                 match *field {
-                    "lr" => group.lr = scalar_f64(name)?,
-                    "weight_decay" => group.weight_decay = scalar_f64(name)?,
+                    "lr" => group.0 = Some(scalar_f64(name)?),
+                    "weight_decay" => group.1 = Some(scalar_f64(name)?),
                     "num_params" => {
                         let n = scalar_count(name)?;
-                        group.num_params = usize::try_from(n)
+                        let n = usize::try_from(n)
                             .ok()
-                            .filter(|&n| n < usize::MAX)
-                            .ok_or_else(|| fail(format!("tensor `{name}` = {n} is too large")))?;
+                            .filter(|&n| n <= MAX_PARAMS)
+                            .ok_or_else(|| fail(format!("tensor `{name}` = {n} is implausibly large")))?;
+                        group.2 = Some(n);
                     }
                     _ => return Err(fail(format!("unexpected tensor `{name}`"))),
                 }
             }
             ["state", i, field] => {
-                let i = index(i).ok_or_else(|| fail(format!("tensor `{name}`: bad parameter index")))?;
+                let i = index(i)
+                    .filter(|&i| i < MAX_PARAMS)
+                    .ok_or_else(|| fail(format!("tensor `{name}`: bad parameter index")))?;
                 if *field == "step" {
                     if i < params.len() {
                         return Err(fail(format!("tensor `{name}`: parameters out of order")));
-                    }
-                    if i > bytes.len() {
-                        return Err(fail(format!(
-                            "tensor `{name}`: parameter index {i} is implausible"
-                        )));
                     }
                     params.resize(i, None);
                     params.push(Some(ParamState {
@@ -757,21 +773,32 @@ pub fn load_optimizer_state(path: impl AsRef<Path>) -> Result<OptimizerState, Er
                     }
                 }
             }
-            ["extra", ..] => {
-                let buffer = &name["extra.".len()..];
-                extra.push((buffer.to_string(), vector(name)?));
-            }
-            _ => return Err(fail(format!("unexpected tensor `{name}`"))),
+            _ => match name.strip_prefix("extra.") {
+                Some(buffer) => extra.push((buffer.to_string(), vector(name)?)),
+                None => return Err(fail(format!("unexpected tensor `{name}`"))),
+            },
         }
     }
-    for (g, group) in groups.iter().enumerate() {
-        if group.lr.is_nan() || group.weight_decay.is_nan() || group.num_params == usize::MAX {
-            return Err(fail(format!(
+    let groups = groups
+        .into_iter()
+        .enumerate()
+        .map(|(g, group)| match group {
+            (Some(lr), Some(weight_decay), Some(num_params)) => Ok(GroupState {
+                lr,
+                weight_decay,
+                num_params,
+            }),
+            _ => Err(fail(format!(
                 "group {g} lacks one of `param_groups.{g}.lr`, `.weight_decay`, `.num_params`"
-            )));
-        }
-    }
-    let total: usize = groups.iter().map(|g| g.num_params).sum();
+            ))),
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let total = groups
+        .iter()
+        .try_fold(0usize, |sum, g| {
+            sum.checked_add(g.num_params).filter(|&t| t <= MAX_PARAMS)
+        })
+        .ok_or_else(|| fail("the groups have implausibly many parameters".to_string()))?;
     if params.len() > total {
         return Err(fail(format!(
             "state for parameter {} but the groups have {total} parameters",

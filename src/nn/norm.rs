@@ -189,8 +189,9 @@ impl<T: Float> Module<T> for BatchNorm1d<T> {
         ]
     }
 
-    /// `running_mean` and `running_var` (PyTorch also saves `num_batches_tracked`, which only
-    /// matters there when `momentum` is `None`; tapegrad's momentum is always a number).
+    /// `running_mean` and `running_var`. PyTorch also saves `num_batches_tracked`, which only
+    /// matters there when `momentum` is `None`; tapegrad's momentum is always a number, so
+    /// [`tapegrad::io`](crate::io) skips that count when loading a PyTorch file.
     fn named_buffers(&self) -> Vec<(String, Param<T>)> {
         vec![
             ("running_mean".to_string(), self.running_mean.clone()),
