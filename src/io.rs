@@ -49,7 +49,8 @@
 //! - **Dtypes.** A model of `f32` writes `F32` tensors, one of `f64` writes `F64`. Loading
 //!   converts as PyTorch's `load_state_dict` does: `F32`, `F64`, `F16` and `BF16` tensors load
 //!   into a model of either type, exactly, except that `F64` values loaded into an `f32` model are
-//!   rounded to the nearest `f32`. Integer and other dtypes are refused.
+//!   rounded to the nearest `f32` (beyond its range they become ±∞, as in PyTorch). Integer and
+//!   other dtypes are refused.
 //!
 //! # Names: `Mlp` and PyTorch's `nn.Sequential`
 //!
@@ -371,7 +372,7 @@ pub fn load_with<T: Float, M: Module<T> + ?Sized>(
         }
         let view = tensor_view(path, &file, name)?;
         let shape = params[0].shape();
-        if view.shape() != shape.as_slice() {
+        if params.iter().any(|p| p.shape() != view.shape()) {
             problems.push(format!(
                 "tensor {} has shape {:?} in the file, {:?} in the model",
                 shown(name, &target),
