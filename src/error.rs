@@ -31,6 +31,15 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A checkpoint file (`tapegrad::io`) is not what it should be: truncated or corrupted, or
+    /// its tensors do not fit the model (missing or unexpected names, other shapes, a dtype that
+    /// is not floating point). A missing or unreadable file is [`Error::Io`] instead.
+    Checkpoint {
+        /// The file involved.
+        path: std::path::PathBuf,
+        /// What is wrong, naming the tensors, shapes or bytes involved.
+        detail: String,
+    },
     /// Input data is malformed (bad number, wrong magic, truncated record, ...).
     InvalidData {
         /// Where the problem is (file, line, field) and what is wrong.
@@ -43,6 +52,9 @@ impl fmt::Display for Error {
         match self {
             Error::ShapeMismatch { op, detail } => write!(f, "tapegrad: {op}: {detail}"),
             Error::Io { path, source } => write!(f, "tapegrad: {}: {source}", path.display()),
+            Error::Checkpoint { path, detail } => {
+                write!(f, "tapegrad: checkpoint {}: {detail}", path.display())
+            }
             Error::InvalidData { detail } => write!(f, "tapegrad: invalid data: {detail}"),
         }
     }

@@ -9,13 +9,15 @@
 //! | `ops/` | each op's forward and backward rule, one family per file |
 //! | [`Gradients`] (`backward.rs`) | the reverse loop, first-order and recorded (higher-order) |
 //! | [`Param`] | trainable tensors that live across tapes |
-//! | [`loss`] | cross-entropy and mean squared error |
+//! | [`loss`] | cross-entropy (with label smoothing), mse, l1, huber, binary cross-entropy with logits, nll |
 //! | [`gradcheck`] | finite-difference checking of first and second derivatives |
 //! | [`data`] | in-memory datasets, batching, synthetic generators (moons, circles, spirals, XOR), CSV and IDX (MNIST) loaders |
 //! | [`nn`] | modules: `Module`, `Linear`, `Mlp`, `Sequential`, activations, dropout, norms, embedding, initialisers |
+//! | [`io`] | checkpoints: parameters, buffers and optimizer state as safetensors (PyTorch's names) |
 //! | [`optim`] | optimizers, learning-rate schedules, gradient clipping, L-BFGS and Newton-CG |
+//! | [`train`] | training-loop helpers: accuracy, evaluation passes, early stopping, progress lines |
 //! | `testing` | proptest strategies (feature `proptest`) |
-//! | [`viz`] | teaching: Graphviz pictures of the tape, step-by-step backward traces, loss plots |
+//! | [`viz`] | teaching: Graphviz pictures of the tape, step-by-step backward traces, loss curves, decision regions |
 //! | [`tutorial`] | from the chain rule on one number to training a network (docs only) |
 //!
 //! `ARCHITECTURE.md` in the repository explains the design and its trade-offs.
@@ -27,6 +29,7 @@ pub mod data;
 mod error;
 mod float;
 pub mod gradcheck;
+pub mod io;
 pub mod loss;
 pub mod nn;
 mod ops;

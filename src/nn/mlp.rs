@@ -75,6 +75,14 @@ impl<T: Float> Module<T> for Mlp<T> {
         out
     }
 
+    fn named_buffers(&self) -> Vec<(String, Param<T>)> {
+        let mut out = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            out.extend(prefixed(&format!("layers.{i}"), layer.named_buffers()));
+        }
+        out
+    }
+
     fn train(&mut self, mode: bool) {
         self.training = mode;
         for layer in &mut self.layers {

@@ -88,6 +88,27 @@ pub trait Module<T: Float = f32> {
         self.named_parameters().into_iter().map(|(_, p)| p).collect()
     }
 
+    /// State that is saved with the model but not trained, with dotted names as in
+    /// [`named_parameters`](Module::named_parameters) (PyTorch's buffers, such as
+    /// [`BatchNorm1d`]'s `running_mean` and `running_var`). None by default.
+    ///
+    /// The handles are [`Param`]s so that a checkpoint loader can read and replace the values;
+    /// they are not in [`parameters`](Module::parameters), so optimizers never see them.
+    /// Containers must pass their children's buffers on, prefixed like their parameters.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// use tapegrad::rand::{SeedableRng, rngs::StdRng};
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let net = Sequential::<f32>::new().with(Linear::new(2, 3, &mut rng)).with(BatchNorm1d::new(3));
+    /// let names: Vec<String> = net.named_buffers().into_iter().map(|(n, _)| n).collect();
+    /// assert_eq!(names, ["1.running_mean", "1.running_var"]);
+    /// assert_eq!(net.parameters().len(), 4); // buffers are not parameters
+    /// ```
+    fn named_buffers(&self) -> Vec<(String, Param<T>)> {
+        Vec::new()
+    }
+
     /// Switches training mode on (`true`) or off (evaluation), for this module and its children.
     fn train(&mut self, mode: bool);
 

@@ -1,8 +1,6 @@
 //! Normalisation layers: [`LayerNorm`] (per example, over features) and [`BatchNorm1d`] (per
 //! feature, over the batch, with running statistics for evaluation).
 
-use std::cell::RefCell;
-
 use super::Module;
 use crate::{Float, Param, Tape, Tensor, Var};
 
@@ -119,8 +117,8 @@ pub struct BatchNorm1d<T: Float = f32> {
     pub eps: f64,
     /// The weight of each batch in the running statistics.
     pub momentum: f64,
-    running_mean: RefCell<Tensor<T>>,
-    running_var: RefCell<Tensor<T>>,
+    running_mean: Param<T>,
+    running_var: Param<T>,
     training: bool,
 }
 
@@ -132,20 +130,20 @@ impl<T: Float> BatchNorm1d<T> {
             bias: Param::new(Tensor::zeros(&[features])),
             eps: 1e-5,
             momentum: 0.1,
-            running_mean: RefCell::new(Tensor::zeros(&[features])),
-            running_var: RefCell::new(Tensor::ones(&[features])),
+            running_mean: Param::new(Tensor::zeros(&[features])),
+            running_var: Param::new(Tensor::ones(&[features])),
             training: true,
         }
     }
 
     /// The running mean, `[C]`.
     pub fn running_mean(&self) -> Tensor<T> {
-        self.running_mean.borrow().clone()
+        self.running_mean.value()
     }
 
     /// The running (unbiased) variance, `[C]`.
     pub fn running_var(&self) -> Tensor<T> {
-        self.running_var.borrow().clone()
+        self.running_var.value()
     }
 }
 
@@ -169,10 +167,12 @@ impl<T: Float> Module<T> for BatchNorm1d<T> {
             let keep = T::ONE - m;
             let unbias = T::from_f64(n as f64 / (n - 1) as f64);
             let (mean, var) = (mean.value().reshape(&[c]), var.value().reshape(&[c]));
-            let mut rm = self.running_mean.borrow_mut();
-            *rm = Tensor::from_fn(&[c], |i| keep * rm.as_slice()[i] + m * mean.as_slice()[i]);
-            let mut rv = self.running_var.borrow_mut();
-            *rv = Tensor::from_fn(&[c], |i| keep * rv.as_slice()[i] + m * unbias * var.as_slice()[i]);
+            self.running_mean.update(|rm| {
+                *rm = Tensor::from_fn(&[c], |i| keep * rm.as_slice()[i] + m * mean.as_slice()[i]);
+            });
+            self.running_var.update(|rv| {
+                *rv = Tensor::from_fn(&[c], |i| keep * rv.as_slice()[i] + m * unbias * var.as_slice()[i]);
+            });
             y
         } else {
             let mean = tape.constant(self.running_mean());
@@ -186,6 +186,16 @@ impl<T: Float> Module<T> for BatchNorm1d<T> {
         vec![
             ("weight".to_string(), self.weight.clone()),
             ("bias".to_string(), self.bias.clone()),
+        ]
+    }
+
+    /// `running_mean` and `running_var`. PyTorch also saves `num_batches_tracked`, which only
+    /// matters there when `momentum` is `None`; tapegrad's momentum is always a number, so
+    /// [`tapegrad::io`](crate::io) skips that count when loading a PyTorch file.
+    fn named_buffers(&self) -> Vec<(String, Param<T>)> {
+        vec![
+            ("running_mean".to_string(), self.running_mean.clone()),
+            ("running_var".to_string(), self.running_var.clone()),
         ]
     }
 

@@ -88,6 +88,14 @@ impl<T: Float> Module<T> for Sequential<T> {
         out
     }
 
+    fn named_buffers(&self) -> Vec<(String, Param<T>)> {
+        let mut out = Vec::new();
+        for (i, m) in self.modules.iter().enumerate() {
+            out.extend(prefixed(&i.to_string(), m.named_buffers()));
+        }
+        out
+    }
+
     fn train(&mut self, mode: bool) {
         self.training = mode;
         for m in &mut self.modules {
