@@ -48,7 +48,7 @@ fn extent(rows: usize, cols: usize, (rs, cs): (isize, isize)) -> usize {
 }
 
 macro_rules! gemm_fn {
-    ($name:ident, $t:ty) => {
+    ($name:ident, $on_threads:ident, $t:ty) => {
         /// `C ← A·B + beta·C` for strided `m×k` A and `k×n` B (see [`crate::Float::gemm`]).
         #[allow(clippy::too_many_arguments)]
         pub(crate) fn $name(
@@ -63,11 +63,61 @@ macro_rules! gemm_fn {
             c: &mut [$t],
             c_strides: (isize, isize),
         ) {
+            $on_threads(
+                m,
+                k,
+                n,
+                a,
+                a_strides,
+                b,
+                b_strides,
+                beta,
+                c,
+                c_strides,
+                num_threads(),
+            )
+        }
+
+        /// [`$name`] on at most `threads` threads.
+        #[allow(clippy::too_many_arguments)]
+        fn $on_threads(
+            m: usize,
+            k: usize,
+            n: usize,
+            a: &[$t],
+            a_strides: (isize, isize),
+            b: &[$t],
+            b_strides: (isize, isize),
+            beta: $t,
+            c: &mut [$t],
+            c_strides: (isize, isize),
+            threads: usize,
+        ) {
             assert!(extent(m, k, a_strides) <= a.len(), "gemm: A out of bounds");
             assert!(extent(k, n, b_strides) <= b.len(), "gemm: B out of bounds");
             assert!(extent(m, n, c_strides) <= c.len(), "gemm: C out of bounds");
-            let parallelism = match m.saturating_mul(n).saturating_mul(k) >= PARALLEL_THRESHOLD {
-                true if num_threads() > 1 => gemm::Parallelism::Rayon(num_threads()),
+            let big = m.saturating_mul(n).saturating_mul(k) >= PARALLEL_THRESHOLD;
+            // Split C's rows between threads ourselves when C is a plain row-major matrix: the
+            // kernel's own threading splits poorly when m is small (a batch of 64 rows), where it
+            // was slower on two threads than on one (benches/nn.rs, W2).
+            if big && threads > 1 && c_strides == (n as isize, 1) && m >= 2 * threads {
+                let rows_per = m.div_ceil(threads);
+                let a_row = a_strides.0 as usize;
+                rayon::scope(|scope| {
+                    for (i, c_part) in c.chunks_mut(rows_per * n).enumerate() {
+                        let rows = c_part.len() / n;
+                        let a_part = &a[i * rows_per * a_row..];
+                        scope.spawn(move |_| {
+                            $on_threads(
+                                rows, k, n, a_part, a_strides, b, b_strides, beta, c_part, c_strides, 1,
+                            )
+                        });
+                    }
+                });
+                return;
+            }
+            let parallelism = match big {
+                true if threads > 1 => gemm::Parallelism::Rayon(threads),
                 _ => gemm::Parallelism::None,
             };
             // SAFETY: the asserts above keep every strided access of A, B and C inside its slice,
@@ -101,5 +151,77 @@ macro_rules! gemm_fn {
     };
 }
 
-gemm_fn!(sgemm, f32);
-gemm_fn!(dgemm, f64);
+gemm_fn!(sgemm, sgemm_on_threads, f32);
+gemm_fn!(dgemm, dgemm_on_threads, f64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `op(A)·B` by three loops, with `A` stored `[m, k]` or (transposed) `[k, m]`.
+    fn naive(m: usize, k: usize, n: usize, a: &[f64], a_transposed: bool, b: &[f64]) -> Vec<f64> {
+        let at = |i: usize, p: usize| if a_transposed { a[p * m + i] } else { a[i * k + p] };
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|p| at(i, p) * b[p * n + j]).sum();
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn rows_split_between_threads_give_the_one_thread_result() {
+        // Above the parallel threshold, with a row count that does not divide evenly.
+        let (m, k, n) = (67, 61, 70);
+        let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.71).cos()).collect();
+        for a_transposed in [false, true] {
+            let strides = if a_transposed {
+                (1, m as isize)
+            } else {
+                (k as isize, 1)
+            };
+            let want = naive(m, k, n, &a, a_transposed, &b);
+            for threads in [1, 2, 3] {
+                let mut c = vec![f64::NAN; m * n];
+                dgemm_on_threads(
+                    m,
+                    k,
+                    n,
+                    &a,
+                    strides,
+                    &b,
+                    (n as isize, 1),
+                    0.0,
+                    &mut c,
+                    (n as isize, 1),
+                    threads,
+                );
+                for (x, y) in c.iter().zip(&want) {
+                    assert!(
+                        (x - y).abs() < 1e-12,
+                        "{threads} threads, transposed {a_transposed}: {x} vs {y}"
+                    );
+                }
+                // Accumulating into C (beta = 1) doubles it.
+                dgemm_on_threads(
+                    m,
+                    k,
+                    n,
+                    &a,
+                    strides,
+                    &b,
+                    (n as isize, 1),
+                    1.0,
+                    &mut c,
+                    (n as isize, 1),
+                    threads,
+                );
+                for (x, y) in c.iter().zip(&want) {
+                    assert!((x - 2.0 * y).abs() < 1e-12);
+                }
+            }
+        }
+    }
+}
