@@ -122,9 +122,7 @@ fn main() {
 
 /// The first `n` examples (all of them if there are fewer).
 fn head(ds: &Dataset<f32>, n: usize) -> Dataset<f32> {
-    let rows: Vec<usize> = (0..ds.len().min(n)).collect();
-    let batch = ds.select(&rows);
-    Dataset::new(batch.features, batch.targets)
+    ds.subset(&(0..ds.len().min(n)).collect::<Vec<_>>())
 }
 
 /// Trains a `pixels`-128-10 ReLU MLP with Adam (lr 1e-3) in shuffled batches of 128, printing the

@@ -189,3 +189,37 @@ fn early_stopping_ends_an_overfitting_run_and_restores_the_best_validation_loss(
     let restored = evaluate(&mut model, &valid, 100, ce);
     assert_eq!(restored.loss, stopper.best_loss());
 }
+
+#[test]
+fn random_split_partitions_the_examples() {
+    let features = Tensor::<f64>::from_fn(&[10, 2], |i| i as f64);
+    let targets = Tensor::from_fn(&[10], |i| (i % 3) as f64);
+    let ds = Dataset::new(features, targets);
+    let (a, b) = ds.random_split(7, &mut StdRng::seed_from_u64(1));
+    assert_eq!((a.len(), b.len()), (7, 3));
+    let mut firsts: Vec<f64> = a
+        .features
+        .as_slice()
+        .chunks(2)
+        .chain(b.features.as_slice().chunks(2))
+        .map(|r| r[0])
+        .collect();
+    // Each row kept whole and with its target; together they are every example once.
+    for (part, rows) in [(&a, a.features.as_slice()), (&b, b.features.as_slice())] {
+        for (row, t) in rows.chunks(2).zip(part.targets.as_slice()) {
+            assert_eq!(row[1], row[0] + 1.0);
+            assert_eq!(*t, ((row[0] / 2.0) as usize % 3) as f64);
+        }
+    }
+    firsts.sort_by(f64::total_cmp);
+    assert_eq!(firsts, (0..10).map(|i| 2.0 * i as f64).collect::<Vec<_>>());
+    let (all, none) = ds.random_split(10, &mut StdRng::seed_from_u64(1));
+    assert_eq!((all.len(), none.len()), (10, 0));
+}
+
+#[test]
+#[should_panic(expected = "Dataset::random_split: cannot take 11 of 10 examples")]
+fn random_split_names_an_impossible_size() {
+    let ds = Dataset::new(Tensor::<f32>::zeros(&[10, 1]), Tensor::zeros(&[10]));
+    ds.random_split(11, &mut StdRng::seed_from_u64(1));
+}

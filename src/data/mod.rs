@@ -98,6 +98,53 @@ impl<T: Float> Dataset<T> {
         }
     }
 
+    /// The examples at `indices`, in that order, as a new dataset (for splits and subsets).
+    ///
+    /// # Panics
+    /// If an index is out of range.
+    ///
+    /// ```
+    /// use tapegrad::{Tensor, data::Dataset};
+    /// let ds = Dataset::new(Tensor::<f32>::from_vec(vec![1., 2., 3.], &[3, 1]), Tensor::from_vec(vec![0., 1., 0.], &[3]));
+    /// let first_two = ds.subset(&[0, 1]);
+    /// assert_eq!((first_two.len(), first_two.labels()), (2, vec![0, 1]));
+    /// ```
+    #[track_caller]
+    pub fn subset(&self, indices: &[usize]) -> Dataset<T> {
+        let Batch { features, targets } = self.select(indices);
+        Dataset { features, targets }
+    }
+
+    /// Splits the examples at random into two datasets of `first` and `len() - first` examples
+    /// (PyTorch's `random_split`), for a training and a validation set. Each keeps the original
+    /// order of its examples.
+    ///
+    /// # Panics
+    /// If `first` is larger than the dataset.
+    ///
+    /// ```
+    /// use tapegrad::data;
+    /// use tapegrad::rand::{SeedableRng, rngs::StdRng};
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let ds = data::moons::<f32, _>(100, 0.1, &mut rng);
+    /// let (train, valid) = ds.random_split(80, &mut rng);
+    /// assert_eq!((train.len(), valid.len()), (80, 20));
+    /// ```
+    #[track_caller]
+    pub fn random_split<R: Rng + ?Sized>(&self, first: usize, rng: &mut R) -> (Dataset<T>, Dataset<T>) {
+        let n = self.len();
+        assert!(
+            first <= n,
+            "tapegrad: Dataset::random_split: cannot take {first} of {n} examples"
+        );
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(rng);
+        let (a, b) = order.split_at_mut(first);
+        a.sort_unstable();
+        b.sort_unstable();
+        (self.subset(a), self.subset(b))
+    }
+
     /// Batches of `batch_size` examples in order; chain [`Batches::shuffle`] and
     /// [`Batches::drop_last`] to change that.
     ///
