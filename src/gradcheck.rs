@@ -4,7 +4,8 @@
 //! input by ±`eps` and compares `(f(x + eps) - f(x - eps)) / 2eps` with the analytic gradient.
 //! A non-scalar output is reduced with fixed pseudo-random weights, so that an error in any output
 //! element shows. [`check_second_order`] does the same for the gradient itself (a
-//! Hessian-vector product against finite differences of the gradient).
+//! Hessian-vector product against finite differences of the gradient). [`check_params`] and
+//! [`check_module`] perturb [`Param`]s in place, for layers and whole networks.
 //!
 //! # Property-testing your own functions
 //!
@@ -29,7 +30,8 @@
 
 use std::fmt;
 
-use crate::{Tape, Tensor, Var};
+use crate::nn::Module;
+use crate::{Param, Tape, Tensor, Var};
 
 /// Step and tolerances for [`check_with`]: an element passes when
 /// `|analytic - numeric| <= atol + rtol * |numeric|`.
@@ -85,6 +87,9 @@ pub struct GradcheckError {
     pub numeric: f64,
     /// 1 for a gradient, 2 for a gradient of a gradient ([`check_second_order`]).
     pub order: u8,
+    /// The parameter's name when a [`Param`] failed ([`check_params`], [`check_module`]); then
+    /// `input` is its position in the list of parameters.
+    pub parameter: Option<String>,
 }
 
 impl fmt::Display for GradcheckError {
@@ -94,11 +99,14 @@ impl fmt::Display for GradcheckError {
         } else {
             "gradient"
         };
+        let of = match &self.parameter {
+            Some(name) => format!("parameter `{name}`"),
+            None => format!("input {}", self.input),
+        };
         write!(
             f,
-            "gradcheck: {what} of input {} at index {:?}: analytic {:e} but finite differences give {:e} \
+            "gradcheck: {what} of {of} at index {:?}: analytic {:e} but finite differences give {:e} \
              (difference {:e})",
-            self.input,
             self.index,
             self.analytic,
             self.numeric,
@@ -199,11 +207,128 @@ where
                     analytic: a,
                     numeric,
                     order: 1,
+                    parameter: None,
                 });
             }
         }
     }
     Ok(())
+}
+
+/// Checks the gradients of `f` with respect to parameters against central finite differences:
+/// each element of each [`Param`] is moved by ±`tol.eps` in place (and put back), and `f` is run
+/// on a fresh tape each time. `f` binds the parameters itself, as a model's forward does, which
+/// is how layers are checked (see [`check_module`]).
+///
+/// # Errors
+/// The first element whose gradient disagrees, with the parameter's name. A parameter the output
+/// does not depend on must have a zero numeric gradient.
+///
+/// ```
+/// use tapegrad::gradcheck::{check_params, Tolerance};
+/// use tapegrad::{Param, Tape, Tensor};
+///
+/// let w = Param::new(Tensor::<f64>::from_vec(vec![0.5, -1.0], &[2]));
+/// let x = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2]);
+/// check_params(
+///     |tape: &Tape<f64>| tape.constant(x.clone()).matmul(&tape.param(&w).reshape(&[2, 1])).tanh().sum(),
+///     &[("w".to_string(), w.clone())],
+///     Tolerance::default(),
+/// )
+/// .unwrap();
+/// ```
+pub fn check_params<F>(f: F, params: &[(String, Param<f64>)], tol: Tolerance) -> Result<(), GradcheckError>
+where
+    F: for<'t> Fn(&'t Tape<f64>) -> Var<'t, f64>,
+{
+    let tape = Tape::new();
+    let y = f(&tape);
+    let out_shape = y.shape();
+    let weights = output_weights(&out_shape);
+    let grads = y.backward_with_seed(weights.clone());
+    let analytic: Vec<Tensor<f64>> = params
+        .iter()
+        .map(|(_, p)| {
+            grads
+                .param(p)
+                .cloned()
+                .unwrap_or_else(|| Tensor::zeros(&p.shape()))
+        })
+        .collect();
+    drop(grads);
+    drop(tape);
+    let evaluate = || -> f64 {
+        let tape = Tape::new();
+        let y = f(&tape).value();
+        assert_eq!(
+            y.shape(),
+            out_shape.as_slice(),
+            "gradcheck: the function's output shape changed between evaluations"
+        );
+        y.as_slice()
+            .iter()
+            .zip(weights.as_slice())
+            .map(|(a, b)| a * b)
+            .sum()
+    };
+    for (i, ((name, param), analytic)) in params.iter().zip(&analytic).enumerate() {
+        let base = param.value();
+        let mut point = base.clone();
+        for j in 0..base.numel() {
+            let original = base.as_slice()[j];
+            point.as_mut_slice()[j] = original + tol.eps;
+            param.set_value(point.clone());
+            let plus = evaluate();
+            point.as_mut_slice()[j] = original - tol.eps;
+            param.set_value(point.clone());
+            let minus = evaluate();
+            point.as_mut_slice()[j] = original;
+            param.set_value(base.clone());
+            let numeric = (plus - minus) / (2.0 * tol.eps);
+            let a = analytic.as_slice()[j];
+            // Written so that NaN on either side fails.
+            if !((a - numeric).abs() <= tol.atol + tol.rtol * numeric.abs()) {
+                return Err(GradcheckError {
+                    input: i,
+                    index: unravel(j, base.shape()),
+                    analytic: a,
+                    numeric,
+                    order: 1,
+                    parameter: Some(name.clone()),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a module's gradients with the default [`Tolerance`]: with respect to its input (through
+/// [`check`]) and to every named parameter (through [`check_params`]), at `input`.
+///
+/// The module must be deterministic in its current mode (switch [`Dropout`](crate::nn::Dropout)
+/// to evaluation mode first). A non-scalar output is reduced with fixed pseudo-random weights.
+///
+/// # Errors
+/// The first failing element; a parameter's error carries its name (`layers.0.weight`).
+///
+/// ```
+/// use tapegrad::{gradcheck, nn::{Activation, Mlp}, Tensor};
+/// use tapegrad::rand::{SeedableRng, rngs::StdRng};
+///
+/// let mut rng = StdRng::seed_from_u64(0);
+/// let mlp = Mlp::<f64>::new(&[3, 4, 2], Activation::Tanh, &mut rng);
+/// gradcheck::check_module(&mlp, &Tensor::randn(&[5, 3], &mut rng)).unwrap();
+/// ```
+pub fn check_module<M: Module<f64> + ?Sized>(module: &M, input: &Tensor<f64>) -> Result<(), GradcheckError> {
+    check(
+        |tape: &Tape<f64>, xs: &[Var<f64>]| module.forward(tape, xs[0]),
+        std::slice::from_ref(input),
+    )?;
+    check_params(
+        |tape: &Tape<f64>| module.forward(tape, tape.constant(input.clone())),
+        &module.named_parameters(),
+        Tolerance::default(),
+    )
 }
 
 /// Checks second derivatives: the gradients of the recorded gradients ([`Var::grad`]) against
@@ -283,6 +408,7 @@ where
                     analytic: a,
                     numeric: b,
                     order: 2,
+                    parameter: None,
                 });
             }
         }

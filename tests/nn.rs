@@ -11,46 +11,58 @@ fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
 }
 
-/// Input gradients go through the public checker; parameter gradients (params are not gradcheck
-/// inputs) are compared with central differences of the module's own forward, perturbing each
-/// parameter element in place, with gradcheck's default tolerances.
+/// The gradients of `sum(module(input) * weights)` with respect to the input and to every
+/// parameter, through the public checkers (`check` and `check_params`, default tolerances).
 fn check_module(module: &impl Module<f64>, input: Tensor<f64>, weights: Tensor<f64>) {
     let w = weights.clone();
     gradcheck::check(
         |tape: &Tape<f64>, xs: &[Var<f64>]| (module.forward(tape, xs[0]) * tape.constant(w.clone())).sum(),
         std::slice::from_ref(&input),
     )
-    .expect("input gradient");
+    .unwrap_or_else(|e| panic!("input: {e}"));
+    gradcheck::check_params(
+        |tape: &Tape<f64>| {
+            (module.forward(tape, tape.constant(input.clone())) * tape.constant(weights.clone())).sum()
+        },
+        &module.named_parameters(),
+        gradcheck::Tolerance::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+}
 
-    let objective = || {
-        let tape = Tape::new();
-        let out = module.forward(&tape, tape.constant(input.clone()));
-        (out * tape.constant(weights.clone())).sum().item()
-    };
-    let tape = Tape::new();
-    let out = module.forward(&tape, tape.constant(input.clone()));
-    let grads = (out * tape.constant(weights.clone())).sum().backward();
-    let eps = 1e-6;
-    for (name, p) in module.named_parameters() {
-        let analytic = grads.param(&p).expect("every parameter is used").to_vec();
-        let base = p.value();
-        for (i, &a) in analytic.iter().enumerate() {
-            let mut plus = base.to_vec();
-            plus[i] += eps;
-            p.set_value(Tensor::from_vec(plus, base.shape()));
-            let fp = objective();
-            let mut minus = base.to_vec();
-            minus[i] -= eps;
-            p.set_value(Tensor::from_vec(minus, base.shape()));
-            let fm = objective();
-            p.set_value(base.clone());
-            let numeric = (fp - fm) / (2.0 * eps);
-            assert!(
-                (a - numeric).abs() <= 1e-5 + 1e-3 * numeric.abs(),
-                "{name}[{i}]: analytic {a}, numeric {numeric}"
-            );
+#[test]
+fn public_module_check_passes_a_network_and_names_a_parameter_with_a_wrong_gradient() {
+    let mut r = rng(21);
+    let mlp = Mlp::<f64>::new(&[3, 5, 2], Activation::Tanh, &mut r);
+    gradcheck::check_module(&mlp, &random(&[4, 3], 22)).unwrap();
+
+    /// `x * w * w` whose second factor is detached: d/dw is off by half.
+    struct HalfGradient(Param<f64>);
+    impl Module<f64> for HalfGradient {
+        fn forward<'t>(&self, tape: &'t Tape<f64>, x: Var<'t, f64>) -> Var<'t, f64> {
+            let w = tape.param(&self.0);
+            x * w * w.detach()
+        }
+        fn named_parameters(&self) -> Vec<(String, Param<f64>)> {
+            vec![("scale".to_string(), self.0.clone())]
+        }
+        fn train(&mut self, _mode: bool) {}
+        fn is_training(&self) -> bool {
+            true
         }
     }
+    let bad = HalfGradient(Param::new(Tensor::from_vec(vec![1.5, -2.0], &[2])));
+    let before = bad.0.value();
+    let err = gradcheck::check_module(&bad, &random(&[3, 2], 23)).unwrap_err();
+    assert_eq!(err.parameter.as_deref(), Some("scale"));
+    assert_eq!((err.input, err.index.clone()), (0, vec![0]));
+    assert!((err.numeric - 2.0 * err.analytic).abs() < 1e-6 * err.numeric.abs());
+    assert!(
+        err.to_string()
+            .contains("gradient of parameter `scale` at index [0]"),
+        "{err}"
+    );
+    assert_eq!(bad.0.value(), before, "the parameter is restored");
 }
 
 fn random(shape: &[usize], seed: u64) -> Tensor<f64> {
