@@ -287,7 +287,8 @@ where
             let numeric = (plus - minus) / (2.0 * tol.eps);
             let a = analytic.as_slice()[j];
             // Written so that NaN on either side fails.
-            if !((a - numeric).abs() <= tol.atol + tol.rtol * numeric.abs()) {
+            let close = (a - numeric).abs() <= tol.atol + tol.rtol * numeric.abs();
+            if !close {
                 return Err(GradcheckError {
                     input: i,
                     index: unravel(j, base.shape()),
