@@ -130,9 +130,11 @@ fn head(ds: &Dataset<f32>, n: usize) -> Dataset<f32> {
 /// accuracy.
 fn train(train_set: &Dataset<f32>, test_set: &Dataset<f32>, epochs: usize) -> f64 {
     let mut rng = StdRng::seed_from_u64(0);
+    // Enough outputs for every label seen in either set (and at least MNIST's ten).
     let classes = train_set
         .labels()
         .into_iter()
+        .chain(test_set.labels())
         .max()
         .map_or(10, |m| (m + 1).max(10));
     let pixels = train_set.features.shape()[1];
@@ -163,11 +165,11 @@ fn train(train_set: &Dataset<f32>, test_set: &Dataset<f32>, epochs: usize) -> f6
         let test = evaluate(&mut model, test_set, 1000, |logits, batch| {
             loss::cross_entropy(logits, &batch.labels())
         });
-        accuracy = test.accuracy;
+        accuracy = test.accuracy.unwrap_or(0.0);
         progress.epoch(&[
             ("train_loss", total / batches as f64),
             ("test_loss", test.loss),
-            ("test_accuracy", test.accuracy),
+            ("test_accuracy", accuracy),
         ]);
     }
     accuracy

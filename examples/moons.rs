@@ -111,7 +111,7 @@ fn main() -> Result<(), tapegrad::Error> {
         .points_from(&report.data.features, &report.data.labels())
         .write_svg(&path, 500, 500, |grid: Tensor<f32>| {
             let tape = Tape::new();
-            predicted_classes(&model.forward(&tape, tape.constant(grid)).value())
+            tape.no_grad(|| predicted_classes(&model.forward(&tape, tape.constant(grid)).value()))
         })?;
     println!("decision regions: {}", path.display());
     if !quick && report.accuracy < 1.0 {

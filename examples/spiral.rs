@@ -54,7 +54,7 @@ pub fn train(epochs: usize, verbose: bool) -> Report {
         let eval = evaluate(&mut model, &data, 300, |logits, batch| {
             loss::cross_entropy(logits, &batch.labels())
         });
-        (loss, accuracy) = (eval.loss, eval.accuracy);
+        (loss, accuracy) = (eval.loss, eval.accuracy.unwrap_or(0.0));
         progress.epoch(&[("loss", loss), ("accuracy", accuracy)]);
     }
     Report {
@@ -80,7 +80,7 @@ fn main() -> Result<(), tapegrad::Error> {
         .points_from(&report.data.features, &report.data.labels())
         .write_svg(&path, 500, 500, |grid: Tensor<f32>| {
             let tape = Tape::new();
-            predicted_classes(&model.forward(&tape, tape.constant(grid)).value())
+            tape.no_grad(|| predicted_classes(&model.forward(&tape, tape.constant(grid)).value()))
         })?;
     println!("decision regions: {}", path.display());
     if !quick && report.accuracy < 0.98 {

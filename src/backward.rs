@@ -250,7 +250,7 @@ impl<'t, T: Float> Var<'t, T> {
                 if let Some(gx) = gx {
                     add_scalar(&mut slots[ids[0] as usize], gx);
                 }
-                if let Some(gy) = gy {
+                if let (Some(gy), true) = (gy, arity > 1) {
                     add_scalar(&mut slots[ids[1] as usize], gy);
                 }
                 continue;
@@ -417,7 +417,6 @@ impl<'t, T: Float> Var<'t, T> {
     }
 }
 
-/// Adds `g` into a node's gradient slot: inline when rank 0, in place when already stored.
 /// Adds a rank-0 gradient into a slot.
 #[inline]
 fn add_scalar<T: Float>(slot: &mut Slot<T>, g: T) {
@@ -427,6 +426,7 @@ fn add_scalar<T: Float>(slot: &mut Slot<T>, g: T) {
     };
 }
 
+/// Adds `g` into a node's gradient slot: inline when rank 0, in place when already stored.
 fn accumulate<T: Float>(slot: &mut Slot<T>, grads: &mut Vec<Tensor<T>>, g: Tensor<T>) {
     *slot = match (*slot, g.as_rank0()) {
         (Slot::Empty, Some(v)) => Slot::Scalar(v),

@@ -1074,7 +1074,7 @@ impl Drop for TempFile {
 }
 
 /// Writes `bytes` to a new file beside `path`, syncs it, and renames it over `path`.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let io = |source: std::io::Error| Error::Io {
         path: path.to_path_buf(),
         source,

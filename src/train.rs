@@ -27,14 +27,14 @@
 //!         opt.step(&grads);
 //!     }
 //!     let val = evaluate(&mut model, &valid, 64, |out, batch| loss::cross_entropy(out, &batch.labels()));
-//!     progress.epoch(&[("val_loss", val.loss), ("val_acc", val.accuracy)]);
-//!     if stopper.step(val.loss, &model.parameters()) {
+//!     progress.epoch(&[("val_loss", val.loss), ("val_acc", val.accuracy.unwrap_or(0.0))]);
+//!     if stopper.step(val.loss, &model) {
 //!         break;
 //!     }
 //! }
-//! stopper.restore_best(&model.parameters());
+//! stopper.restore_best(&model);
 //! let val = evaluate(&mut model, &valid, 64, |out, batch| loss::cross_entropy(out, &batch.labels()));
-//! assert!(val.accuracy > 0.95, "{val:?}");
+//! assert!(val.accuracy.unwrap() > 0.95, "{val:?}");
 //! assert_eq!(val.loss, stopper.best_loss());
 //! ```
 
@@ -53,7 +53,7 @@ use crate::{Float, Param, Tape, Tensor, Var};
 /// [`loss::bce_with_logits`](crate::loss::bce_with_logits). An empty batch has accuracy 0.
 ///
 /// # Panics
-/// If `labels` does not have one entry per row.
+/// If `outputs` has rank above 2 or no columns, or `labels` does not have one entry per row.
 ///
 /// ```
 /// use tapegrad::{Tensor, train::accuracy};
@@ -76,7 +76,7 @@ pub fn accuracy<T: Float>(outputs: &Tensor<T>, labels: &[usize]) -> f64 {
 /// largest entry of a `[N, C]` row (`C ≥ 2`), or class 1 for a positive single score.
 ///
 /// # Panics
-/// If `outputs` has rank above 2.
+/// If `outputs` has rank above 2 or no columns.
 ///
 /// ```
 /// use tapegrad::{Tensor, train::predicted_classes};
@@ -92,11 +92,13 @@ pub fn predicted_classes<T: Float>(outputs: &Tensor<T>) -> Vec<usize> {
         2 => shape[1],
         _ => panic!("tapegrad: predicted_classes: outputs must be [N] or [N, C], got {shape:?}"),
     };
+    assert!(
+        classes > 0,
+        "tapegrad: predicted_classes: outputs {shape:?} have no class scores"
+    );
     let values = outputs.as_slice();
     if classes == 1 {
         values.iter().map(|&s| usize::from(s > T::ZERO)).collect()
-    } else if classes == 0 {
-        Vec::new()
     } else {
         values.chunks_exact(classes).map(argmax).collect()
     }
@@ -140,16 +142,16 @@ fn argmax<T: Float>(row: &[T]) -> usize {
 pub struct Evaluation {
     /// The loss averaged over examples (each batch's mean loss weighted by its size).
     pub loss: f64,
-    /// The fraction of examples whose predicted class is their label (see [`accuracy`]); for a
-    /// regression target this number means nothing.
-    pub accuracy: f64,
+    /// The fraction of examples whose predicted class is their label (see [`accuracy`]), or `None`
+    /// when the targets are not one class index per example (regression).
+    pub accuracy: Option<f64>,
     /// How many examples were evaluated.
     pub examples: usize,
 }
 
 /// Runs `model` over `data` in batches of `batch_size` in evaluation mode and without recording
-/// gradients (PyTorch's `model.eval()` plus `torch.no_grad()`), and returns the mean loss and the
-/// accuracy. The model's mode is restored afterwards.
+/// gradients (PyTorch's `model.eval()` plus `torch.no_grad()`), and returns the mean loss and,
+/// for class-index targets, the accuracy. The model's mode is restored afterwards.
 ///
 /// `loss` gets the model's output for a batch and the batch, and returns the batch's mean loss.
 ///
@@ -166,8 +168,14 @@ pub struct Evaluation {
 /// let mut model = Mlp::new(&[2, 4, 2], Activation::Tanh, &mut rng);
 /// let eval = evaluate(&mut model, &data, 3, |out, batch| loss::cross_entropy(out, &batch.labels()));
 /// assert_eq!(eval.examples, 4);
-/// assert!(eval.loss > 0.0 && (0.0..=1.0).contains(&eval.accuracy));
+/// assert!(eval.accuracy.is_some());
 /// assert!(model.is_training()); // restored
+///
+/// // Regression targets: a loss and no accuracy.
+/// let line = tapegrad::data::linear::<f64, _>(20, 0.1, &mut rng);
+/// let mut fit = Linear::new(1, 1, &mut rng);
+/// let eval = evaluate(&mut fit, &line, 8, |out, batch| loss::mse(out, out.tape().constant(batch.targets.clone())));
+/// assert_eq!(eval.accuracy, None);
 /// ```
 #[track_caller]
 pub fn evaluate<T, M, F>(model: &mut M, data: &Dataset<T>, batch_size: usize, mut loss: F) -> Evaluation
@@ -180,7 +188,7 @@ where
     let was_training = model.is_training();
     model.train(false);
     let mut tape = Tape::new();
-    let (mut loss_sum, mut correct, mut examples) = (0.0, 0, 0);
+    let (mut loss_sum, mut correct, mut examples) = (0.0, Some(0), 0);
     for batch in data.batches(batch_size) {
         tape.reset();
         let (batch_loss, outputs) = tape.no_grad(|| {
@@ -188,41 +196,63 @@ where
             (loss(out, &batch).item().to_f64(), out.value())
         });
         loss_sum += batch_loss * batch.len() as f64;
-        correct += correct_predictions(&outputs, &batch.labels());
+        correct = correct
+            .zip(class_labels(&batch, &outputs))
+            .map(|(sum, labels)| sum + correct_predictions(&outputs, &labels));
         examples += batch.len();
     }
     model.train(was_training);
     let per_example = |x: f64| if examples == 0 { 0.0 } else { x / examples as f64 };
     Evaluation {
         loss: per_example(loss_sum),
-        accuracy: per_example(correct as f64),
+        accuracy: correct.map(|c| per_example(c as f64)),
         examples,
     }
 }
 
+/// The batch's targets as class indices, if they are one whole non-negative number per example
+/// and the outputs have one row per example.
+fn class_labels<T: Float>(batch: &Batch<T>, outputs: &Tensor<T>) -> Option<Vec<usize>> {
+    let targets = batch.targets.as_slice();
+    let rows = outputs.shape().first().copied();
+    if targets.len() != batch.len() || rows != Some(batch.len()) || outputs.shape().len() > 2 {
+        return None;
+    }
+    targets
+        .iter()
+        .map(|t| {
+            let v = t.to_f64();
+            (v >= 0.0 && v.fract() == 0.0).then_some(v as usize)
+        })
+        .collect()
+}
+
 /// Stops training when the validation loss has not improved for `patience` epochs (Keras's
-/// `EarlyStopping`, PyTorch Lightning's callback), remembering the best parameters seen.
+/// `EarlyStopping`, PyTorch Lightning's callback), remembering the best model seen: its
+/// parameters and its buffers (such as [`BatchNorm1d`](crate::nn::BatchNorm1d)'s running
+/// statistics).
 ///
 /// An epoch improves when its loss is below the best so far by more than `min_delta`; a NaN loss
-/// never improves.
+/// never improves. A patience of 0 acts as 1 (stop after the first epoch without improvement).
 ///
 /// ```
-/// use tapegrad::{Param, Tensor, train::EarlyStopping};
+/// use tapegrad::prelude::*;
+/// use tapegrad::train::EarlyStopping;
 ///
-/// let w = Param::new(Tensor::<f32>::scalar(0.0));
+/// let model = Linear::<f32>::from_params(Param::new(Tensor::zeros(&[1, 1])), None);
 /// let mut stopper = EarlyStopping::new(2);
 /// let mut stopped_at = None;
 /// for (epoch, val_loss) in [1.0, 0.5, 0.6, 0.55, 0.4].into_iter().enumerate() {
-///     w.set_value(Tensor::scalar(epoch as f32));
-///     if stopper.step(val_loss, &[w.clone()]) {
+///     model.weight.set_value(Tensor::full(&[1, 1], epoch as f32));
+///     if stopper.step(val_loss, &model) {
 ///         stopped_at = Some(epoch);
 ///         break;
 ///     }
 /// }
 /// assert_eq!(stopped_at, Some(3));          // two epochs without beating 0.5
 /// assert_eq!((stopper.best_epoch(), stopper.best_loss()), (1, 0.5));
-/// stopper.restore_best(&[w.clone()]);
-/// assert_eq!(w.value().item(), 1.0);        // the parameters of epoch 1
+/// stopper.restore_best(&model);
+/// assert_eq!(model.weight.value().to_vec(), [1.0]); // the parameters of epoch 1
 /// ```
 #[derive(Clone, Debug)]
 pub struct EarlyStopping<T: Float = f32> {
@@ -263,15 +293,15 @@ impl<T: Float> EarlyStopping<T> {
         self
     }
 
-    /// Records one epoch's validation loss; keeps a copy of `params`' values when it is the best so
-    /// far. Returns `true` when training should stop.
-    pub fn step(&mut self, val_loss: f64, params: &[Param<T>]) -> bool {
+    /// Records one epoch's validation loss; keeps a copy of the model's parameters and buffers
+    /// when it is the best so far. Returns `true` when training should stop.
+    pub fn step<M: Module<T> + ?Sized>(&mut self, val_loss: f64, model: &M) -> bool {
         let epoch = self.epochs;
         self.epochs += 1;
         if val_loss < self.best_loss - self.min_delta {
             self.best_loss = val_loss;
             self.best_epoch = epoch;
-            self.best_params = params.iter().map(Param::value).collect();
+            self.best_params = state(model).iter().map(|(_, p)| p.value()).collect();
             self.bad_epochs = 0;
         } else {
             self.bad_epochs += 1;
@@ -294,16 +324,17 @@ impl<T: Float> EarlyStopping<T> {
         self.best_epoch
     }
 
-    /// Puts the best epoch's values back into `params` (the same parameters, in the same order,
-    /// as given to [`step`](EarlyStopping::step)). Does nothing before the first improvement.
+    /// Puts the best epoch's parameters and buffers back into `model` (the model given to
+    /// [`step`](EarlyStopping::step)). Does nothing before the first improvement.
     ///
     /// # Panics
-    /// If `params` has a different length or shapes than the ones saved.
+    /// If `model` has other parameters or shapes than the one saved.
     #[track_caller]
-    pub fn restore_best(&self, params: &[Param<T>]) {
+    pub fn restore_best<M: Module<T> + ?Sized>(&self, model: &M) {
         if self.best_params.is_empty() {
             return;
         }
+        let params = state(model);
         assert_eq!(
             params.len(),
             self.best_params.len(),
@@ -311,17 +342,24 @@ impl<T: Float> EarlyStopping<T> {
             params.len(),
             self.best_params.len()
         );
-        for (i, (p, best)) in params.iter().zip(&self.best_params).enumerate() {
+        for ((name, p), best) in params.iter().zip(&self.best_params) {
             assert_eq!(
                 p.shape(),
                 best.shape(),
-                "tapegrad: EarlyStopping::restore_best: parameter {i} has shape {:?}, saved {:?}",
+                "tapegrad: EarlyStopping::restore_best: `{name}` has shape {:?}, saved {:?}",
                 p.shape(),
                 best.shape()
             );
             p.set_value(best.clone());
         }
     }
+}
+
+/// A model's parameters then its buffers, by name.
+fn state<T: Float, M: Module<T> + ?Sized>(model: &M) -> Vec<(String, Param<T>)> {
+    let mut all = model.named_parameters();
+    all.extend(model.named_buffers());
+    all
 }
 
 /// Progress reporting: one line per epoch with named numbers and the elapsed time, printed to

@@ -53,7 +53,7 @@ fn evaluate_weights_batches_by_size_runs_in_eval_mode_and_restores_the_mode() {
     let out = model.forward(&tape, tape.constant(data.features.clone()));
     let by_hand = loss::cross_entropy(out, &data.labels()).item();
     assert!((eval.loss - by_hand).abs() < 1e-12, "{} vs {by_hand}", eval.loss);
-    assert_eq!(eval.accuracy, accuracy(&out.value(), &data.labels()));
+    assert_eq!(eval.accuracy, Some(accuracy(&out.value(), &data.labels())));
     assert_eq!(eval.examples, 10);
 
     // Evaluation leaves eval mode alone too.
@@ -85,44 +85,81 @@ fn evaluate_of_an_empty_dataset_is_zero() {
     let eval = evaluate(&mut model, &data, 8, |out, b| {
         loss::cross_entropy(out, &b.labels())
     });
-    assert_eq!((eval.loss, eval.accuracy, eval.examples), (0.0, 0.0, 0));
+    assert_eq!((eval.loss, eval.accuracy, eval.examples), (0.0, Some(0.0), 0));
+}
+
+/// A one-weight model, for watching which epoch's value early stopping keeps.
+fn one_weight(value: f64) -> Linear<f64> {
+    Linear::from_params(Param::new(Tensor::full(&[1, 1], value)), None)
 }
 
 #[test]
 fn early_stopping_counts_min_delta_and_nan_as_no_improvement() {
-    let w = Param::new(Tensor::<f64>::scalar(0.0));
+    let model = one_weight(0.0);
     let mut stopper = EarlyStopping::new(3).min_delta(0.1);
     let losses = [1.0, 0.95, f64::NAN, 0.92, 0.5];
     let mut stops = Vec::new();
     for (epoch, loss) in losses.into_iter().enumerate() {
-        w.set_value(Tensor::scalar(epoch as f64));
-        stops.push(stopper.step(loss, std::slice::from_ref(&w)));
+        model.weight.set_value(Tensor::full(&[1, 1], epoch as f64));
+        stops.push(stopper.step(loss, &model));
     }
     // 0.95 and NaN do not beat 1.0 - 0.1; 0.92 does not beat 1.0 by more than 0.1 either.
     assert_eq!(stops, [false, false, false, true, false]);
     assert_eq!(stopper.best_epoch(), 4);
     assert_eq!(stopper.epochs_without_improvement(), 0);
-    w.set_value(Tensor::scalar(-1.0));
-    stopper.restore_best(std::slice::from_ref(&w));
-    assert_eq!(w.value().item(), 4.0);
+    model.weight.set_value(Tensor::full(&[1, 1], -1.0));
+    stopper.restore_best(&model);
+    assert_eq!(model.weight.value().to_vec(), [4.0]);
 }
 
 #[test]
 fn early_stopping_before_any_improvement_restores_nothing() {
-    let w = Param::new(Tensor::<f32>::scalar(2.0));
+    let model = one_weight(2.0);
     let mut stopper = EarlyStopping::new(1);
-    assert!(stopper.step(f64::NAN, std::slice::from_ref(&w)));
-    stopper.restore_best(std::slice::from_ref(&w));
-    assert_eq!(w.value().item(), 2.0);
+    assert!(stopper.step(f64::NAN, &model));
+    stopper.restore_best(&model);
+    assert_eq!(model.weight.value().to_vec(), [2.0]);
     assert_eq!(stopper.best_loss(), f64::INFINITY);
 }
 
 #[test]
-#[should_panic(expected = "restore_best: parameter 0 has shape [3], saved [2]")]
+fn early_stopping_restores_buffers_too() {
+    // BatchNorm's running statistics are buffers: the best model includes them.
+    let mut rng = StdRng::seed_from_u64(2);
+    let bn = BatchNorm1d::<f64>::new(2);
+    let mut stopper = EarlyStopping::new(5);
+    let tape = Tape::new();
+    bn.forward(&tape, tape.constant(Tensor::randn(&[8, 2], &mut rng)));
+    stopper.step(1.0, &bn);
+    let best: Vec<Tensor<f64>> = bn.named_buffers().iter().map(|(_, b)| b.value()).collect();
+    bn.forward(&tape, tape.constant(Tensor::randn(&[8, 2], &mut rng) * 5.0));
+    stopper.step(2.0, &bn);
+    let now: Vec<Tensor<f64>> = bn.named_buffers().iter().map(|(_, b)| b.value()).collect();
+    assert_ne!(best, now, "the second batch moved the running statistics");
+    stopper.restore_best(&bn);
+    let restored: Vec<Tensor<f64>> = bn.named_buffers().iter().map(|(_, b)| b.value()).collect();
+    assert_eq!(restored, best);
+}
+
+#[test]
+#[should_panic(expected = "restore_best: `weight` has shape [3, 1], saved [2, 1]")]
 fn early_stopping_restore_names_shape_mismatch() {
     let mut stopper = EarlyStopping::new(2);
-    stopper.step(1.0, &[Param::new(Tensor::<f32>::zeros(&[2]))]);
-    stopper.restore_best(&[Param::new(Tensor::zeros(&[3]))]);
+    let small = Linear::<f32>::from_params(Param::new(Tensor::zeros(&[2, 1])), None);
+    stopper.step(1.0, &small);
+    stopper.restore_best(&Linear::from_params(Param::new(Tensor::zeros(&[3, 1])), None));
+}
+
+#[test]
+fn evaluate_of_regression_data_has_a_loss_and_no_accuracy() {
+    let mut rng = StdRng::seed_from_u64(8);
+    let data = tapegrad::data::linear::<f64, _>(30, 0.1, &mut rng);
+    let mut model = Linear::new(1, 1, &mut rng);
+    let eval = evaluate(&mut model, &data, 7, |out, batch| {
+        loss::mse(out, out.tape().constant(batch.targets.clone()))
+    });
+    assert_eq!(eval.accuracy, None);
+    assert!(eval.loss > 0.0 && eval.examples == 30);
 }
 
 #[test]
@@ -180,12 +217,12 @@ fn early_stopping_ends_an_overfitting_run_and_restores_the_best_validation_loss(
         tape.reset();
         opt.step(&grads);
         let val = evaluate(&mut model, &valid, 100, ce);
-        if stopper.step(val.loss, &model.parameters()) {
+        if stopper.step(val.loss, &model) {
             break;
         }
     }
     assert!(epochs < 2000, "validation loss kept improving for 2000 epochs");
-    stopper.restore_best(&model.parameters());
+    stopper.restore_best(&model);
     let restored = evaluate(&mut model, &valid, 100, ce);
     assert_eq!(restored.loss, stopper.best_loss());
 }

@@ -471,10 +471,7 @@ pub fn parse_idx(bytes: &[u8]) -> Result<IdxArray, Error> {
 /// ```
 pub fn write_idx(path: impl AsRef<Path>, array: &IdxArray) -> Result<(), Error> {
     let path = path.as_ref();
-    std::fs::write(path, array.to_bytes()).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    crate::io::write_atomic(path, array.to_bytes().as_ref())
 }
 
 fn invalid(detail: String) -> Error {

@@ -104,7 +104,7 @@ macro_rules! gemm_fn {
                 let rows_per = m.div_ceil(threads);
                 let a_row = a_strides.0 as usize;
                 rayon::scope(|scope| {
-                    for (i, c_part) in c.chunks_mut(rows_per * n).enumerate() {
+                    for (i, c_part) in c[..m * n].chunks_mut(rows_per * n).enumerate() {
                         let rows = c_part.len() / n;
                         let a_part = &a[i * rows_per * a_row..];
                         scope.spawn(move |_| {

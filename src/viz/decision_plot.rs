@@ -251,8 +251,12 @@ impl DecisionPlot {
                 colour(label)
             );
         }
-        if !self.points.is_empty() {
-            let total = self.points.len();
+        let total = self
+            .points
+            .iter()
+            .filter(|p| p.0.is_finite() && p.1.is_finite())
+            .count();
+        if total > 0 {
             let _ = writeln!(
                 out,
                 "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{right_count} of {total} points ({:.0}%) \
@@ -290,9 +294,6 @@ impl DecisionPlot {
         classify: impl FnMut(Tensor<T>) -> Vec<usize>,
     ) -> Result<(), Error> {
         let path = path.as_ref();
-        std::fs::write(path, self.to_svg(width, height, classify)).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        crate::io::write_atomic(path, self.to_svg(width, height, classify).as_ref())
     }
 }

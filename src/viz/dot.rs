@@ -151,10 +151,7 @@ impl<'a, T: Float> Dot<'a, T> {
     /// ```
     pub fn write(&self, path: impl AsRef<Path>) -> Result<(), Error> {
         let path = path.as_ref();
-        std::fs::write(path, self.render()).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        crate::io::write_atomic(path, self.render().as_ref())
     }
 
     fn label(&self, var: Var<'_, T>) -> String {

@@ -166,9 +166,6 @@ impl PathPlot {
     /// ```
     pub fn write_svg(&self, path: impl AsRef<Path>, width: usize, height: usize) -> Result<(), Error> {
         let path = path.as_ref();
-        std::fs::write(path, self.to_svg(width, height)).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        crate::io::write_atomic(path, self.to_svg(width, height).as_ref())
     }
 }
