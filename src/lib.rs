@@ -42,6 +42,7 @@ pub mod viz;
 pub use backward::Gradients;
 pub use error::Error;
 pub use float::Float;
+pub use ops::conv::Window2d;
 pub use param::Param;
 pub use tape::{LeafKind, Tape, Var};
 pub use tensor::{Shape, Tensor, num_threads, set_num_threads};
@@ -52,7 +53,8 @@ pub use rand;
 /// Everything a model-building program needs: `use tapegrad::prelude::*;`.
 pub mod prelude {
     pub use crate::nn::{
-        Activation, BatchNorm1d, Dropout, Embedding, LayerNorm, Linear, Mlp, Module, Sequential,
+        Activation, BatchNorm1d, Conv2d, Dropout, Embedding, Flatten, LayerNorm, Linear, MaxPool2d, Mlp,
+        Module, Sequential,
     };
     pub use crate::optim::{
         Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, AdamWConfig, Lbfgs, LbfgsConfig, Optimizer, RmsProp,
