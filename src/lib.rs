@@ -12,7 +12,7 @@
 //! | [`loss`] | cross-entropy and mean squared error |
 //! | [`gradcheck`] | finite-difference checking of first and second derivatives |
 //! | [`data`] | in-memory datasets, batching, synthetic generators (moons, circles, spirals, XOR) |
-//! | [`nn`] | modules: `Module`, `Linear`, `Mlp`, `Sequential`, activations, dropout, norms, embedding, initialisers |
+//! | [`nn`] | modules: `Module`, `Linear`, `Mlp`, `Sequential`, `Conv2d`, `MaxPool2d`, `Flatten`, activations, dropout, norms, embedding, initialisers |
 //! | [`optim`] | optimizers, learning-rate schedules, gradient clipping, L-BFGS and Newton-CG |
 //! | `testing` | proptest strategies (feature `proptest`) |
 //! | [`viz`] | teaching: Graphviz pictures of the tape, step-by-step backward traces, loss plots |
