@@ -1,9 +1,12 @@
-//! Sliding windows over images: `unfold` (im2col) and its adjoint `fold` (col2im), and the ops
-//! built from them, `conv2d` (unfold + one matrix product) and `max_pool2d` (unfold + max).
+//! Sliding windows over images: `unfold` (im2col) and its adjoint `fold` (col2im), `conv2d`
+//! built from them (unfold + one matrix product), and max pooling.
 //!
 //! `unfold` and `fold` are linear and each is the other's adjoint, so the backward rule of each
-//! is the other op: gradients of any order through a convolution or a pooling layer need no
-//! further rule.
+//! is the other op: gradients of any order through a convolution need no further rule. Max
+//! pooling is the same idea with indices: `gather_max(h, src)` reads `h` at the first maximum of
+//! `src` in each window (`max_pool2d(x)` is `gather_max(x, x)`), its adjoint `unpool_max` puts
+//! values back at those positions, and each is the other's backward (the positions are constants
+//! of the rule, so second derivatives are exactly 0 at the kinks, as with `max_axis`).
 
 use super::{Args, Op, Operand, Vjp};
 use crate::tensor::Shape;
@@ -296,7 +299,126 @@ fn for_each_tap(dims: [usize; 4], win: &Window2d, (oh, ow): (usize, usize), mut 
     }
 }
 
+/// `out = h` at the first maximum of `src` in each window: max pooling when `h = src`. The
+/// gradient of `h` is placed back at those maxima; `src` only chooses positions (gradient 0).
+pub(crate) struct GatherMax;
+
+impl<T: Float> Op<T> for GatherMax {
+    fn name(&self) -> &'static str {
+        "max_pool2d"
+    }
+    fn rule(&self) -> &'static str {
+        "out = x at the first maximum of each window: grad_x = grad_out placed at those maxima, \
+         summed where windows overlap, 0 elsewhere"
+    }
+    fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
+        let window = window_of(cx.args, "max_pool2d");
+        [cx.need(0, || cx.grad_out.unpool_max(cx.y(), window)), None]
+    }
+}
+
+/// The adjoint of [`GatherMax`]: each value placed at the first maximum of `src` in its window
+/// (zeros elsewhere, sums where windows overlap). The gradient is gathered back.
+pub(crate) struct UnpoolMax;
+
+impl<T: Float> Op<T> for UnpoolMax {
+    fn name(&self) -> &'static str {
+        "max_unpool2d"
+    }
+    fn rule(&self) -> &'static str {
+        "places x at the maximum of each window: grad_x = grad_out read at those maxima"
+    }
+    fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
+        let window = window_of(cx.args, "max_unpool2d");
+        [cx.need(0, || cx.grad_out.gather_max(cx.y(), window)), None]
+    }
+}
+
+/// For each window position over an `[n, c, h, w]` image `x`, the flat index of the first
+/// maximum of its window in row-major tap order (NaN wins, as in PyTorch); taps in the padding
+/// are skipped. Every window holds a pixel (padding at most half the kernel, checked).
+fn window_argmax<T: Float>(x: &[T], dims: [usize; 4], win: &Window2d) -> Vec<usize> {
+    let [n, c, h, w] = dims;
+    let (oh, ow) = win
+        .output_size((h, w))
+        .expect("max_pool2d: window checked by the caller");
+    // The taps of window position `o` that fall inside an axis of `size`: `lo..hi`, and the
+    // image coordinate of tap 0 (which may be in the padding, hence the offset by `pad`).
+    let taps = |o: usize, k: usize, s: usize, pad: usize, d: usize, size: usize| {
+        let start = o * s; // tap t reads start + t·d - pad
+        let lo = if pad > start { (pad - start).div_ceil(d) } else { 0 };
+        let hi = if size + pad > start {
+            (size + pad - start).div_ceil(d).min(k)
+        } else {
+            0
+        };
+        (lo, hi, start)
+    };
+    let (kh, kw) = win.kernel;
+    let (sh, sw) = win.stride;
+    let (ph, pw) = win.padding;
+    let (dh, dw) = win.dilation;
+    let rows: Vec<_> = (0..oh).map(|oy| taps(oy, kh, sh, ph, dh, h)).collect();
+    let cols: Vec<_> = (0..ow).map(|ox| taps(ox, kw, sw, pw, dw, w)).collect();
+    let mut args = Vec::with_capacity(n * c * oh * ow);
+    for plane in 0..n * c {
+        let base = plane * h * w;
+        for &(i_lo, i_hi, y0) in &rows {
+            for &(j_lo, j_hi, x0) in &cols {
+                assert!(
+                    i_lo < i_hi && j_lo < j_hi,
+                    "max_pool2d: a window with no pixel (padding is checked to prevent it)"
+                );
+                let at = |i: usize, j: usize| base + (y0 + i * dh - ph) * w + x0 + j * dw - pw;
+                let mut best = at(i_lo, j_lo);
+                let mut best_v = x[best];
+                for i in i_lo..i_hi {
+                    for j in j_lo..j_hi {
+                        let k = at(i, j);
+                        let v = x[k];
+                        // NaN wins, as in NumPy and PyTorch.
+                        if v > best_v || (v.is_nan() && !best_v.is_nan()) {
+                            best = k;
+                            best_v = v;
+                        }
+                    }
+                }
+                args.push(best);
+            }
+        }
+    }
+    args
+}
+
 impl<T: Float> Tensor<T> {
+    /// `self` (of `src`'s shape `[N, C, H, W]`) read at the first maximum of `src` in each
+    /// window: `[N, C, oh, ow]`. Shapes are checked by the caller.
+    pub(crate) fn gather_max(&self, src: &Tensor<T>, win: &Window2d) -> Tensor<T> {
+        let s = src.shape();
+        let (oh, ow) = win
+            .output_size((s[2], s[3]))
+            .expect("max_pool2d: window checked by the caller");
+        let args = window_argmax(src.as_slice(), [s[0], s[1], s[2], s[3]], win);
+        let h = self.as_slice();
+        Tensor::from_exact_iter(
+            Shape::from_slice(&[s[0], s[1], oh, ow]),
+            args.iter().map(|&k| h[k]),
+        )
+    }
+
+    /// The adjoint of [`Tensor::gather_max`]: `self` (`[N, C, oh, ow]`) placed at the first
+    /// maximum of `src` in each window, in zeros of `src`'s shape (sums where windows overlap).
+    pub(crate) fn unpool_max(&self, src: &Tensor<T>, win: &Window2d) -> Tensor<T> {
+        let s = src.shape();
+        let args = window_argmax(src.as_slice(), [s[0], s[1], s[2], s[3]], win);
+        let g = self.as_slice();
+        Tensor::build(Shape::from_slice(s), |out| {
+            for (&k, &v) in args.iter().zip(g) {
+                out[k] += v;
+            }
+        })
+    }
+
     /// im2col of an `[N, C, H, W]` tensor: `[N, C·kh·kw, oh·ow]`, column `oy·ow + ox` holding
     /// the window at `(oy, ox)` (channel-major, then kernel row, then kernel column). The shape
     /// is checked by the caller.
@@ -477,7 +599,9 @@ impl<'t, T: Float> Var<'t, T> {
     /// to the first maximum of each window (in row-major window order, as in PyTorch), and
     /// sums where windows overlap.
     ///
-    /// Computed as `unfold` + `max_axis`, so it is differentiable to any order.
+    /// Its backward places the gradient at the maxima, and that rule's backward reads it back
+    /// from them, so it is differentiable to any order (second derivatives are 0, as for
+    /// [`Var::max_axis`]).
     ///
     /// # Panics
     /// If the value is not rank 4, a kernel size or stride is 0, the kernel is larger than the
@@ -505,29 +629,75 @@ impl<'t, T: Float> Var<'t, T> {
     ) -> Var<'t, T> {
         let xs = self.shape();
         let window = Window2d::new(kernel).stride(stride).padding(padding);
-        let (oh, ow) = window.check("max_pool2d", &xs);
+        window.check("max_pool2d", &xs);
         assert!(
             2 * padding.0 <= kernel.0 && 2 * padding.1 <= kernel.1,
             "tapegrad: max_pool2d: padding {padding:?} is more than half the kernel {kernel:?} \
              (input shape {xs:?})"
         );
-        let (n, c) = (xs[0], xs[1]);
-        let taps = kernel.0 * kernel.1;
-        let mut patches = self.unfold(window).reshape(&[n, c, taps, oh * ow]);
-        if padding != (0, 0) {
-            // -inf where a tap falls in the padding (found by unfolding ones), 0 elsewhere.
-            let inside = Tensor::<T>::ones(&[1, 1, xs[2], xs[3]]).unfold(&window);
-            let pad = inside
-                .map(|v| {
-                    if v == T::ZERO {
-                        T::from_f64(f64::NEG_INFINITY)
-                    } else {
-                        T::ZERO
-                    }
-                })
-                .reshape(&[taps, oh * ow]);
-            patches = patches + self.tape.constant(pad);
+        self.gather_max(self, window)
+    }
+
+    /// `self` read at the first maximum of `src` in each window (see [`GatherMax`]).
+    pub(crate) fn gather_max(self, src: Var<'t, T>, window: Window2d) -> Var<'t, T> {
+        let args = Args::Window(PackedWindow::pack("max_pool2d", &window));
+        let value = self.value_ref().gather_max(&src.value_ref(), &window);
+        self.record_binary(src, &GatherMax, args, value)
+    }
+
+    /// `self` placed at the first maximum of `src` in each window (see [`UnpoolMax`]).
+    pub(crate) fn unpool_max(self, src: Var<'t, T>, window: Window2d) -> Var<'t, T> {
+        let args = Args::Window(PackedWindow::pack("max_pool2d", &window));
+        let value = self.value_ref().unpool_max(&src.value_ref(), &window);
+        self.record_binary(src, &UnpoolMax, args, value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pseudo_random(shape: &[usize], salt: usize) -> Tensor<f64> {
+        Tensor::from_fn(shape, |i| {
+            (((i + salt) * 2_654_435_761) % 1000) as f64 / 500.0 - 1.0
+        })
+    }
+
+    fn dot(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
+        assert_eq!(a.shape(), b.shape());
+        a.as_slice().iter().zip(b.as_slice()).map(|(x, y)| x * y).sum()
+    }
+
+    #[test]
+    fn unpool_max_is_the_adjoint_of_gather_max() {
+        // <gather_max(h, src), g> = <h, unpool_max(g, src)>, with overlapping windows and padding.
+        for (k, win) in [
+            Window2d::new((2, 2)).stride((2, 2)),
+            Window2d::new((3, 3)).stride((1, 2)).padding((1, 1)),
+            Window2d::new((2, 3)).stride((1, 1)).padding((1, 0)),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let src = pseudo_random(&[2, 3, 6, 7], k);
+            let h = pseudo_random(&[2, 3, 6, 7], 50 + k);
+            let pooled = h.gather_max(&src, &win);
+            let g = pseudo_random(pooled.shape(), 100 + k);
+            let (lhs, rhs) = (dot(&pooled, &g), dot(&h, &g.unpool_max(&src, &win)));
+            assert!((lhs - rhs).abs() < 1e-12, "{win:?}: {lhs} vs {rhs}");
         }
-        patches.max_axis(2, false).reshape(&[n, c, oh, ow])
+    }
+
+    #[test]
+    fn gather_max_skips_the_padding_and_takes_the_first_maximum() {
+        let x = Tensor::<f64>::from_vec(vec![-5., -5., -7., -5.], &[1, 1, 2, 2]);
+        // With padding 1 and a 2x2 kernel, the corner windows see one pixel each (not a 0 pad).
+        let win = Window2d::new((2, 2)).stride((1, 1)).padding((1, 1));
+        let pooled = x.gather_max(&x, &win);
+        assert_eq!(pooled.to_vec(), vec![-5., -5., -5., -5., -5., -5., -7., -5., -5.]);
+        // Ties go to the first maximum in row-major window order, as in PyTorch.
+        let one = Tensor::<f64>::ones(&[1, 1, 1, 1]);
+        let full = Window2d::new((2, 2)).stride((2, 2));
+        assert_eq!(one.unpool_max(&x, &full).to_vec(), vec![1., 0., 0., 0.]);
     }
 }

@@ -208,6 +208,10 @@ pub(crate) trait Operand<T: Float>: Sized {
     fn unfold(&self, window: conv::Window2d) -> Self;
     /// col2im into `[N, C, size.0, size.1]`: the adjoint of `unfold` (see [`Var::fold`]).
     fn fold(&self, size: (usize, usize), window: conv::Window2d) -> Self;
+    /// `self` read at the first maximum of `src` in each window (max pooling when equal).
+    fn gather_max(&self, src: &Self, window: conv::Window2d) -> Self;
+    /// The adjoint of `gather_max`: `self` placed at those maxima, in zeros of `src`'s shape.
+    fn unpool_max(&self, src: &Self, window: conv::Window2d) -> Self;
 }
 
 impl<T: Float> Operand<T> for Tensor<T> {
@@ -288,6 +292,12 @@ impl<T: Float> Operand<T> for Tensor<T> {
     }
     fn fold(&self, size: (usize, usize), window: conv::Window2d) -> Self {
         Tensor::fold(self, size, &window)
+    }
+    fn gather_max(&self, src: &Self, window: conv::Window2d) -> Self {
+        Tensor::gather_max(self, src, &window)
+    }
+    fn unpool_max(&self, src: &Self, window: conv::Window2d) -> Self {
+        Tensor::unpool_max(self, src, &window)
     }
 }
 
@@ -383,6 +393,12 @@ impl<T: Float> Operand<T> for Scalar<T> {
     fn fold(&self, _size: (usize, usize), _window: conv::Window2d) -> Self {
         unreachable!("fold of a rank-0 value is rejected when recorded")
     }
+    fn gather_max(&self, _src: &Self, _window: conv::Window2d) -> Self {
+        unreachable!("max_pool2d of a rank-0 value is rejected when recorded")
+    }
+    fn unpool_max(&self, _src: &Self, _window: conv::Window2d) -> Self {
+        unreachable!("max_pool2d of a rank-0 value is rejected when recorded")
+    }
 }
 
 impl<'t, T: Float> Operand<T> for Var<'t, T> {
@@ -465,6 +481,12 @@ impl<'t, T: Float> Operand<T> for Var<'t, T> {
     }
     fn fold(&self, size: (usize, usize), window: conv::Window2d) -> Self {
         Var::fold(*self, size, window)
+    }
+    fn gather_max(&self, src: &Self, window: conv::Window2d) -> Self {
+        Var::gather_max(*self, *src, window)
+    }
+    fn unpool_max(&self, src: &Self, window: conv::Window2d) -> Self {
+        Var::unpool_max(*self, *src, window)
     }
 }
 
