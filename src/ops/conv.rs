@@ -369,18 +369,18 @@ fn window_argmax<T: Float>(x: &[T], dims: [usize; 4], win: &Window2d) -> Vec<usi
                     i_lo < i_hi && j_lo < j_hi,
                     "max_pool2d: a window with no pixel (padding is checked to prevent it)"
                 );
-                let at = |i: usize, j: usize| base + (y0 + i * dh - ph) * w + x0 + j * dw - pw;
-                let mut best = at(i_lo, j_lo);
+                let (first_col, last_col) = (x0 + j_lo * dw - pw, x0 + (j_hi - 1) * dw - pw);
+                let mut best = base + (y0 + i_lo * dh - ph) * w + first_col;
                 let mut best_v = x[best];
                 for i in i_lo..i_hi {
-                    for j in j_lo..j_hi {
-                        let k = at(i, j);
+                    let row = base + (y0 + i * dh - ph) * w;
+                    for k in (row + first_col..=row + last_col).step_by(dw) {
                         let v = x[k];
-                        // NaN wins, as in NumPy and PyTorch.
-                        if v > best_v || (v.is_nan() && !best_v.is_nan()) {
-                            best = k;
-                            best_v = v;
-                        }
+                        // Branch-free (random data defeats the branch predictor). A NaN wins
+                        // over numbers and then stays, so NaN propagates as in PyTorch.
+                        let take = ((v > best_v) | v.is_nan()) & !best_v.is_nan();
+                        best = if take { k } else { best };
+                        best_v = if take { v } else { best_v };
                     }
                 }
                 args.push(best);
