@@ -342,49 +342,66 @@ fn window_argmax<T: Float>(x: &[T], dims: [usize; 4], win: &Window2d) -> Vec<usi
     let (oh, ow) = win
         .output_size((h, w))
         .expect("max_pool2d: window checked by the caller");
-    // The taps of window position `o` that fall inside an axis of `size`: `lo..hi`, and the
-    // image coordinate of tap 0 (which may be in the padding, hence the offset by `pad`).
-    let taps = |o: usize, k: usize, s: usize, pad: usize, d: usize, size: usize| {
-        let start = o * s; // tap t reads start + t·d - pad
-        let lo = if pad > start { (pad - start).div_ceil(d) } else { 0 };
-        let hi = if size + pad > start {
-            (size + pad - start).div_ceil(d).min(k)
-        } else {
-            0
-        };
-        (lo, hi, start)
-    };
     let (kh, kw) = win.kernel;
     let (sh, sw) = win.stride;
     let (ph, pw) = win.padding;
     let (dh, dw) = win.dilation;
-    let rows: Vec<_> = (0..oh).map(|oy| taps(oy, kh, sh, ph, dh, h)).collect();
-    let cols: Vec<_> = (0..ow).map(|ox| taps(ox, kw, sw, pw, dw, w)).collect();
-    let mut args = Vec::with_capacity(n * c * oh * ow);
+    // Window row oy covers kernel rows i_lo..i_hi inside the image (the others are padding).
+    let rows: Vec<(usize, usize)> = (0..oh)
+        .map(|oy| {
+            let start = oy * sh; // kernel row i reads image row start + i·dh - ph
+            let lo = if ph > start { (ph - start).div_ceil(dh) } else { 0 };
+            let hi = if h + ph > start {
+                (h + ph - start).div_ceil(dh).min(kh)
+            } else {
+                0
+            };
+            (lo, hi)
+        })
+        .collect();
+    // Kernel column j is inside the image for window columns ox_lo..ox_hi.
+    let cols: Vec<(usize, usize)> = (0..kw)
+        .map(|j| {
+            let off = j * dw; // window column ox reads image column ox·sw + off - pw
+            let lo = if pw > off { (pw - off).div_ceil(sw) } else { 0 };
+            let hi = if w + pw > off {
+                (w + pw - off).div_ceil(sw).min(ow)
+            } else {
+                0
+            };
+            (lo, hi)
+        })
+        .collect();
+    let mut args = vec![0; n * c * oh * ow];
+    let mut seen = vec![false; ow];
     for plane in 0..n * c {
         let base = plane * h * w;
-        for &(i_lo, i_hi, y0) in &rows {
-            for &(j_lo, j_hi, x0) in &cols {
-                assert!(
-                    i_lo < i_hi && j_lo < j_hi,
-                    "max_pool2d: a window with no pixel (padding is checked to prevent it)"
-                );
-                let (first_col, last_col) = (x0 + j_lo * dw - pw, x0 + (j_hi - 1) * dw - pw);
-                let mut best = base + (y0 + i_lo * dh - ph) * w + first_col;
-                let mut best_v = x[best];
-                for i in i_lo..i_hi {
-                    let row = base + (y0 + i * dh - ph) * w;
-                    for k in (row + first_col..=row + last_col).step_by(dw) {
-                        let v = x[k];
-                        // Branch-free (random data defeats the branch predictor). A NaN wins
-                        // over numbers and then stays, so NaN propagates as in PyTorch.
-                        let take = ((v > best_v) | v.is_nan()) & !best_v.is_nan();
-                        best = if take { k } else { best };
-                        best_v = if take { v } else { best_v };
+        for (oy, &(i_lo, i_hi)) in rows.iter().enumerate() {
+            let best = &mut args[(plane * oh + oy) * ow..][..ow];
+            seen.fill(false);
+            // Taps in row-major kernel order, each over a whole row of windows: the windows are
+            // independent, so the loop pipelines, and each window still meets its taps in
+            // row-major order (the first maximum wins ties, as in PyTorch).
+            for i in i_lo..i_hi {
+                let row = base + (oy * sh + i * dh - ph) * w;
+                for (j, &(ox_lo, ox_hi)) in cols.iter().enumerate() {
+                    for ox in ox_lo..ox_hi {
+                        let k = row + ox * sw + j * dw - pw;
+                        let (v, b) = (x[k], x[best[ox]]);
+                        // A NaN wins over numbers and then stays, so NaN propagates as in
+                        // PyTorch. The choice is a bit mask, not a branch: on random data a
+                        // branch here is mispredicted half the time.
+                        let take = !seen[ox] | (((v > b) | v.is_nan()) & !b.is_nan());
+                        let mask = usize::from(take).wrapping_neg();
+                        best[ox] = (k & mask) | (best[ox] & !mask);
+                        seen[ox] = true;
                     }
                 }
-                args.push(best);
             }
+            assert!(
+                seen.iter().all(|&s| s),
+                "max_pool2d: a window with no pixel (padding is checked to prevent it)"
+            );
         }
     }
     args
