@@ -165,11 +165,23 @@ impl<T: Float> Conv2d<T> {
     }
 
     /// The number of output channels.
+    ///
+    /// ```
+    /// use tapegrad::nn::Conv2d;
+    /// use tapegrad::rand::{SeedableRng, rngs::StdRng};
+    /// assert_eq!(Conv2d::<f64>::new(2, 6, (3, 3), &mut StdRng::seed_from_u64(0)).out_channels(), 6);
+    /// ```
     pub fn out_channels(&self) -> usize {
         self.weight.shape()[0]
     }
 
     /// The kernel size `(kh, kw)`.
+    ///
+    /// ```
+    /// use tapegrad::nn::Conv2d;
+    /// use tapegrad::rand::{SeedableRng, rngs::StdRng};
+    /// assert_eq!(Conv2d::<f64>::new(2, 6, (2, 5), &mut StdRng::seed_from_u64(0)).kernel(), (2, 5));
+    /// ```
     pub fn kernel(&self) -> (usize, usize) {
         let ws = self.weight.shape();
         (ws[2], ws[3])
@@ -227,6 +239,12 @@ pub struct MaxPool2d {
 
 impl MaxPool2d {
     /// Pooling over `kernel` windows with stride `kernel` and no padding.
+    ///
+    /// ```
+    /// use tapegrad::nn::MaxPool2d;
+    /// let pool = MaxPool2d::new((2, 3));
+    /// assert_eq!((pool.stride, pool.padding), ((2, 3), (0, 0)));
+    /// ```
     pub fn new(kernel: (usize, usize)) -> Self {
         MaxPool2d {
             kernel,
@@ -248,8 +266,16 @@ impl MaxPool2d {
         MaxPool2d { stride, ..self }
     }
 
-    /// The same pooling with another padding (builder style); see
-    /// [`with_stride`](MaxPool2d::with_stride).
+    /// The same pooling with another padding (builder style), at most half the kernel.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let pool = MaxPool2d::new((2, 2)).with_padding((1, 1));
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.constant(Tensor::from_vec(vec![-1., -2., -3., -4.], &[1, 1, 2, 2]));
+    /// // Padding counts as -inf: each corner window sees its one pixel.
+    /// assert_eq!(pool.forward(&tape, x).value().to_vec(), vec![-1., -2., -3., -4.]);
+    /// ```
     pub fn with_padding(self, padding: (usize, usize)) -> Self {
         MaxPool2d { padding, ..self }
     }
