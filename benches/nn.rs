@@ -8,6 +8,10 @@
 //!   batch of 100 moons (noise 0.1), loss `mean(relu(1 - y·score)) + 1e-4 Σ p²`, SGD.
 //! - W2: MLP 784-256-128-10 (ReLU), batch 64, softmax cross-entropy, Adam lr 1e-3; inputs N(0, 1),
 //!   labels uniform in 0..10; on 1 and 2 threads.
+//! - conv: a small CNN step (issue 4, no workload id): batch 32 of 1x28x28 images N(0, 1),
+//!   Conv2d(1→8, 3x3, pad 1) → ReLU → MaxPool2d(2) → Conv2d(8→16, 3x3, pad 1) → ReLU →
+//!   MaxPool2d(2) → Flatten → Linear(784→10), cross-entropy, Adam; and the first convolution's
+//!   forward + backward alone.
 
 use std::hint::black_box;
 
@@ -99,5 +103,50 @@ fn w2(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, w1, w1t, w2);
+fn conv(c: &mut Criterion) {
+    let mut rng = StdRng::seed_from_u64(0);
+    let x = Tensor::<f32>::randn(&[32, 1, 28, 28], &mut rng);
+    let labels: Vec<usize> = (0..32).map(|_| rng.random_range(0..10)).collect();
+    let model = Sequential::new()
+        .with(Conv2d::new(1, 8, (3, 3), &mut rng).with_padding((1, 1)))
+        .with(Activation::Relu)
+        .with(MaxPool2d::new((2, 2)))
+        .with(Conv2d::new(8, 16, (3, 3), &mut rng).with_padding((1, 1)))
+        .with(Activation::Relu)
+        .with(MaxPool2d::new((2, 2)))
+        .with(Flatten)
+        .with(Linear::new(16 * 7 * 7, 10, &mut rng));
+    let mut opt = Adam::new(model.parameters(), AdamConfig::default());
+    let conv1 = Conv2d::new(1, 8, (3, 3), &mut rng).with_padding((1, 1));
+    let mut tape = Tape::new();
+    let mut group = c.benchmark_group("conv");
+    group.warm_up_time(std::time::Duration::from_millis(500));
+    group.sample_size(20);
+    tapegrad::set_num_threads(1);
+    group.bench_function(
+        "cnn step: 2 conv + 2 pool + linear, batch 32 of 28x28, Adam, 1 thread",
+        |b| {
+            b.iter(|| {
+                tape.reset();
+                let logits = model.forward(&tape, tape.constant(x.clone()));
+                let grads = loss::cross_entropy(logits, &labels).backward();
+                tape.reset();
+                opt.step(black_box(&grads));
+            })
+        },
+    );
+    group.bench_function(
+        "conv2d 1→8 3x3 pad 1, batch 32 of 28x28, forward + backward",
+        |b| {
+            b.iter(|| {
+                tape.reset();
+                let y = conv1.forward(&tape, tape.var(x.clone()));
+                black_box(y.sum().backward());
+            })
+        },
+    );
+    group.finish();
+}
+
+criterion_group!(benches, w1, w1t, w2, conv);
 criterion_main!(benches);

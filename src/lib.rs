@@ -12,7 +12,7 @@
 //! | [`loss`] | cross-entropy (with label smoothing), mse, l1, huber, binary cross-entropy with logits, nll |
 //! | [`gradcheck`] | finite-difference checking of first and second derivatives |
 //! | [`data`] | in-memory datasets, batching, synthetic generators (moons, circles, spirals, XOR), CSV and IDX (MNIST) loaders |
-//! | [`nn`] | modules: `Module`, `Linear`, `Mlp`, `Sequential`, activations, dropout, norms, embedding, initialisers |
+//! | [`nn`] | modules: `Module`, `Linear`, `Mlp`, `Sequential`, `Conv2d`, `MaxPool2d`, `Flatten`, activations, dropout, norms, embedding, initialisers |
 //! | [`io`] | checkpoints: parameters, buffers and optimizer state as safetensors (PyTorch's names) |
 //! | [`optim`] | optimizers, learning-rate schedules, gradient clipping, L-BFGS and Newton-CG |
 //! | [`train`] | training-loop helpers: accuracy, evaluation passes, early stopping, progress lines |
@@ -46,6 +46,7 @@ pub mod viz;
 pub use backward::Gradients;
 pub use error::Error;
 pub use float::Float;
+pub use ops::conv::Window2d;
 pub use param::Param;
 pub use tape::{LeafKind, Tape, Var};
 pub use tensor::{Shape, Tensor, num_threads, set_num_threads};
@@ -56,7 +57,8 @@ pub use rand;
 /// Everything a model-building program needs: `use tapegrad::prelude::*;`.
 pub mod prelude {
     pub use crate::nn::{
-        Activation, BatchNorm1d, Dropout, Embedding, LayerNorm, Linear, Mlp, Module, Sequential,
+        Activation, BatchNorm1d, Conv2d, Dropout, Embedding, Flatten, LayerNorm, Linear, MaxPool2d, Mlp,
+        Module, Sequential,
     };
     pub use crate::optim::{
         Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, AdamWConfig, Lbfgs, LbfgsConfig, Optimizer, RmsProp,

@@ -12,8 +12,10 @@
 //!   and gradients must be finite, of the inputs' shapes, and close to the `f64` ones.
 //!
 //! Domains avoid kinks and poles (`ln`, `sqrt` and `powf` on (0.1, 3), denominators and the
-//! inputs of `abs` and `relu` away from 0, distinct values for `max_axis`). The tests at the
-//! end check softmax, log-softmax and cross-entropy on logits of ±1000.
+//! inputs of `abs` and `relu` away from 0, distinct values for `max_axis` and `max_pool2d`).
+//! Image ops (`unfold`, `fold`, `conv2d`, `max_pool2d`) get random `[N, C, H, W]` shapes and
+//! windows. The tests at the end check softmax, log-softmax and cross-entropy on logits of ±1000,
+//! and that `fold` is the adjoint of `unfold`.
 
 use std::ops::Range;
 
@@ -21,7 +23,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use tapegrad::gradcheck::{self, Tolerance};
-use tapegrad::{Float, Tape, Tensor, Var, loss, testing};
+use tapegrad::{Float, Tape, Tensor, Var, Window2d, loss, testing};
 
 const MAX_RANK: usize = 3;
 const MAX_DIM: usize = 4;
@@ -432,6 +434,88 @@ fn matmul_t_case() -> Case<()> {
         .boxed()
 }
 
+/// A window (kernel 1..=3, stride 1..=2, padding 0..=1, dilation 1..=2 on each axis) and an
+/// `[N, C, H, W]` image shape it fits (N, C in 1..=2; H, W up to 3 more than the smallest that
+/// fits). Small, because `fold(unfold(x))` and convolutions sum many products.
+fn window_and_image(
+    max_padding: usize,
+    max_dilation: usize,
+) -> impl Strategy<Value = (Window2d, Vec<usize>)> {
+    let axis = move || (1..=3usize, 1..=2usize, 0..=max_padding, 1..=max_dilation);
+    (axis(), axis(), 1..=2usize, 1..=2usize)
+        .prop_flat_map(|((kh, sh, ph, dh), (kw, sw, pw, dw), n, c)| {
+            let smallest = |k: usize, p: usize, d: usize| (d * (k - 1) + 1).saturating_sub(2 * p).max(1);
+            let (h0, w0) = (smallest(kh, ph, dh), smallest(kw, pw, dw));
+            let window = Window2d::new((kh, kw))
+                .stride((sh, sw))
+                .padding((ph, pw))
+                .dilation((dh, dw));
+            (Just(window), Just(n), Just(c), h0..=h0 + 3, w0..=w0 + 3)
+        })
+        .prop_map(|(window, n, c, h, w)| (window, vec![n, c, h, w]))
+}
+
+/// An image and a window for `x.unfold(window)`.
+fn unfold_case() -> Case<Window2d> {
+    window_and_image(1, 2)
+        .prop_flat_map(|(window, shape)| (testing::tensor_with_shape(shape, -2.0..2.0), Just(window)))
+        .prop_map(|(x, window)| (vec![x], window))
+        .boxed()
+}
+
+/// Columns `[N, C·kh·kw, L]` and the image size and window for `cols.fold(size, window)`.
+fn fold_case() -> Case<((usize, usize), Window2d)> {
+    window_and_image(1, 2)
+        .prop_flat_map(|(window, s)| {
+            let (oh, ow) = window
+                .output_size((s[2], s[3]))
+                .expect("the strategy makes windows that fit");
+            let cols = vec![s[0], s[1] * window.kernel.0 * window.kernel.1, oh * ow];
+            (
+                testing::tensor_with_shape(cols, -2.0..2.0),
+                Just(((s[2], s[3]), window)),
+            )
+        })
+        .prop_map(|(cols, params)| (vec![cols], params))
+        .boxed()
+}
+
+/// An image `[N, C_in, H, W]`, a weight `[C_out, C_in, kh, kw]` (C_out in 1..=3) and, when
+/// `bias`, a bias `[C_out]`, with a stride and a padding for `conv2d` (no dilation).
+fn conv2d_case(bias: bool) -> Case<((usize, usize), (usize, usize))> {
+    (window_and_image(1, 1), 1..=3usize)
+        .prop_flat_map(move |((window, s), c_out)| {
+            let (kh, kw) = window.kernel;
+            let b_shape = if bias { vec![c_out] } else { vec![] };
+            (
+                testing::tensor_with_shape(s.clone(), -2.0..2.0),
+                testing::tensor_with_shape(vec![c_out, s[1], kh, kw], -1.0..1.0),
+                testing::tensor_with_shape(b_shape, -1.0..1.0),
+                Just((window.stride, window.padding)),
+            )
+        })
+        .prop_map(move |(x, w, b, params)| {
+            let inputs = if bias { vec![x, w, b] } else { vec![x, w] };
+            (inputs, params)
+        })
+        .boxed()
+}
+
+/// A `(height, width)` pair: a kernel size, stride or padding.
+type Pair = (usize, usize);
+
+/// Distinct values in an image and a pooling window (padding at most half the kernel, as
+/// `max_pool2d` requires) given as `(kernel, stride, padding)`.
+fn max_pool2d_case() -> Case<(Pair, Pair, Pair)> {
+    window_and_image(1, 1)
+        .prop_filter("padding at most half the kernel", |(w, _)| {
+            2 * w.padding.0 <= w.kernel.0 && 2 * w.padding.1 <= w.kernel.1
+        })
+        .prop_flat_map(|(w, shape)| (distinct_values(shape), Just((w.kernel, w.stride, w.padding))))
+        .prop_map(|(x, params)| (vec![x], params))
+        .boxed()
+}
+
 /// Logits `[N, C]` (values from `logit`) and one class index per row.
 fn classification_with(
     logit: impl Fn(Vec<usize>) -> BoxedStrategy<Tensor<f64>> + 'static,
@@ -558,6 +642,20 @@ op_tests! {
     softmax: (axis, _keepdim) in with_axis(uniform(-3.0..3.0)) => |_t, xs| xs[0].softmax(axis);
     /// Log-softmax along one axis.
     log_softmax: (axis, _keepdim) in with_axis(uniform(-3.0..3.0)) => |_t, xs| xs[0].log_softmax(axis);
+
+    /// im2col: every window of an image as a column (linear, so squared for second order).
+    unfold: window in unfold_case(), squared => |_t, xs| xs[0].unfold(window);
+    /// col2im: window columns summed into an image (linear, so squared for second order).
+    fold: (size, window) in fold_case(), squared => |_t, xs| xs[0].fold(size, window);
+    /// 2-D convolution with a bias: bilinear in image and weight, so its Hessian is not zero.
+    conv2d: (stride, padding) in conv2d_case(true)
+        => |_t, xs| xs[0].conv2d(&xs[1], Some(&xs[2]), stride, padding);
+    /// 2-D convolution without a bias.
+    conv2d_without_bias: (stride, padding) in conv2d_case(false)
+        => |_t, xs| xs[0].conv2d(&xs[1], None, stride, padding);
+    /// 2-D max pooling of distinct values, with and without padding.
+    max_pool2d: (kernel, stride, padding) in max_pool2d_case(), squared
+        => |_t, xs| xs[0].max_pool2d(kernel, stride, padding);
 
     /// One element per row of a `[N, C]` value (linear, so squared for second order).
     pick: indices in classification_with(uniform(-3.0..3.0)), squared => |_t, xs| xs[0].pick(&indices);
@@ -729,6 +827,38 @@ proptest! {
         shift in prop_oneof![Just(1000.0), Just(-1000.0)],
     ) {
         check_shift_invariant(op::<f64, _>(|_t, xs| loss::cross_entropy(xs[0], &targets)), &inputs[0], shift)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// fold is the adjoint of unfold
+// ---------------------------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// `<unfold(x), y> = <x, fold(y)>` for random windows (padding and dilation included).
+    #[test]
+    fn fold_is_the_adjoint_of_unfold(
+        (x, y, window) in unfold_case().prop_flat_map(|(inputs, window)| {
+            let x = inputs[0].clone();
+            let s = x.shape().to_vec();
+            let (oh, ow) = window.output_size((s[2], s[3])).expect("the strategy makes windows that fit");
+            let cols = vec![s[0], s[1] * window.kernel.0 * window.kernel.1, oh * ow];
+            (Just(x), testing::tensor_with_shape(cols, -2.0..2.0), Just(window))
+        }),
+    ) {
+        let tape = Tape::<f64>::new();
+        let (xv, yv) = (tape.constant(x.clone()), tape.constant(y));
+        let lhs = (xv.unfold(window) * yv).sum().item();
+        let rhs = (xv * yv.fold((x.shape()[2], x.shape()[3]), window)).sum().item();
+        prop_assert!(
+            (lhs - rhs).abs() <= 1e-12 * (1.0 + lhs.abs()),
+            "window {:?}: <unfold(x), y> = {} but <x, fold(y)> = {}",
+            window,
+            lhs,
+            rhs
+        );
     }
 }
 

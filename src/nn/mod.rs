@@ -1,5 +1,5 @@
-//! Neural-network building blocks: the [`Module`] trait, layers, activations, normalisation and
-//! initialisers.
+//! Neural-network building blocks: the [`Module`] trait, layers (dense, convolution, pooling),
+//! activations, normalisation and initialisers.
 //!
 //! A module owns [`Param`]s (which live across tapes) and records its forward pass on whatever
 //! tape it is given, so a training step is: reset the tape, `forward`, a loss, `backward`, an
@@ -28,6 +28,7 @@
 //! ```
 
 mod activation;
+mod conv;
 mod dropout;
 mod embedding;
 pub mod init;
@@ -37,6 +38,7 @@ mod norm;
 mod sequential;
 
 pub use activation::Activation;
+pub use conv::{Conv2d, Flatten, MaxPool2d};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use linear::Linear;

@@ -31,6 +31,7 @@
 //! (and a test), nothing else; a new family adds one `mod` line here.
 
 mod arith;
+pub(crate) mod conv;
 mod erf;
 mod index;
 mod matmul;
@@ -58,6 +59,8 @@ pub(crate) enum Args {
     Transpose(u32, u32),
     /// A slice `start..start + len` along an axis.
     Narrow { axis: u32, start: u32, len: u32 },
+    /// A sliding window over images (kernel, stride, padding, dilation), for unfold and fold.
+    Window(conv::PackedWindow),
 }
 
 /// Narrows an axis or index to the `u32` that [`Args`] stores.
@@ -100,6 +103,7 @@ impl std::fmt::Display for Args {
             Args::Powi(n) => write!(f, "n={n}"),
             Args::Transpose(a, b) => write!(f, "{a}, {b}"),
             Args::Narrow { axis, start, len } => write!(f, "axis={axis}, start={start}, len={len}"),
+            Args::Window(w) => write!(f, "{w}"),
         }
     }
 }
@@ -225,6 +229,14 @@ pub(crate) trait Operand<T: Float>: Sized {
     fn matmul_nt(&self, other: &Self) -> Self;
     /// `selfᵀ @ other` over the last two axes.
     fn matmul_tn(&self, other: &Self) -> Self;
+    /// im2col of an `[N, C, H, W]` value (see [`Var::unfold`]).
+    fn unfold(&self, window: conv::Window2d) -> Self;
+    /// col2im into `[N, C, size.0, size.1]`: the adjoint of `unfold` (see [`Var::fold`]).
+    fn fold(&self, size: (usize, usize), window: conv::Window2d) -> Self;
+    /// `self` read at the first maximum of `src` in each window (max pooling when equal).
+    fn gather_max(&self, src: &Self, window: conv::Window2d) -> Self;
+    /// The adjoint of `gather_max`: `self` placed at those maxima, in zeros of `src`'s shape.
+    fn unpool_max(&self, src: &Self, window: conv::Window2d) -> Self;
 }
 
 impl<T: Float> Operand<T> for Tensor<T> {
@@ -302,6 +314,18 @@ impl<T: Float> Operand<T> for Tensor<T> {
     }
     fn matmul_tn(&self, other: &Self) -> Self {
         crate::tensor::matmul_transposed(self, true, other, false)
+    }
+    fn unfold(&self, window: conv::Window2d) -> Self {
+        Tensor::unfold(self, &window)
+    }
+    fn fold(&self, size: (usize, usize), window: conv::Window2d) -> Self {
+        Tensor::fold(self, size, &window)
+    }
+    fn gather_max(&self, src: &Self, window: conv::Window2d) -> Self {
+        Tensor::gather_max(self, src, &window)
+    }
+    fn unpool_max(&self, src: &Self, window: conv::Window2d) -> Self {
+        Tensor::unpool_max(self, src, &window)
     }
 }
 
@@ -394,6 +418,18 @@ impl<T: Float> Operand<T> for Scalar<T> {
     fn matmul_tn(&self, _other: &Self) -> Self {
         unreachable!("matmul of rank-0 values is rejected when recorded")
     }
+    fn unfold(&self, _window: conv::Window2d) -> Self {
+        unreachable!("unfold of a rank-0 value is rejected when recorded")
+    }
+    fn fold(&self, _size: (usize, usize), _window: conv::Window2d) -> Self {
+        unreachable!("fold of a rank-0 value is rejected when recorded")
+    }
+    fn gather_max(&self, _src: &Self, _window: conv::Window2d) -> Self {
+        unreachable!("max_pool2d of a rank-0 value is rejected when recorded")
+    }
+    fn unpool_max(&self, _src: &Self, _window: conv::Window2d) -> Self {
+        unreachable!("max_pool2d of a rank-0 value is rejected when recorded")
+    }
 }
 
 impl<'t, T: Float> Operand<T> for Var<'t, T> {
@@ -472,6 +508,18 @@ impl<'t, T: Float> Operand<T> for Var<'t, T> {
     fn matmul_tn(&self, other: &Self) -> Self {
         let r = self.shape().len();
         Var::transpose(*self, r - 2, r - 1).matmul(other)
+    }
+    fn unfold(&self, window: conv::Window2d) -> Self {
+        Var::unfold(*self, window)
+    }
+    fn fold(&self, size: (usize, usize), window: conv::Window2d) -> Self {
+        Var::fold(*self, size, window)
+    }
+    fn gather_max(&self, src: &Self, window: conv::Window2d) -> Self {
+        Var::gather_max(*self, *src, window)
+    }
+    fn unpool_max(&self, src: &Self, window: conv::Window2d) -> Self {
+        Var::unpool_max(*self, *src, window)
     }
 }
 
