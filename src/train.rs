@@ -50,7 +50,7 @@ use crate::{Float, Param, Tape, Tensor, Var};
 /// The prediction of a row of `outputs` (`[N, C]`, `C ≥ 2`) is its largest entry (the first one on
 /// ties), as `argmax` in PyTorch. A single score per row (`[N]` or `[N, 1]`) is read as a logit for
 /// class 1: class 1 when the score is positive, the convention of
-/// [`loss::bce_with_logits`](crate::loss::bce_with_logits). An empty batch has accuracy 0.
+/// [`loss::binary_cross_entropy_with_logits`](crate::loss::binary_cross_entropy_with_logits). An empty batch has accuracy 0.
 ///
 /// # Panics
 /// If `outputs` has rank above 2 or no columns, or `labels` does not have one entry per row.
