@@ -9,8 +9,6 @@ mod common;
 use tapegrad::nn::init;
 use tapegrad::prelude::*;
 use tapegrad::rand::{SeedableRng, rngs::StdRng};
-use tapegrad::train::predicted_classes;
-use tapegrad::viz::DecisionPlot;
 
 /// Loss and training accuracy after a run, and the trained model.
 #[derive(Debug)]
@@ -106,14 +104,12 @@ fn main() -> Result<(), tapegrad::Error> {
         100.0 * report.accuracy
     );
     let path = common::out_dir().join("moons_boundary.svg");
-    let model = &report.model;
-    DecisionPlot::new("moons: 2-16-16-1 MLP, score > 0 means class 1")
-        .points_from(&report.data.features, &report.data.labels())
-        .write_svg(&path, 500, 500, |grid: Tensor<f32>| {
-            let tape = Tape::new();
-            tape.no_grad(|| predicted_classes(&model.forward(&tape, tape.constant(grid)).value()))
-        })?;
-    println!("decision regions: {}", path.display());
+    common::write_decision_regions(
+        "moons: 2-16-16-1 MLP, score > 0 means class 1",
+        &report.data,
+        &report.model,
+        &path,
+    )?;
     if !quick && report.accuracy < 1.0 {
         eprintln!("moons: expected 100% training accuracy");
         std::process::exit(1);

@@ -8,8 +8,7 @@ mod common;
 
 use tapegrad::prelude::*;
 use tapegrad::rand::{SeedableRng, rngs::StdRng};
-use tapegrad::train::{Progress, evaluate, predicted_classes};
-use tapegrad::viz::DecisionPlot;
+use tapegrad::train::{Progress, evaluate};
 
 /// Loss and training accuracy after a run, and the trained model.
 #[derive(Debug)]
@@ -75,14 +74,12 @@ fn main() -> Result<(), tapegrad::Error> {
         100.0 * report.accuracy
     );
     let path = common::out_dir().join("spiral_boundary.svg");
-    let model = &report.model;
-    DecisionPlot::new("spiral: 2-64-64-3 MLP, decision regions")
-        .points_from(&report.data.features, &report.data.labels())
-        .write_svg(&path, 500, 500, |grid: Tensor<f32>| {
-            let tape = Tape::new();
-            tape.no_grad(|| predicted_classes(&model.forward(&tape, tape.constant(grid)).value()))
-        })?;
-    println!("decision regions: {}", path.display());
+    common::write_decision_regions(
+        "spiral: 2-64-64-3 MLP, decision regions",
+        &report.data,
+        &report.model,
+        &path,
+    )?;
     if !quick && report.accuracy < 0.98 {
         eprintln!("spiral: expected at least 98% training accuracy");
         std::process::exit(1);

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::format;
-use super::line_plot::{COLOURS, xml_escape};
+use super::line_plot::COLOURS;
 use crate::{Error, Float, Tensor};
 
 /// A 2-D classification picture: the plane is cut into a grid of cells, each painted in the
@@ -175,17 +175,7 @@ impl DecisionPlot {
         let sx = |x: f64| left + (x - x0) / (x1 - x0) * pw;
         let sy = |y: f64| top + (y1 - y) / (y1 - y0) * ph;
 
-        let mut out = format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" \
-             viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n"
-        );
-        let _ = writeln!(out, "<rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>");
-        let _ = writeln!(
-            out,
-            "<text x=\"{}\" y=\"18\" text-anchor=\"middle\">{}</text>",
-            w / 2.0,
-            xml_escape(&self.title)
-        );
+        let mut out = format::svg_start(w, h, &self.title);
         // One rectangle per run of equal cells in a row keeps the file small.
         let (cell_w, cell_h) = (pw / n as f64, ph / n as f64);
         for (row, classes) in regions.chunks_exact(n).enumerate() {
@@ -207,28 +197,7 @@ impl DecisionPlot {
                 }
             }
         }
-        let _ = writeln!(
-            out,
-            "<rect x=\"{left}\" y=\"{top}\" width=\"{pw}\" height=\"{ph}\" fill=\"none\" stroke=\"black\"/>"
-        );
-        let base = top + ph + 16.0;
-        let _ = writeln!(
-            out,
-            "<text x=\"{left}\" y=\"{base}\">{}</text><text x=\"{}\" y=\"{base}\" text-anchor=\"end\">{}</text>",
-            format::number(x0),
-            left + pw,
-            format::number(x1)
-        );
-        let _ = writeln!(
-            out,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
-            left - 4.0,
-            top + ph,
-            format::number(y0),
-            left - 4.0,
-            top + 10.0,
-            format::number(y1)
-        );
+        format::svg_frame(&mut out, (left, top, pw, ph), (x0, x1), (y0, y1));
         let mut right_count = 0;
         for ((&(x, y), &label), &guess) in self.points.iter().zip(&self.labels).zip(&predicted) {
             if !(x.is_finite() && y.is_finite()) {

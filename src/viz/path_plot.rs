@@ -77,39 +77,8 @@ impl PathPlot {
         }
         let sx = |x: f64| left + (x - x0) / (x1 - x0) * pw;
         let sy = |y: f64| top + (y1 - y) / (y1 - y0) * ph;
-        let mut out = format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" \
-             viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n"
-        );
-        let _ = writeln!(out, "<rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>");
-        let _ = writeln!(
-            out,
-            "<text x=\"{}\" y=\"18\" text-anchor=\"middle\">{}</text>",
-            w / 2.0,
-            xml_escape(&self.title)
-        );
-        let _ = writeln!(
-            out,
-            "<rect x=\"{left}\" y=\"{top}\" width=\"{pw}\" height=\"{ph}\" fill=\"none\" stroke=\"black\"/>"
-        );
-        let base = top + ph + 16.0;
-        let _ = writeln!(
-            out,
-            "<text x=\"{left}\" y=\"{base}\">{}</text><text x=\"{}\" y=\"{base}\" text-anchor=\"end\">{}</text>",
-            format::number(x0),
-            left + pw,
-            format::number(x1)
-        );
-        let _ = writeln!(
-            out,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
-            left - 4.0,
-            top + ph,
-            format::number(y0),
-            left - 4.0,
-            top + 10.0,
-            format::number(y1)
-        );
+        let mut out = format::svg_start(w, h, &self.title);
+        format::svg_frame(&mut out, (left, top, pw, ph), (x0, x1), (y0, y1));
         for (k, (name, points)) in self.paths.iter().enumerate() {
             let colour = COLOURS[k % COLOURS.len()];
             let shown: Vec<String> = points
