@@ -271,8 +271,16 @@ where
             .map(|(a, b)| a * b)
             .sum()
     };
+    /// Puts a parameter's value back even if `f` panics half-way through a perturbation.
+    struct Restore<'a>(&'a Param<f64>, Tensor<f64>);
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            self.0.set_value(self.1.clone());
+        }
+    }
     for (i, ((name, param), analytic)) in params.iter().zip(&analytic).enumerate() {
         let base = param.value();
+        let _restore = Restore(param, base.clone());
         let mut point = base.clone();
         for j in 0..base.numel() {
             let original = base.as_slice()[j];
