@@ -495,14 +495,18 @@ fn initialisers_have_the_documented_spread_and_are_seeded() {
 // compiled twice, which is harmless.
 #[path = "../examples/micrograd_moons.rs"]
 mod micrograd_moons;
+// moons and spiral draw their decision regions as SVG (feature `plots`).
+#[cfg(feature = "plots")]
 #[allow(clippy::duplicate_mod)]
 #[path = "../examples/moons.rs"]
 mod moons;
+#[cfg(feature = "plots")]
 #[allow(clippy::duplicate_mod)]
 #[path = "../examples/spiral.rs"]
 mod spiral;
 
 #[test]
+#[cfg(feature = "plots")]
 fn moons_example_reaches_full_training_accuracy() {
     let report = moons::train(100, false);
     assert_eq!(report.accuracy, 1.0, "{report:?}");
@@ -515,6 +519,7 @@ fn micrograd_moons_example_reaches_full_training_accuracy_with_scalar_nodes() {
 }
 
 #[test]
+#[cfg(feature = "plots")]
 fn spiral_example_reaches_its_accuracy() {
     let report = spiral::train(100, false);
     assert!(report.accuracy >= 0.98, "{report:?}");

@@ -289,7 +289,78 @@ fn text_plot_puts_first_and_last_points_in_the_corners() {
     assert_eq!(rows[12], "      * a");
 }
 
+// The SVG pictures come from plotters (feature `plots`). Its output is checked through its
+// structure: the elements of a kind, their attributes, and the text of the `<text>` elements.
+// plotters draws the axes and ticks as black polylines and the legend marks as squares, so a
+// series is a polyline stroked in a series colour.
+
+/// The series colours, as plotters writes them.
+#[cfg(feature = "plots")]
+const COLOURS: [&str; 3] = ["#1F77B4", "#D62728", "#2CA02C"];
+
+/// Every `<name .../>` tag in `svg`, in order.
+#[cfg(feature = "plots")]
+fn tags<'s>(svg: &'s str, name: &str) -> Vec<&'s str> {
+    let open = format!("<{name} ");
+    svg.match_indices(&open)
+        .map(|(i, _)| &svg[i..i + svg[i..].find('>').expect("unterminated tag") + 1])
+        .collect()
+}
+
+/// The value of `name="..."` in an SVG tag, as written.
+#[cfg(feature = "plots")]
+fn attr_str<'t>(tag: &'t str, name: &str) -> &'t str {
+    let key = format!(" {name}=\"");
+    let start = tag.find(&key).unwrap_or_else(|| panic!("no {name} in {tag}")) + key.len();
+    tag[start..].split('"').next().unwrap()
+}
+
+/// The value of `name="..."` in an SVG tag, as a number.
+#[cfg(feature = "plots")]
+fn attr(tag: &str, name: &str) -> f64 {
+    attr_str(tag, name).parse().unwrap()
+}
+
+/// The polylines stroked in a series colour, as their lists of points.
+#[cfg(feature = "plots")]
+fn series_lines(svg: &str) -> Vec<(String, Vec<(f64, f64)>)> {
+    tags(svg, "polyline")
+        .into_iter()
+        .filter(|t| attr_str(t, "stroke") != "#000000")
+        .map(|t| {
+            let points = attr_str(t, "points")
+                .split_whitespace()
+                .map(|p| {
+                    let (x, y) = p.split_once(',').unwrap();
+                    (x.parse().unwrap(), y.parse().unwrap())
+                })
+                .collect();
+            (attr_str(t, "stroke").to_string(), points)
+        })
+        .collect()
+}
+
+/// The text of every `<text>` element, trimmed.
+#[cfg(feature = "plots")]
+fn texts(svg: &str) -> Vec<String> {
+    svg.split("<text ")
+        .skip(1)
+        .map(|t| {
+            let body = &t[t.find('>').unwrap() + 1..];
+            body[..body.find("</text>").expect("unclosed text")]
+                .trim()
+                .to_string()
+        })
+        .collect()
+}
+
+#[cfg(feature = "plots")]
+fn close(a: f64, b: f64, tolerance: f64) -> bool {
+    (a - b).abs() <= tolerance
+}
+
 #[test]
+#[cfg(feature = "plots")]
 fn svg_plot_is_well_formed_with_one_polyline_per_series() {
     use tapegrad::viz::LinePlot;
     let svg = LinePlot::new("a < b & c")
@@ -297,14 +368,48 @@ fn svg_plot_is_well_formed_with_one_polyline_per_series() {
         .series("two", &[3.0, 1.0])
         .to_svg(400, 300);
     assert_well_formed(&svg);
-    assert_eq!(svg.matches("<polyline").count(), 2);
-    assert!(svg.contains("a &lt; b &amp; c"));
-    // The NaN is left out: three points in the first line.
-    let first = svg.split("points=\"").nth(1).unwrap().split('"').next().unwrap();
-    assert_eq!(first.split(' ').count(), 3);
+    assert!(svg.starts_with("<svg"), "{svg}");
+    let lines = series_lines(&svg);
+    assert_eq!(lines.len(), 2, "{svg}");
+    assert_eq!(lines[0].0, COLOURS[0]);
+    assert_eq!(lines[1].0, COLOURS[1]);
+    let text = texts(&svg);
+    assert!(text.contains(&"a &lt; b &amp; c".to_string()), "{text:?}");
+    assert!(text.contains(&"one".to_string()) && text.contains(&"two".to_string()));
+    // The NaN is left out: three points in the first line, at x = 0, 1 and 3 of 0..3, rising
+    // evenly from 1 to 3 (y grows upwards, pixels downwards).
+    let one = &lines[0].1;
+    assert_eq!(one.len(), 3, "{one:?}");
+    let (left, right) = (one[0].0, one[2].0);
+    assert!(right - left > 200.0, "{one:?}");
+    assert!(close(one[1].0, left + (right - left) / 3.0, 1.0), "{one:?}");
+    let (bottom, top) = (one[0].1, one[2].1);
+    assert!(bottom - top > 150.0, "{one:?}");
+    assert!(close(one[1].1, (bottom + top) / 2.0, 1.0), "{one:?}");
+    // The second series spans x 0..1 and falls from the top to the bottom.
+    assert_eq!(lines[1].1, [(left, top), (one[1].0, bottom)]);
+}
+
+#[test]
+#[cfg(feature = "plots")]
+fn svg_plot_on_a_log_scale_leaves_out_points_it_cannot_take_the_log_of() {
+    use tapegrad::viz::LinePlot;
+    let svg = LinePlot::new("loss")
+        .log_y(true)
+        .series("l", &[100.0, 10.0, 0.0, -1.0, 1.0])
+        .to_svg(300, 200);
+    assert_well_formed(&svg);
+    let lines = series_lines(&svg);
+    assert_eq!(lines.len(), 1);
+    let l = &lines[0].1;
+    assert_eq!(l.len(), 3, "{l:?}");
+    // Equal steps on the log scale.
+    assert!(close(l[1].1, (l[0].1 + l[2].1) / 2.0, 1.0), "{l:?}");
+    assert!(texts(&svg).contains(&"loss (log scale)".to_string()));
 }
 
 /// Every element is self-closed or closed in order.
+#[cfg(feature = "plots")]
 fn assert_well_formed(svg: &str) {
     let mut open = Vec::new();
     let mut rest = svg;
@@ -322,6 +427,7 @@ fn assert_well_formed(svg: &str) {
 }
 
 #[test]
+#[cfg(feature = "plots")]
 fn path_plot_is_well_formed_and_spans_every_point() {
     use tapegrad::viz::PathPlot;
     let svg = PathPlot::new("paths")
@@ -330,21 +436,43 @@ fn path_plot_is_well_formed_and_spans_every_point() {
         .mark("min", (1.0, 1.0))
         .to_svg(300, 200);
     assert_well_formed(&svg);
-    assert_eq!(svg.matches("<polyline").count(), 2);
-    // The plot area is x 60..280, y 30..160: (-2, 1) is at the left, (1, 3) at the top right.
-    let first = svg.split("points=\"").nth(1).unwrap().split('"').next().unwrap();
-    assert_eq!(first, "60.0,116.7 206.7,160.0 280.0,30.0");
-    assert!(svg.contains(">min</text>"));
-}
-
-/// The value of `name="..."` in an SVG tag.
-fn attr(tag: &str, name: &str) -> f64 {
-    let key = format!(" {name}=\"");
-    let start = tag.find(&key).unwrap_or_else(|| panic!("no {name} in {tag}")) + key.len();
-    tag[start..].split('"').next().unwrap().parse().unwrap()
+    let lines = series_lines(&svg);
+    assert_eq!(lines.len(), 2, "{svg}");
+    // x spans -2..1 and y 0..3: (-2, 1) is at the left, (0, 0) at the bottom, (1, 3) at the top
+    // right; the infinite point is left out.
+    let a = &lines[0].1;
+    assert_eq!(a.len(), 3, "{a:?}");
+    let (left, right, bottom, top) = (a[0].0, a[2].0, a[1].1, a[2].1);
+    assert!(right - left > 150.0 && bottom - top > 80.0, "{a:?}");
+    let px = |x: f64| left + (x + 2.0) / 3.0 * (right - left);
+    let py = |y: f64| bottom - y / 3.0 * (bottom - top);
+    assert!(
+        close(a[1].0, px(0.0), 1.0) && close(a[0].1, py(1.0), 1.0),
+        "{a:?}"
+    );
+    let b = &lines[1].1;
+    assert!(
+        b.len() == 1 && close(b[0].0, px(0.5), 1.0) && close(b[0].1, py(0.5), 1.0),
+        "{b:?}"
+    );
+    // A dot at the start of each path, in its colour; a black ring at the mark.
+    let circles = tags(&svg, "circle");
+    assert_eq!(circles.len(), 3, "{circles:?}");
+    for (circle, (colour, points)) in circles.iter().zip(&lines) {
+        assert_eq!(attr_str(circle, "fill"), colour);
+        assert_eq!((attr(circle, "cx"), attr(circle, "cy")), points[0]);
+    }
+    let ring = circles[2];
+    assert_eq!(
+        (attr_str(ring, "fill"), attr_str(ring, "stroke")),
+        ("none", "#000000")
+    );
+    assert!(close(attr(ring, "cx"), px(1.0), 1.0) && close(attr(ring, "cy"), py(1.0), 1.0));
+    assert!(texts(&svg).contains(&"min".to_string()));
 }
 
 #[test]
+#[cfg(feature = "plots")]
 fn decision_plot_paints_each_cell_with_the_predicted_class_and_rings_the_mistakes() {
     use tapegrad::viz::DecisionPlot;
     let points = [(-1.0, -1.0), (1.0, 1.0), (-0.5, 0.5), (0.5, -0.5)];
@@ -364,43 +492,82 @@ fn decision_plot_paints_each_cell_with_the_predicted_class_and_rings_the_mistake
         });
     assert_eq!(calls, 2, "one call for the grid, one for the points");
     assert_well_formed(&svg);
-    // Points span [-1, 1] on both axes plus 10%: x in [-1.2, 1.2] maps to pixels 60..280.
-    let to_x = |px: f64| -1.2 + (px - 60.0) / 220.0 * 2.4;
-    let regions: Vec<&str> = svg.lines().filter(|l| l.contains("class=\"region\"")).collect();
+    // The regions are the translucent rectangles.
+    let regions: Vec<&str> = tags(&svg, "rect")
+        .into_iter()
+        .filter(|t| attr_str(t, "opacity") == "0.25")
+        .collect();
     assert_eq!(
         regions.len(),
         20,
         "each of 10 rows is one run of class 0 then one of class 1"
     );
-    for tag in &regions {
-        let (x, width) = (attr(tag, "x"), attr(tag, "width"));
-        let (from, to) = (to_x(x), to_x(x + width));
+    // They tile the plot area, which spans the points' range [-1, 1] plus 10%: [-1.2, 1.2].
+    let left = regions.iter().map(|t| attr(t, "x")).fold(f64::INFINITY, f64::min);
+    let right = regions
+        .iter()
+        .map(|t| attr(t, "x") + attr(t, "width"))
+        .fold(f64::NEG_INFINITY, f64::max);
+    let top = regions.iter().map(|t| attr(t, "y")).fold(f64::INFINITY, f64::min);
+    let bottom = regions
+        .iter()
+        .map(|t| attr(t, "y") + attr(t, "height"))
+        .fold(f64::NEG_INFINITY, f64::max);
+    assert!(right - left > 150.0 && bottom - top > 80.0, "{regions:?}");
+    let px = |x: f64| left + (x + 1.2) / 2.4 * (right - left);
+    let py = |y: f64| top + (1.2 - y) / 2.4 * (bottom - top);
+    for (row, pair) in regions.chunks(2).enumerate() {
         // Cells are 0.24 wide; the first centre right of 0.25 is 0.36, in the cell from 0.24.
-        let expected = if attr(tag, "data-class") == 1.0 {
-            (0.24, 1.2)
-        } else {
-            (-1.2, 0.24)
-        };
+        let (zero, one) = (pair[0], pair[1]);
+        assert_eq!(attr_str(zero, "fill"), COLOURS[0], "{zero}");
+        assert_eq!(attr_str(one, "fill"), COLOURS[1], "{one}");
+        assert!(close(attr(zero, "x"), left, 0.5), "{zero}");
         assert!(
-            (from - expected.0).abs() < 1e-3 && (to - expected.1).abs() < 1e-3,
-            "{tag}"
+            close(attr(zero, "x") + attr(zero, "width"), px(0.24), 1.0),
+            "{zero}"
+        );
+        assert!(close(attr(one, "x"), px(0.24), 1.0), "{one}");
+        assert!(close(attr(one, "x") + attr(one, "width"), right, 0.5), "{one}");
+        let row_top = py(1.2 - 0.24 * row as f64);
+        for tag in pair {
+            assert!(close(attr(tag, "y"), row_top, 1.0), "row {row}: {tag}");
+        }
+    }
+    // One dot per point, in its label's colour, at its place.
+    let circles = tags(&svg, "circle");
+    let dots: Vec<&str> = circles
+        .iter()
+        .copied()
+        .filter(|t| attr_str(t, "fill") != "none")
+        .collect();
+    assert_eq!(dots.len(), 4, "{circles:?}");
+    for ((dot, p), &label) in dots.iter().zip(&points).zip(&labels) {
+        assert_eq!(attr_str(dot, "fill"), COLOURS[label], "{dot}");
+        assert!(
+            close(attr(dot, "cx"), px(p.0), 1.0) && close(attr(dot, "cy"), py(p.1), 1.0),
+            "{dot}"
         );
     }
-    let centres: Vec<f64> = svg
-        .lines()
-        .filter(|l| l.contains("class=\"point\""))
-        .map(|l| to_x(attr(l, "cx")))
+    // (-0.5, 0.5) is labelled 1 but left of the boundary; (0.5, -0.5) is labelled 2: black rings.
+    let rings: Vec<(f64, f64)> = circles
+        .iter()
+        .filter(|t| attr_str(t, "fill") == "none")
+        .inspect(|t| assert_eq!(attr_str(t, "stroke"), "#000000"))
+        .map(|t| (attr(t, "cx"), attr(t, "cy")))
         .collect();
-    assert_eq!(centres.len(), 4);
-    for (c, p) in centres.iter().zip(&points) {
-        assert!((c - p.0).abs() < 0.01, "{c} vs {}", p.0);
+    let wrong = [points[2], points[3]];
+    assert_eq!(rings.len(), 2, "{circles:?}");
+    for (ring, p) in rings.iter().zip(wrong) {
+        assert!(
+            close(ring.0, px(p.0), 1.0) && close(ring.1, py(p.1), 1.0),
+            "{ring:?}"
+        );
     }
-    // (-0.5, 0.5) is labelled 1 but left of the boundary; (0.5, -0.5) is labelled 2.
-    assert_eq!(svg.matches("class=\"wrong\"").count(), 2);
-    assert!(svg.contains("2 of 4 points (50%) classified right"));
+    assert!(texts(&svg).contains(&"2 of 4 points (50%) classified right".to_string()));
 }
 
 #[test]
+#[cfg(feature = "plots")]
 #[should_panic(expected = "DecisionPlot::to_svg: the classifier returned 3 classes for 16 grid points")]
 fn decision_plot_names_a_classifier_returning_the_wrong_count() {
     tapegrad::viz::DecisionPlot::new("bad")

@@ -1,16 +1,17 @@
 //! [`DecisionPlot`]: a classifier's decision regions over a plane, with the labelled points, as SVG.
 
-use std::fmt::Write as _;
+#[cfg(feature = "plots")]
 use std::path::Path;
 
-use super::format;
-use super::line_plot::COLOURS;
-use crate::{Error, Float, Tensor};
+#[cfg(feature = "plots")]
+use crate::Error;
+use crate::{Float, Tensor};
 
-/// A 2-D classification picture: the plane is cut into a grid of cells, each painted in the
-/// colour of the class the model predicts at its centre, and the data points are drawn on top in
-/// the colour of their label. Misclassified points get a thick black ring, so the picture shows at
-/// a glance where the boundary is wrong.
+/// A 2-D classification picture, drawn as SVG with the `plotters` crate (feature `plots`, on by
+/// default): the plane is cut into a grid of cells, each painted in the colour of the class the
+/// model predicts at its centre, and the data points are drawn on top in the colour of their
+/// label. Misclassified points get a thick black ring, so the picture shows at a glance where the
+/// boundary is wrong.
 ///
 /// The model is asked once for the whole grid (a `[cells², 2]` tensor of points, row by row from
 /// the top) and once for the data points, through a closure that returns one class per row; see
@@ -23,15 +24,18 @@ use crate::{Error, Float, Tensor};
 /// let labels = [0, 0, 1, 1, 0];                 // the last point is on the wrong side
 /// let plot = DecisionPlot::new("x > 0 means class 1").points(&points, &labels).resolution(20);
 /// // The "model": class 1 where the first coordinate is positive.
+/// # #[cfg(feature = "plots")] {
 /// let svg = plot.to_svg(400, 400, |xy: Tensor<f64>| {
 ///     xy.as_slice().chunks(2).map(|p| usize::from(p[0] > 0.0)).collect()
 /// });
-/// assert_eq!(svg.matches("class=\"point\"").count(), 5);
-/// assert_eq!(svg.matches("class=\"wrong\"").count(), 1);
+/// assert_eq!(svg.matches("<circle").count(), 5 + 1);   // a dot per point, a ring per mistake
+/// assert_eq!(svg.matches("fill=\"none\" stroke=\"#000000\" stroke-width=\"2\"").count(), 1);
 /// assert!(svg.contains("4 of 5 points (80%) classified right"));
+/// # }
 /// ```
 #[derive(Clone, Debug)]
 pub struct DecisionPlot {
+    #[cfg_attr(not(feature = "plots"), allow(dead_code))]
     title: String,
     points: Vec<(f64, f64)>,
     labels: Vec<usize>,
@@ -77,8 +81,10 @@ impl DecisionPlot {
     /// use tapegrad::{data, viz::DecisionPlot};
     /// let ds = data::xor::<f32>();
     /// let plot = DecisionPlot::new("xor").points_from(&ds.features, &ds.labels());
+    /// # #[cfg(feature = "plots")] {
     /// let svg = plot.to_svg(300, 300, |grid: tapegrad::Tensor<f32>| vec![0; grid.shape()[0]]);
-    /// assert_eq!(svg.matches("class=\"wrong\"").count(), 2); // class 0 everywhere
+    /// assert!(svg.contains("2 of 4 points (50%) classified right")); // class 0 everywhere
+    /// # }
     /// ```
     #[track_caller]
     pub fn points_from<T: Float>(self, features: &Tensor<T>, labels: &[usize]) -> Self {
@@ -102,6 +108,7 @@ impl DecisionPlot {
     }
 
     /// The plotted area: the points' bounding box widened by 10% on each side.
+    #[cfg(feature = "plots")]
     fn bounds(&self) -> (f64, f64, f64, f64) {
         let finite = self.points.iter().filter(|p| p.0.is_finite() && p.1.is_finite());
         let (mut x0, mut x1, mut y0, mut y1) =
@@ -120,21 +127,27 @@ impl DecisionPlot {
         (x0, x1, y0, y1)
     }
 
-    /// The picture, `width` × `height` pixels. `classify` gets a `[M, 2]` tensor of points and
+    /// The picture, `width` × `height` pixels, drawn with plotters: the title, ticked axes, the
+    /// regions as translucent rectangles in the colour of the predicted class, each point as a dot
+    /// in the colour of its label (misclassified ones inside a black ring), and the caption
+    /// "k of n points (p%) classified right". `classify` gets a `[M, 2]` tensor of points and
     /// returns one class per row.
     ///
     /// # Panics
     /// If `classify` returns the wrong number of classes.
     #[track_caller]
+    #[cfg(feature = "plots")]
     pub fn to_svg<T: Float>(
         &self,
         width: usize,
         height: usize,
         mut classify: impl FnMut(Tensor<T>) -> Vec<usize>,
     ) -> String {
-        let (w, h) = (width.max(100) as f64, height.max(100) as f64);
-        let (left, right, top, bottom) = (60.0, 20.0, 30.0, 40.0);
-        let (pw, ph) = (w - left - right, h - top - bottom);
+        use plotters::prelude::*;
+        use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+        use super::chart;
+
         let (x0, x1, y0, y1) = self.bounds();
         let n = self.resolution;
         let (cw, ch) = ((x1 - x0) / n as f64, (y1 - y0) / n as f64);
@@ -171,72 +184,53 @@ impl DecisionPlot {
             predicted.len(),
             self.points.len()
         );
-        let colour = |class: usize| COLOURS[class % COLOURS.len()];
-        let sx = |x: f64| left + (x - x0) / (x1 - x0) * pw;
-        let sy = |y: f64| top + (y1 - y) / (y1 - y0) * ph;
-
-        let mut out = format::svg_start(w, h, &self.title);
-        // One rectangle per run of equal cells in a row keeps the file small.
-        let (cell_w, cell_h) = (pw / n as f64, ph / n as f64);
-        for (row, classes) in regions.chunks_exact(n).enumerate() {
-            let mut start = 0;
-            for end in 1..=n {
-                if end == n || classes[end] != classes[start] {
-                    let _ = writeln!(
-                        out,
-                        "<rect class=\"region\" data-class=\"{}\" x=\"{:.2}\" y=\"{:.2}\" width=\"{:.2}\" \
-                         height=\"{:.2}\" fill=\"{}\" fill-opacity=\"0.25\"/>",
-                        classes[start],
-                        left + start as f64 * cell_w,
-                        top + row as f64 * cell_h,
-                        (end - start) as f64 * cell_w,
-                        cell_h,
-                        colour(classes[start])
-                    );
-                    start = end;
-                }
-            }
-        }
-        format::svg_frame(&mut out, (left, top, pw, ph), (x0, x1), (y0, y1));
-        let mut right_count = 0;
-        for ((&(x, y), &label), &guess) in self.points.iter().zip(&self.labels).zip(&predicted) {
-            if !(x.is_finite() && y.is_finite()) {
-                continue;
-            }
-            let (cx, cy) = (sx(x), sy(y));
-            if guess == label {
-                right_count += 1;
-            } else {
-                let _ = writeln!(
-                    out,
-                    "<circle class=\"wrong\" cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"6\" fill=\"none\" \
-                     stroke=\"black\" stroke-width=\"2\"/>"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "<circle class=\"point\" data-class=\"{label}\" cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"3.5\" \
-                 fill=\"{}\" stroke=\"white\" stroke-width=\"0.8\"/>",
-                colour(label)
-            );
-        }
-        let total = self
+        let finite = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite();
+        let total = self.points.iter().filter(finite).count();
+        let right_count = self
             .points
             .iter()
-            .filter(|p| p.0.is_finite() && p.1.is_finite())
+            .zip(self.labels.iter().zip(&predicted))
+            .filter(|(p, (label, guess))| finite(p) && label == guess)
             .count();
-        if total > 0 {
-            let _ = writeln!(
-                out,
-                "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{right_count} of {total} points ({:.0}%) \
-                 classified right</text>",
-                left + pw,
-                h - 6.0,
-                100.0 * right_count as f64 / total as f64
-            );
-        }
-        out.push_str("</svg>\n");
-        out
+        chart::svg(width.max(100) as u32, height.max(100) as u32, |root| {
+            let mut c = chart::chart(root, &self.title, x0..x1, y0..y1, |v| v);
+            // One rectangle per run of equal cells in a row keeps the file small.
+            let mut runs = Vec::new();
+            for (row, classes) in regions.chunks_exact(n).enumerate() {
+                let (top, bottom) = (y1 - row as f64 * ch, y1 - (row + 1) as f64 * ch);
+                let mut start = 0;
+                for end in 1..=n {
+                    if end == n || classes[end] != classes[start] {
+                        let (left, right) = (x0 + start as f64 * cw, x0 + end as f64 * cw);
+                        let fill = chart::colour(classes[start]).mix(0.25).filled();
+                        runs.push(Rectangle::new([(left, top), (right, bottom)], fill));
+                        start = end;
+                    }
+                }
+            }
+            chart::drawn(c.draw_series(runs));
+            let shown = self.points.iter().zip(self.labels.iter().zip(&predicted));
+            let shown: Vec<_> = shown.filter(|(p, _)| finite(p)).collect();
+            let rings = shown
+                .iter()
+                .filter(|(_, (label, guess))| label != guess)
+                .map(|(p, _)| Circle::new(**p, 7, BLACK.stroke_width(2)));
+            chart::drawn(c.draw_series(rings));
+            let dots = shown
+                .iter()
+                .map(|(p, (label, _))| Circle::new(**p, 4, chart::colour(**label).filled().stroke_width(1)));
+            chart::drawn(c.draw_series(dots));
+            if total > 0 {
+                let caption = format!(
+                    "{right_count} of {total} points ({:.0}%) classified right",
+                    100.0 * right_count as f64 / total as f64
+                );
+                let (w, h) = root.dim_in_pixel();
+                let style = ("sans-serif", 12).into_font().into_text_style(root);
+                let style = style.pos(Pos::new(HPos::Right, VPos::Bottom));
+                chart::drawn(root.draw(&Text::new(caption, (w as i32 - 8, h as i32 - 4), style)));
+            }
+        })
     }
 
     /// Writes [`DecisionPlot::to_svg`] to `path`.
@@ -253,8 +247,9 @@ impl DecisionPlot {
     ///         xy.as_slice().chunks(2).map(|p| usize::from(p[0] + p[1] > 1.0)).collect()
     ///     })
     ///     .unwrap();
-    /// assert!(std::fs::read_to_string(&path).unwrap().contains("class=\"region\""));
+    /// assert!(std::fs::read_to_string(&path).unwrap().contains("opacity=\"0.25\""));
     /// ```
+    #[cfg(feature = "plots")]
     pub fn write_svg<T: Float>(
         &self,
         path: impl AsRef<Path>,

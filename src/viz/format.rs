@@ -1,58 +1,6 @@
 //! Short, readable text for numbers and tensors in pictures and traces.
 
-use std::fmt::Write as _;
-
-use super::line_plot::xml_escape;
 use crate::{Float, Tensor};
-
-/// The opening of an SVG picture, `w` × `h` pixels: the root element, a white background and the
-/// title centred at the top. The caller appends the content and `</svg>`.
-pub(crate) fn svg_start(w: f64, h: f64, title: &str) -> String {
-    let mut out = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" \
-         viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n"
-    );
-    let _ = writeln!(out, "<rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>");
-    let _ = writeln!(
-        out,
-        "<text x=\"{}\" y=\"18\" text-anchor=\"middle\">{}</text>",
-        w / 2.0,
-        xml_escape(title)
-    );
-    out
-}
-
-/// A plot area's frame at `(left, top)`, `pw` × `ph` pixels, with the x range written under its
-/// corners and the y range beside them.
-pub(crate) fn svg_frame(
-    out: &mut String,
-    (left, top, pw, ph): (f64, f64, f64, f64),
-    (x0, x1): (f64, f64),
-    (y0, y1): (f64, f64),
-) {
-    let _ = writeln!(
-        out,
-        "<rect x=\"{left}\" y=\"{top}\" width=\"{pw}\" height=\"{ph}\" fill=\"none\" stroke=\"black\"/>"
-    );
-    let base = top + ph + 16.0;
-    let _ = writeln!(
-        out,
-        "<text x=\"{left}\" y=\"{base}\">{}</text><text x=\"{}\" y=\"{base}\" text-anchor=\"end\">{}</text>",
-        number(x0),
-        left + pw,
-        number(x1)
-    );
-    let _ = writeln!(
-        out,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
-        left - 4.0,
-        top + ph,
-        number(y0),
-        left - 4.0,
-        top + 10.0,
-        number(y1)
-    );
-}
 
 /// A number with four significant digits, trailing zeros trimmed: `0.7071`, `-4`, `1.5e-7`.
 pub(crate) fn number(x: f64) -> String {

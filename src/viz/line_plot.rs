@@ -1,18 +1,20 @@
 //! [`LinePlot`]: curves (loss against step, say) drawn in the terminal or written as SVG.
 
 use std::fmt::Write as _;
+#[cfg(feature = "plots")]
 use std::path::Path;
 
 use super::format;
+#[cfg(feature = "plots")]
 use crate::Error;
 
 /// Marks and colours of the series, in order.
 const MARKS: [char; 6] = ['*', '+', 'o', 'x', '#', '@'];
-pub(crate) const COLOURS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"];
 
 /// One or more curves `y[0], y[1], …` against their index, as text for a terminal
-/// ([`LinePlot::to_text`]) or as an SVG picture ([`LinePlot::to_svg`], [`LinePlot::write_svg`]).
-/// Points that are not finite (or not positive, on a log scale) are left out.
+/// ([`LinePlot::to_text`]) or as an SVG picture drawn with the `plotters` crate
+/// (`LinePlot::to_svg`, `LinePlot::write_svg`; feature `plots`, on by default). Points that are
+/// not finite (or not positive, on a log scale) are left out.
 ///
 /// ```
 /// use tapegrad::viz::LinePlot;
@@ -22,7 +24,8 @@ pub(crate) const COLOURS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e
 /// let text = plot.to_text(40, 8);
 /// assert_eq!(text.lines().count(), 8 + 3);     // title, rows, axis, legend
 /// assert!(text.contains("* gd"));
-/// assert!(plot.to_svg(400, 300).contains("<polyline"));
+/// # #[cfg(feature = "plots")]
+/// assert_eq!(plot.to_svg(400, 300).matches("stroke=\"#1F77B4\"").count(), 1); // axes are black
 /// ```
 #[derive(Clone, Debug)]
 pub struct LinePlot {
@@ -125,79 +128,42 @@ impl LinePlot {
         out
     }
 
-    /// The plot as an SVG picture of `width` × `height` pixels: axes with the y range and the
-    /// number of points, one polyline per series, a legend.
+    /// The plot as an SVG picture of `width` × `height` pixels, drawn with plotters: the title,
+    /// ticked axes (y in the data's units, x the point index), one polyline per series and a
+    /// legend.
+    #[cfg(feature = "plots")]
     pub fn to_svg(&self, width: usize, height: usize) -> String {
-        let (w, h) = (width.max(100) as f64, height.max(80) as f64);
-        let (left, right, top, bottom) = (70.0, 20.0, 30.0, 40.0);
-        let (pw, ph) = (w - left - right, h - top - bottom);
+        use plotters::prelude::*;
+
+        use super::chart;
+
         let (lo, hi, n) = self.ranges();
-        let mut out = format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" \
-             viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n"
-        );
-        let _ = writeln!(out, "<rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>");
-        let scale = if self.log_y { " (log scale)" } else { "" };
-        let _ = writeln!(
-            out,
-            "<text x=\"{}\" y=\"18\" text-anchor=\"middle\">{}{scale}</text>",
-            w / 2.0,
-            xml_escape(&self.title)
-        );
-        let _ = writeln!(
-            out,
-            "<path d=\"M{left} {top} V{} H{}\" fill=\"none\" stroke=\"black\"/>",
-            top + ph,
-            left + pw
-        );
-        for (y, value) in [(top, hi), (top + ph, lo)] {
-            let _ = writeln!(
-                out,
-                "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
-                left - 6.0,
-                y + 4.0,
-                self.label(value)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "<text x=\"{left}\" y=\"{}\">0</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
-            top + ph + 16.0,
-            left + pw,
-            top + ph + 16.0,
-            n.saturating_sub(1)
-        );
-        for (k, (name, ys)) in self.series.iter().enumerate() {
-            let colour = COLOURS[k % COLOURS.len()];
-            let points: Vec<String> = ys
-                .iter()
-                .enumerate()
-                .filter_map(|(i, &y)| {
-                    let y = self.plotted(y)?;
-                    let x = left
-                        + if n > 1 {
-                            i as f64 / (n - 1) as f64 * pw
-                        } else {
-                            0.0
-                        };
-                    Some(format!("{x:.1},{:.1}", top + (hi - y) / (hi - lo) * ph))
-                })
-                .collect();
-            let _ = writeln!(
-                out,
-                "<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\"/>",
-                points.join(" ")
-            );
-            let ly = top + 14.0 + 16.0 * k as f64;
-            let _ = writeln!(
-                out,
-                "<text x=\"{}\" y=\"{ly}\" fill=\"{colour}\" text-anchor=\"end\">{}</text>",
-                left + pw - 4.0,
-                xml_escape(name)
-            );
-        }
-        out.push_str("</svg>\n");
-        out
+        let last = n.saturating_sub(1).max(1) as f64;
+        let title = if self.log_y {
+            format!("{} (log scale)", self.title)
+        } else {
+            self.title.clone()
+        };
+        let log_y = self.log_y;
+        chart::svg(width.max(100) as u32, height.max(80) as u32, |root| {
+            let mut c = chart::chart(root, &title, 0.0..last, lo..hi, |v| {
+                if log_y { 10f64.powf(v) } else { v }
+            });
+            for (k, (name, ys)) in self.series.iter().enumerate() {
+                let points: Vec<(f64, f64)> = ys
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, &y)| Some((i as f64, self.plotted(y)?)))
+                    .collect();
+                let style = chart::colour(k).stroke_width(2);
+                chart::drawn(c.draw_series(LineSeries::new(points, style)))
+                    .label(name.as_str())
+                    .legend(chart::legend_mark(k));
+            }
+            if !self.series.is_empty() {
+                chart::legend(&mut c);
+            }
+        })
     }
 
     /// Writes [`LinePlot::to_svg`] to `path`.
@@ -211,15 +177,9 @@ impl LinePlot {
     /// LinePlot::new("y = i²").series("y", &[0.0, 1.0, 4.0, 9.0]).write_svg(&path, 400, 300).unwrap();
     /// assert!(std::fs::read_to_string(&path).unwrap().starts_with("<svg"));
     /// ```
+    #[cfg(feature = "plots")]
     pub fn write_svg(&self, path: impl AsRef<Path>, width: usize, height: usize) -> Result<(), Error> {
         let path = path.as_ref();
         crate::io::write_atomic(path, self.to_svg(width, height).as_ref())
     }
-}
-
-pub(crate) fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

@@ -9,6 +9,11 @@
 //! | [`PathPlot`] | `path_plot.rs` | paths through a plane, such as an optimizer's iterates, as SVG |
 //! | [`DecisionPlot`] | `decision_plot.rs` | a classifier's decision regions over a plane, with the data points, as SVG |
 //!
+//! The SVG pictures of the three plots are drawn with the [`plotters`](https://docs.rs/plotters)
+//! crate's SVG backend (feature `plots`, on by default; without it the plots have no `to_svg` or
+//! `write_svg` and `LinePlot` keeps its terminal text). No font feature of plotters is used: text
+//! goes into the SVG as `<text>` elements for the viewer to lay out, so nothing reads system fonts.
+//!
 //! Names given with [`Tape::var_named`](crate::Tape::var_named) or [`Var::named`](crate::Var::named)
 //! appear in both.
 //!
@@ -23,6 +28,8 @@
 //! assert!(trace.to_string().contains("grad_x = grad_out * y"));
 //! ```
 
+#[cfg(feature = "plots")]
+mod chart;
 mod decision_plot;
 mod dot;
 mod format;

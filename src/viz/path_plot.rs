@@ -1,14 +1,19 @@
 //! [`PathPlot`]: paths through a plane (an optimizer's iterates, say) as an SVG picture.
 
-use std::fmt::Write as _;
+#[cfg(feature = "plots")]
 use std::path::Path;
 
-use super::format;
-use super::line_plot::{COLOURS, xml_escape};
+#[cfg(feature = "plots")]
 use crate::Error;
 
-/// Paths of `(x, y)` points drawn as SVG polylines, each starting with a dot, plus labelled
-/// marker points (a minimum, say). Axes span every finite point; the rest are left out.
+#[cfg(feature = "plots")]
+fn finite(p: &(f64, f64)) -> bool {
+    p.0.is_finite() && p.1.is_finite()
+}
+
+/// Paths of `(x, y)` points drawn as SVG polylines with the `plotters` crate (feature `plots`, on
+/// by default), each starting with a dot, plus labelled marker points (a minimum, say). Axes span
+/// every finite point; the rest are left out.
 ///
 /// ```
 /// use tapegrad::viz::PathPlot;
@@ -17,12 +22,15 @@ use crate::Error;
 ///     let t = i as f64 * 0.3;
 ///     (t.cos() / (1.0 + t), t.sin() / (1.0 + t))
 /// }).collect();
+/// # #[cfg(feature = "plots")] {
 /// let svg = PathPlot::new("iterates").path("gd", &spiral).mark("minimum", (0.0, 0.0)).to_svg(400, 400);
-/// assert_eq!(svg.matches("<polyline").count(), 1);
-/// assert!(svg.contains(">minimum</text>"));
+/// assert_eq!(svg.matches("stroke=\"#1F77B4\"").count(), 1);  // the path (axes are black)
+/// assert!(svg.contains("minimum"));
+/// # }
 /// ```
 #[derive(Clone, Debug)]
 pub struct PathPlot {
+    #[cfg_attr(not(feature = "plots"), allow(dead_code))]
     title: String,
     paths: Vec<(String, Vec<(f64, f64)>)>,
     marks: Vec<(String, (f64, f64))>,
@@ -50,12 +58,9 @@ impl PathPlot {
         self
     }
 
-    /// The picture, `width` × `height` pixels.
-    pub fn to_svg(&self, width: usize, height: usize) -> String {
-        let (w, h) = (width.max(100) as f64, height.max(100) as f64);
-        let (left, right, top, bottom) = (60.0, 20.0, 30.0, 40.0);
-        let (pw, ph) = (w - left - right, h - top - bottom);
-        let finite = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite();
+    /// The axes' ranges: every finite point, a flat range widened by 0.5 each way.
+    #[cfg(feature = "plots")]
+    fn bounds(&self) -> (f64, f64, f64, f64) {
         let all = self
             .paths
             .iter()
@@ -75,51 +80,41 @@ impl PathPlot {
         if y0 == y1 {
             (y0, y1) = (y0 - 0.5, y1 + 0.5);
         }
-        let sx = |x: f64| left + (x - x0) / (x1 - x0) * pw;
-        let sy = |y: f64| top + (y1 - y) / (y1 - y0) * ph;
-        let mut out = format::svg_start(w, h, &self.title);
-        format::svg_frame(&mut out, (left, top, pw, ph), (x0, x1), (y0, y1));
-        for (k, (name, points)) in self.paths.iter().enumerate() {
-            let colour = COLOURS[k % COLOURS.len()];
-            let shown: Vec<String> = points
-                .iter()
-                .filter(|p| finite(p))
-                .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
-                .collect();
-            let _ = writeln!(
-                out,
-                "<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.2\"/>",
-                shown.join(" ")
-            );
-            if let Some(&(x, y)) = points.iter().find(|p| finite(p)) {
-                let _ = writeln!(
-                    out,
-                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"/>",
-                    sx(x),
-                    sy(y)
-                );
+        (x0, x1, y0, y1)
+    }
+
+    /// The picture, `width` × `height` pixels, drawn with plotters: the title, ticked axes, one
+    /// polyline per path with a dot at its first point, a legend, and each mark as a black ring
+    /// with its name.
+    #[cfg(feature = "plots")]
+    pub fn to_svg(&self, width: usize, height: usize) -> String {
+        use plotters::prelude::*;
+
+        use super::chart;
+
+        let (x0, x1, y0, y1) = self.bounds();
+        chart::svg(width.max(100) as u32, height.max(100) as u32, |root| {
+            let mut c = chart::chart(root, &self.title, x0..x1, y0..y1, |v| v);
+            for (k, (name, points)) in self.paths.iter().enumerate() {
+                let colour = chart::colour(k);
+                let shown: Vec<(f64, f64)> = points.iter().copied().filter(finite).collect();
+                let start = shown.first().copied();
+                chart::drawn(c.draw_series(LineSeries::new(shown, colour.stroke_width(2))))
+                    .label(name.as_str())
+                    .legend(chart::legend_mark(k));
+                let dot = start.map(|p| Circle::new(p, 3, colour.filled()));
+                chart::drawn(c.draw_series(dot));
             }
-            let _ = writeln!(
-                out,
-                "<text x=\"{}\" y=\"{}\" fill=\"{colour}\" text-anchor=\"end\">{}</text>",
-                left + pw - 4.0,
-                top + 14.0 + 16.0 * k as f64,
-                xml_escape(name)
-            );
-        }
-        for (name, p) in self.marks.iter().filter(|(_, p)| finite(p)) {
-            let (x, y) = (sx(p.0), sy(p.1));
-            let _ = writeln!(
-                out,
-                "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"4\" fill=\"none\" stroke=\"black\"/>\
-                 <text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
-                x + 6.0,
-                y - 6.0,
-                xml_escape(name)
-            );
-        }
-        out.push_str("</svg>\n");
-        out
+            if !self.paths.is_empty() {
+                chart::legend(&mut c);
+            }
+            let marks = self.marks.iter().filter(|(_, p)| finite(p)).map(|(name, p)| {
+                EmptyElement::at(*p)
+                    + Circle::new((0, 0), 4, BLACK.stroke_width(1))
+                    + Text::new(name.clone(), (6, -16), ("sans-serif", 12))
+            });
+            chart::drawn(c.draw_series(marks));
+        })
     }
 
     /// Writes [`PathPlot::to_svg`] to `path`.
@@ -131,8 +126,9 @@ impl PathPlot {
     /// use tapegrad::viz::PathPlot;
     /// let path = std::env::temp_dir().join("tapegrad_path_plot_doc.svg");
     /// PathPlot::new("a line").path("p", &[(0.0, 0.0), (1.0, 2.0)]).write_svg(&path, 300, 300).unwrap();
-    /// assert!(std::fs::read_to_string(&path).unwrap().contains("<polyline"));
+    /// assert!(std::fs::read_to_string(&path).unwrap().contains("stroke=\"#1F77B4\""));
     /// ```
+    #[cfg(feature = "plots")]
     pub fn write_svg(&self, path: impl AsRef<Path>, width: usize, height: usize) -> Result<(), Error> {
         let path = path.as_ref();
         crate::io::write_atomic(path, self.to_svg(width, height).as_ref())
