@@ -51,6 +51,28 @@ pub struct Tolerance {
     pub rtol: f64,
 }
 
+impl Tolerance {
+    /// `|analytic - expected| <= atol + rtol * |expected|`, written so that NaN on either side fails.
+    fn accepts(&self, analytic: f64, expected: f64) -> bool {
+        (analytic - expected).abs() <= self.atol + self.rtol * expected.abs()
+    }
+}
+
+/// The output reduced to one number with the fixed weights, after checking that its shape is the
+/// one of the first evaluation.
+fn weighted_sum(y: &Tensor<f64>, out_shape: &[usize], weights: &Tensor<f64>) -> f64 {
+    assert_eq!(
+        y.shape(),
+        out_shape,
+        "gradcheck: the function's output shape changed between evaluations"
+    );
+    y.as_slice()
+        .iter()
+        .zip(weights.as_slice())
+        .map(|(a, b)| a * b)
+        .sum()
+}
+
 impl Default for Tolerance {
     /// `eps = 1e-6, atol = 1e-5, rtol = 1e-3`, as PyTorch's `gradcheck` and tinygrad.
     fn default() -> Self {
@@ -176,16 +198,7 @@ where
         let tape = Tape::new();
         let xs: Vec<Var<f64>> = point.iter().map(|t| tape.var(t.clone())).collect();
         let y = f(&tape, &xs).value();
-        assert_eq!(
-            y.shape(),
-            out_shape.as_slice(),
-            "gradcheck: the function's output shape changed between evaluations"
-        );
-        y.as_slice()
-            .iter()
-            .zip(weights.as_slice())
-            .map(|(a, b)| a * b)
-            .sum()
+        weighted_sum(&y, &out_shape, &weights)
     };
     let mut point = inputs.to_vec();
     for (i, input) in inputs.iter().enumerate() {
@@ -198,9 +211,7 @@ where
             point[i].as_mut_slice()[j] = original;
             let numeric = (plus - minus) / (2.0 * tol.eps);
             let a = analytic[i].as_slice()[j];
-            // Written so that NaN on either side fails.
-            let close = (a - numeric).abs() <= tol.atol + tol.rtol * numeric.abs();
-            if !close {
+            if !tol.accepts(a, numeric) {
                 return Err(GradcheckError {
                     input: i,
                     index: unravel(j, input.shape()),
@@ -260,16 +271,7 @@ where
     let evaluate = || -> f64 {
         let tape = Tape::new();
         let y = f(&tape).value();
-        assert_eq!(
-            y.shape(),
-            out_shape.as_slice(),
-            "gradcheck: the function's output shape changed between evaluations"
-        );
-        y.as_slice()
-            .iter()
-            .zip(weights.as_slice())
-            .map(|(a, b)| a * b)
-            .sum()
+        weighted_sum(&y, &out_shape, &weights)
     };
     /// Puts a parameter's value back even if `f` panics half-way through a perturbation.
     struct Restore<'a>(&'a Param<f64>, Tensor<f64>);
@@ -294,9 +296,7 @@ where
             param.set_value(base.clone());
             let numeric = (plus - minus) / (2.0 * tol.eps);
             let a = analytic.as_slice()[j];
-            // Written so that NaN on either side fails.
-            let close = (a - numeric).abs() <= tol.atol + tol.rtol * numeric.abs();
-            if !close {
+            if !tol.accepts(a, numeric) {
                 return Err(GradcheckError {
                     input: i,
                     index: unravel(j, base.shape()),
@@ -408,9 +408,7 @@ where
         let g = g.value();
         let expected = eager.wrt(*x).cloned().unwrap_or_else(|| Tensor::zeros(g.shape()));
         for (j, (&a, &b)) in g.as_slice().iter().zip(expected.as_slice()).enumerate() {
-            // Written so that NaN on either side fails.
-            let close = (a - b).abs() <= tol.atol + tol.rtol * b.abs();
-            if !close {
+            if !tol.accepts(a, b) {
                 return Err(GradcheckError {
                     input: i,
                     index: unravel(j, g.shape()),
