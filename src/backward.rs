@@ -238,6 +238,27 @@ impl<'t, T: Float> Var<'t, T> {
             let Some(op) = node.op else {
                 continue;
             };
+            if let (true, Value::Scalar(out), Slot::Scalar(g)) = (node.rule.is_inline(), node.value, grad_out)
+            {
+                // A micrograd-style node: rank-0 inputs (the forward path that sets an inline
+                // rule records only those) and `needs` taken at record time, so the inputs'
+                // nodes are read only for the values the rule uses.
+                let [xi, yi] = node.inputs;
+                let scalar = |id: u32| match nodes.get(id as usize).map(|n| n.value) {
+                    Some(Value::Scalar(v)) => v,
+                    _ => T::ZERO,
+                };
+                let [gx, gy] = node
+                    .rule
+                    .vjp(op, node.args, [scalar(xi), scalar(yi)], out, g, node.needs);
+                if let Some(gx) = gx {
+                    add_scalar(&mut slots[xi as usize], gx);
+                }
+                if let Some(gy) = gy {
+                    add_scalar(&mut slots[yi as usize], gy);
+                }
+                continue;
+            }
             let (ids, arity) = (node.inputs, node.arity);
             let x = &nodes[ids[0] as usize];
             let y = if arity > 1 { &nodes[ids[1] as usize] } else { x };
@@ -246,7 +267,7 @@ impl<'t, T: Float> Var<'t, T> {
                 (x.value, y.value, node.value, grad_out)
             {
                 // Micrograd-style scalar graph: plain arithmetic, nothing to allocate.
-                let [gx, gy] = op.vjp_scalar(node.args, [xv, yv], out, g, needs);
+                let [gx, gy] = node.rule.vjp(op, node.args, [xv, yv], out, g, needs);
                 if let Some(gx) = gx {
                     add_scalar(&mut slots[ids[0] as usize], gx);
                 }

@@ -8,7 +8,7 @@
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::ops::{Args, DynOp};
+use crate::ops::{Args, DynOp, Op, ScalarRule};
 use crate::{Float, Param, Tensor};
 
 static NEXT_TAPE_ID: AtomicUsize = AtomicUsize::new(0);
@@ -38,6 +38,12 @@ pub(crate) struct Node<T: Float> {
     pub(crate) value: Value<T>,
     /// The op that produced this node; `None` for leaves.
     pub(crate) op: Option<&'static dyn DynOp<T>>,
+    /// `op`'s inline rank-0 rule, if it has one; set by the rank-0 forward path only, so a node
+    /// with an inline rule has rank-0 inputs and output.
+    pub(crate) rule: ScalarRule,
+    /// Whether each input requires a gradient, copied at record time (nodes never change) so that
+    /// backward's rank-0 path need not look at the inputs' nodes.
+    pub(crate) needs: [bool; 2],
     pub(crate) args: Args,
     pub(crate) inputs: [u32; 2],
     pub(crate) arity: u8,
@@ -261,6 +267,8 @@ impl<T: Float> Tape<T> {
         self.push(Node {
             value,
             op: None,
+            rule: ScalarRule::Dynamic,
+            needs: [false; 2],
             args: Args::None,
             inputs: [0; 2],
             arity: 0,
@@ -282,13 +290,19 @@ impl<T: Float> Tape<T> {
         }
         let value = self.store(value);
         let mut nodes = self.nodes.borrow_mut();
-        let requires_grad = inputs.iter().any(|&i| nodes[i as usize].requires_grad);
+        let mut needs = [false; 2];
+        for (need, &i) in needs.iter_mut().zip(inputs) {
+            *need = nodes[i as usize].requires_grad;
+        }
+        let requires_grad = needs[0] || needs[1];
         let mut ids = [0; 2];
         ids[..inputs.len()].copy_from_slice(inputs);
         let id = Self::next_id(&nodes);
         nodes.push(Node {
             value,
             op: Some(op),
+            rule: ScalarRule::Dynamic,
+            needs,
             args,
             inputs: ids,
             arity: inputs.len() as u8,
@@ -301,10 +315,10 @@ impl<T: Float> Tape<T> {
     /// Records `op` on rank-0 inputs in one step, computing the value with `f` on plain numbers:
     /// the forward fast path of scalar graphs. Returns `None` (recording nothing) unless every
     /// input is rank 0. A unary op's `f` gets its input twice.
-    #[inline]
-    pub(crate) fn record_scalar(
+    #[inline(always)]
+    pub(crate) fn record_scalar<O: Op<T>>(
         &self,
-        op: &'static dyn DynOp<T>,
+        op: &'static O,
         args: Args,
         inputs: &[u32],
         f: impl FnOnce(T, T) -> T,
@@ -319,24 +333,27 @@ impl<T: Float> Tape<T> {
         let (Value::Scalar(x), Value::Scalar(y)) = (a.value, b.value) else {
             return None;
         };
-        let inputs_require_grad = a.requires_grad || b.requires_grad;
-        let value = Value::Scalar(f(x, y));
         let recording = self.recording.get();
-        let mut ids = [0; 2];
-        let arity = if recording { inputs.len() } else { 0 };
-        // Element by element: a `copy_from_slice` of variable length became a `memcpy` call.
-        for (id, &input) in ids.iter_mut().zip(&inputs[..arity]) {
-            *id = input;
-        }
+        let binary = inputs.len() > 1;
+        let needs = [
+            recording && a.requires_grad,
+            recording && binary && b.requires_grad,
+        ];
+        let value = Value::Scalar(f(x, y));
+        // A unary op's node names its input twice (`arity` says how many count), so that
+        // backward's rank-0 path reads both without a branch.
+        let ids = [inputs[0], inputs[inputs.len() - 1]];
         let id = Self::next_id(&nodes);
         nodes.push(Node {
             value,
             op: if recording { Some(op) } else { None },
+            rule: ScalarRule::of::<T, O>(),
+            needs,
             args,
             inputs: ids,
-            arity: arity as u8,
+            arity: if recording { inputs.len() as u8 } else { 0 },
             leaf: LeafKind::Constant,
-            requires_grad: recording && inputs_require_grad,
+            requires_grad: needs[0] || needs[1],
         });
         Some(Var { tape: self, id })
     }
@@ -498,15 +515,24 @@ impl<'t, T: Float> Var<'t, T> {
 
     /// Panics unless both vars live on the same tape.
     #[track_caller]
+    #[inline(always)]
     pub(crate) fn check_same_tape(self, other: Var<'t, T>, op: &str) {
-        assert!(
-            std::ptr::eq(self.tape, other.tape),
-            "tapegrad: {op}: cannot combine vars from two different tapes \
-             (node {} of one tape with node {} of another)",
-            self.id,
-            other.id
-        );
+        if !std::ptr::eq(self.tape, other.tape) {
+            different_tapes(op, self.id, other.id);
+        }
     }
+}
+
+/// The panic of [`Var::check_same_tape`], out of line so that the check costs the caller one
+/// comparison (the message's arguments were being prepared on every arithmetic op).
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn different_tapes(op: &str, id: u32, other: u32) -> ! {
+    panic!(
+        "tapegrad: {op}: cannot combine vars from two different tapes \
+         (node {id} of one tape with node {other} of another)"
+    )
 }
 
 impl<T: Float> std::fmt::Debug for Var<'_, T> {

@@ -106,7 +106,7 @@ macro_rules! var_binary_operator {
             /// # Panics
             /// If the shapes cannot be broadcast together, or the vars live on different tapes.
             #[track_caller]
-            #[inline]
+            #[inline(always)]
             fn $method(self, other: Var<'t, T>) -> Var<'t, T> {
                 self.check_same_tape(other, stringify!($method));
                 // The tensor path is out of line so that the rank-0 fast path stays small enough

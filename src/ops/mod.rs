@@ -179,19 +179,98 @@ impl<T: Float, O: Op<T>> DynOp<T> for O {
         grad_out: T,
         needs: [bool; 2],
     ) -> [Option<T>; 2] {
-        // Built here rather than by the caller, so the whole rule inlines into this function.
-        let cx = Vjp {
-            args,
-            inputs: [&Scalar(inputs[0]), &Scalar(inputs[1])],
-            output: &Scalar(output),
-            grad_out: &Scalar(grad_out),
-            needs,
-        };
-        self.vjp(&cx).map(|g| g.map(|Scalar(v)| v))
+        scalar_vjp(self, args, inputs, output, grad_out, needs)
     }
     fn vjp_var<'t>(&self, cx: &Vjp<'_, Var<'t, T>>) -> [Option<Var<'t, T>>; 2] {
         self.vjp(cx)
     }
+}
+
+/// An op's rule on plain numbers, by static dispatch: [`DynOp::vjp_scalar`] and the backward
+/// loop's inline rules ([`ScalarRule`]) both compile to this.
+#[inline(always)]
+fn scalar_vjp<T: Float, O: Op<T>>(
+    op: &O,
+    args: Args,
+    inputs: [T; 2],
+    output: T,
+    grad_out: T,
+    needs: [bool; 2],
+) -> [Option<T>; 2] {
+    // The context is built here rather than by the caller, so that the whole rule inlines.
+    let cx = Vjp {
+        args,
+        inputs: [&Scalar(inputs[0]), &Scalar(inputs[1])],
+        output: &Scalar(output),
+        grad_out: &Scalar(grad_out),
+        needs,
+    };
+    op.vjp(&cx).map(|g| g.map(|Scalar(v)| v))
+}
+
+/// Lists the ops of micrograd-style networks, whose rank-0 backward rules the backward loop runs
+/// without a dynamic call: each node records which of them made it ([`ScalarRule::of`]), and
+/// [`ScalarRule::vjp`] matches on that to compile the op's own `vjp` in place, so every rule is
+/// still written once. A dynamic call per node passed its arguments and results through memory
+/// and was a third of a scalar network's backward pass.
+macro_rules! inline_scalar_rules {
+    ($($rule:ident => $op:path),* $(,)?) => {
+        /// Which op made a rank-0 node, for the backward loop's inline rules; `Dynamic` for
+        /// every other op (its rule is reached through the node's `&dyn DynOp`).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub(crate) enum ScalarRule {
+            Dynamic,
+            $($rule),*
+        }
+
+        impl ScalarRule {
+            /// The inline rule of op type `O`, if it has one. Folds to a constant.
+            #[inline(always)]
+            pub(crate) fn of<T: Float, O: Op<T>>() -> ScalarRule {
+                use std::any::TypeId;
+                $(
+                    if TypeId::of::<O>() == TypeId::of::<$op>() {
+                        return ScalarRule::$rule;
+                    }
+                )*
+                ScalarRule::Dynamic
+            }
+
+            /// Whether this is an inline rule rather than `Dynamic`.
+            #[inline(always)]
+            pub(crate) fn is_inline(self) -> bool {
+                self != ScalarRule::Dynamic
+            }
+
+            /// Runs the rule of `op` (the op this rule was taken from) on plain numbers.
+            #[inline(always)]
+            pub(crate) fn vjp<T: Float>(
+                self,
+                op: &dyn DynOp<T>,
+                args: Args,
+                inputs: [T; 2],
+                output: T,
+                grad_out: T,
+                needs: [bool; 2],
+            ) -> [Option<T>; 2] {
+                match self {
+                    $(ScalarRule::$rule => scalar_vjp(&$op, args, inputs, output, grad_out, needs),)*
+                    ScalarRule::Dynamic => op.vjp_scalar(args, inputs, output, grad_out, needs),
+                }
+            }
+        }
+    };
+}
+
+inline_scalar_rules! {
+    Add => arith::AddOp,
+    Sub => arith::SubOp,
+    Mul => arith::MulOp,
+    Div => arith::DivOp,
+    Neg => arith::NegOp,
+    Relu => unary::Relu,
+    Tanh => unary::Tanh,
+    Exp => unary::Exp,
 }
 
 /// Something backward rules compute with: an eager [`Tensor`] or a recorded [`Var`].
@@ -547,5 +626,74 @@ impl<'t, T: Float> Var<'t, T> {
     ) -> Var<'t, T> {
         debug_assert!(std::ptr::eq(self.tape, other.tape));
         self.tape.record(op, args, &[self.id, other.id], value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Tape;
+
+    /// Every op with an inline rank-0 rule: the rule's name must match the op's, and its
+    /// gradients must equal the dynamic call's for every combination of `needs`.
+    #[test]
+    fn inline_scalar_rules_match_the_dynamic_rules() {
+        fn check<O: Op<f64>>(op: &'static O, expected: ScalarRule) {
+            let rule = ScalarRule::of::<f64, O>();
+            assert_eq!(rule, expected, "{}", op.name());
+            assert_eq!(
+                format!("{rule:?}").to_lowercase(),
+                op.name(),
+                "rule and op disagree"
+            );
+            for (x, y) in [(0.75, -1.5), (-2.0, 0.5), (3.0, 3.0)] {
+                let out = x * y; // any value: rules that read the output read it as given
+                for needs in [[true, true], [true, false], [false, true], [false, false]] {
+                    assert_eq!(
+                        rule.vjp(op, Args::None, [x, y], out, 0.3, needs),
+                        op.vjp_scalar(Args::None, [x, y], out, 0.3, needs),
+                        "{} at ({x}, {y}), needs {needs:?}",
+                        op.name()
+                    );
+                }
+            }
+        }
+        check(&arith::AddOp, ScalarRule::Add);
+        check(&arith::SubOp, ScalarRule::Sub);
+        check(&arith::MulOp, ScalarRule::Mul);
+        check(&arith::DivOp, ScalarRule::Div);
+        check(&arith::NegOp, ScalarRule::Neg);
+        check(&unary::Relu, ScalarRule::Relu);
+        check(&unary::Tanh, ScalarRule::Tanh);
+        check(&unary::Exp, ScalarRule::Exp);
+        assert_eq!(ScalarRule::of::<f64, unary::Sin>(), ScalarRule::Dynamic);
+    }
+
+    /// The rank-0 backward path (inline rules, `needs` taken at record time, a unary node naming
+    /// its input twice) gives the same gradients as the same expression on `[1]` tensors, which
+    /// takes the tensor path.
+    #[test]
+    fn rank0_backward_matches_the_tensor_path() {
+        fn expression<'t>(v: [Var<'t, f64>; 3], c: Var<'t, f64>) -> Var<'t, f64> {
+            let [a, b, d] = v;
+            let h = (a * b + c).relu() - (a / d).tanh() + (-b).exp() * a;
+            h * h + d.sin() * c - (b * 0.5).relu()
+        }
+        let values = [0.7, -1.2, 1.9];
+        let scalar = {
+            let tape = Tape::<f64>::new();
+            let v = values.map(|x| tape.var(x));
+            let grads = expression(v, tape.constant(0.4)).backward();
+            v.map(|x| grads[x].item())
+        };
+        let tensor = {
+            let tape = Tape::<f64>::new();
+            let v = values.map(|x| tape.var(Tensor::from_vec(vec![x], &[1])));
+            let grads = expression(v, tape.constant(Tensor::from_vec(vec![0.4], &[1])))
+                .sum()
+                .backward();
+            v.map(|x| grads[x].item())
+        };
+        assert_eq!(scalar, tensor);
     }
 }
