@@ -1573,3 +1573,47 @@ fn contract_names_and_signatures() {
     fn generic<T: Float, O: Optimizer<T>>(_: &O) {}
     generic(&opt);
 }
+
+/// Large parameters are updated on several threads (`set_num_threads`): chunks must not change a
+/// single bit of the result, for plain Adam, AMSGrad and AdamW, over a length that does not split
+/// evenly.
+#[test]
+fn adam_on_two_threads_matches_one_thread_bit_for_bit() {
+    let n = 100_003; // above the parallel threshold, odd so that the two chunks differ in length
+    let start = Tensor::from_vec((0..n).map(|i| ((i * 37 % 101) as f64 - 50.0) / 7.0).collect(), &[n]);
+    let grad = Tensor::from_vec((0..n).map(|i| ((i * 53 % 89) as f64 - 44.0) / 3.0).collect(), &[n]);
+    let run = |threads: usize, amsgrad: bool, decoupled: bool| {
+        tapegrad::set_num_threads(threads);
+        let p = Param::new(start.clone());
+        let mut opt: Box<dyn Optimizer<f64>> = if decoupled {
+            let config = AdamWConfig {
+                amsgrad,
+                lr: 0.1,
+                ..AdamWConfig::default()
+            };
+            Box::new(AdamW::new(vec![p.clone()], config))
+        } else {
+            let config = AdamConfig {
+                amsgrad,
+                lr: 0.1,
+                weight_decay: 0.01,
+                ..AdamConfig::default()
+            };
+            Box::new(Adam::new(vec![p.clone()], config))
+        };
+        for step in 0..3 {
+            let g = grad.map(|x| x * (step as f64 + 1.0));
+            opt.step(&gradients_of(&[&p], &[g]));
+        }
+        tapegrad::set_num_threads(0);
+        p.value().to_vec()
+    };
+    for (amsgrad, decoupled) in [(false, false), (true, false), (false, true), (true, true)] {
+        let (one, two) = (run(1, amsgrad, decoupled), run(2, amsgrad, decoupled));
+        assert_ne!(one, start.to_vec(), "the step moved the parameter");
+        assert!(
+            one.iter().zip(&two).all(|(a, b)| a.to_bits() == b.to_bits()),
+            "amsgrad {amsgrad}, decoupled {decoupled}: two threads differ from one"
+        );
+    }
+}

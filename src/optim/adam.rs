@@ -1,9 +1,12 @@
 //! [`Adam`]: bias-corrected first and second moments of the gradient, with an L2 penalty. The
 //! update here is shared with [`AdamW`](super::AdamW), which decays the weights directly.
 
+use rayon::prelude::*;
+
 use super::rmsprop::lerp;
 use super::state::{ParamState, StateIo};
 use super::{GroupHyper, Optimizer, OptimizerState, ParamGroup, ParamGroups, Slots, validate};
+use crate::tensor::elementwise_chunk;
 use crate::{Error, Float, Gradients, Param};
 
 /// Configuration of [`Adam`]: PyTorch's `torch.optim.Adam` options and defaults.
@@ -245,14 +248,27 @@ fn update<T: Float>(
     let decay = hyper.weight_decay != 0.0;
     // PyTorch's lerp takes its other branch when the weight is 0.5 or more (β₁ <= 0.5).
     let low_weight = 1.0 - beta1 < 0.5;
-    let (m, v) = (&mut state.exp_avg[..], &mut state.exp_avg_sq[..]);
-    match (&mut state.max_exp_avg_sq, decay, rule.decoupled) {
-        (None, false, _) => adam_loop::<T, false, false>(c, low_weight, param, grad, m, v),
-        (None, true, false) => adam_loop::<T, true, false>(c, low_weight, param, grad, m, v),
-        (None, true, true) => adam_loop::<T, true, true>(c, low_weight, param, grad, m, v),
-        (Some(vmax), false, _) => amsgrad_loop::<T, false, false>(c, low_weight, param, grad, m, v, vmax),
-        (Some(vmax), true, false) => amsgrad_loop::<T, true, false>(c, low_weight, param, grad, m, v, vmax),
-        (Some(vmax), true, true) => amsgrad_loop::<T, true, true>(c, low_weight, param, grad, m, v, vmax),
+    // Large parameters are updated in chunks on several threads (see `set_num_threads`): every
+    // element's update is independent, and two threads halve the optimizer's share of a step.
+    let chunk = elementwise_chunk(param.len());
+    let chunks = param
+        .par_chunks_mut(chunk)
+        .zip(grad.par_chunks(chunk))
+        .zip(state.exp_avg.par_chunks_mut(chunk))
+        .zip(state.exp_avg_sq.par_chunks_mut(chunk));
+    match &mut state.max_exp_avg_sq {
+        None => chunks.for_each(|(((p, g), m), v)| match (decay, rule.decoupled) {
+            (false, _) => adam_loop::<T, false, false>(c, low_weight, p, g, m, v),
+            (true, false) => adam_loop::<T, true, false>(c, low_weight, p, g, m, v),
+            (true, true) => adam_loop::<T, true, true>(c, low_weight, p, g, m, v),
+        }),
+        Some(vmax) => chunks
+            .zip(vmax.par_chunks_mut(chunk))
+            .for_each(|((((p, g), m), v), vmax)| match (decay, rule.decoupled) {
+                (false, _) => amsgrad_loop::<T, false, false>(c, low_weight, p, g, m, v, vmax),
+                (true, false) => amsgrad_loop::<T, true, false>(c, low_weight, p, g, m, v, vmax),
+                (true, true) => amsgrad_loop::<T, true, true>(c, low_weight, p, g, m, v, vmax),
+            }),
     }
 }
 

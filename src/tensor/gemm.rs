@@ -12,9 +12,11 @@ static THREADS: AtomicUsize = AtomicUsize::new(0);
 /// thread costs more than it saves.
 const PARALLEL_THRESHOLD: usize = 64 * 64 * 64;
 
-/// Sets how many threads matrix products may use (`0` restores the default: every core).
+/// Sets how many threads matrix products and optimizer updates may use (`0` restores the
+/// default: every core).
 ///
-/// Elementwise kernels are single-threaded; only GEMM (matmul and its backward) is parallel.
+/// Matrix products of at least 64³ multiply-adds and optimizer updates of parameters with at
+/// least 32,768 elements run on these threads; other kernels are single-threaded.
 ///
 /// ```
 /// tapegrad::set_num_threads(1); // deterministic single-core timing
@@ -25,13 +27,29 @@ pub fn set_num_threads(threads: usize) {
     THREADS.store(threads, Ordering::Relaxed);
 }
 
-/// The number of threads matrix products use.
+/// The number of threads matrix products and large optimizer updates use.
 pub fn num_threads() -> usize {
     // Asking the OS costs tens of microseconds (several syscalls): do it once.
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     match THREADS.load(Ordering::Relaxed) {
         0 => *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         n => n,
+    }
+}
+
+/// Elementwise loops shorter than this run on one thread: a rayon round trip costs a few
+/// microseconds, about what one thread takes for this many Adam updates.
+const PARALLEL_ELEMENTS: usize = 1 << 15;
+
+/// How many elements each thread takes when an elementwise loop over `len` elements is split
+/// between [`num_threads`] threads: `len` itself (one chunk) when the loop is short or one thread
+/// is set.
+pub(crate) fn elementwise_chunk(len: usize) -> usize {
+    let threads = num_threads();
+    if threads > 1 && len >= PARALLEL_ELEMENTS {
+        len.div_ceil(threads)
+    } else {
+        len.max(1)
     }
 }
 

@@ -13,6 +13,7 @@ use smallvec::SmallVec;
 
 use crate::Float;
 
+pub(crate) use gemm::elementwise_chunk;
 pub use gemm::{num_threads, set_num_threads};
 pub(crate) use kernels::matmul_transposed;
 pub use shape::Shape;
