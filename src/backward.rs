@@ -71,7 +71,7 @@ impl<T: Float> Drop for Gradients<T> {
             let mut slots = std::mem::take(&mut self.slots);
             let mut tensors = std::mem::take(&mut self.tensors);
             slots.clear();
-            tensors.clear();
+            crate::tensor::pool::recycle(tensors.drain(..));
             if let Ok(mut pool) = pool.lock() {
                 if pool.0.capacity() < slots.capacity() {
                     pool.0 = slots;

@@ -221,7 +221,7 @@ impl<T: Float> Tape<T> {
         // A new identity, so that gradients from before the reset cannot answer for new vars.
         self.id = NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed);
         self.nodes.get_mut().clear();
-        self.tensors.get_mut().clear();
+        crate::tensor::pool::recycle(self.tensors.get_mut().drain(..));
         self.params.get_mut().clear();
         self.names.get_mut().clear();
         self.recording.set(true);

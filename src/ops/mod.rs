@@ -273,6 +273,18 @@ inline_scalar_rules! {
     Exp => unary::Exp,
 }
 
+/// `g·(1 − y²)` as `g − g·y·y`: the operation order of the recorded form, so that tensors, numbers
+/// and vars round alike.
+fn tanh_slope<T: Float>(g: T, y: T) -> T {
+    g - g * y * y
+}
+
+/// `g·y·(1 − y)` as `g·y − g·y·y`, in the recorded form's order.
+fn sigmoid_slope<T: Float>(g: T, y: T) -> T {
+    let gy = g * y;
+    gy - gy * y
+}
+
 /// Something backward rules compute with: an eager [`Tensor`] or a recorded [`Var`].
 pub(crate) trait Operand<T: Float>: Sized {
     fn shape(&self) -> Shape;
@@ -285,6 +297,12 @@ pub(crate) trait Operand<T: Float>: Sized {
     /// Multiplies by a constant tensor (a mask or a sign): linear, so its own derivative is
     /// the same constant, and second derivatives through it are exact.
     fn mul_constant(&self, c: Tensor<T>) -> Self;
+    /// `self − self·y·y`: a gradient times tanh's derivative `1 − y²` at output `y`. Tensors
+    /// compute it in one pass (one buffer instead of three); vars record it op by op.
+    fn mul_tanh_slope(&self, y: &Self) -> Self;
+    /// `self·y − self·y·y`: a gradient times the sigmoid's derivative `y(1 − y)` at output `y`,
+    /// in one pass for tensors.
+    fn mul_sigmoid_slope(&self, y: &Self) -> Self;
     fn scale(&self, c: T) -> Self;
     fn exp(&self) -> Self;
     fn sin(&self) -> Self;
@@ -339,6 +357,12 @@ impl<T: Float> Operand<T> for Tensor<T> {
     }
     fn mul_constant(&self, c: Tensor<T>) -> Self {
         Tensor::mul(self, &c)
+    }
+    fn mul_tanh_slope(&self, y: &Self) -> Self {
+        self.zip_map("tanh backward", y, tanh_slope)
+    }
+    fn mul_sigmoid_slope(&self, y: &Self) -> Self {
+        self.zip_map("sigmoid backward", y, sigmoid_slope)
     }
     fn scale(&self, c: T) -> Self {
         self.map(|x| x * c)
@@ -443,6 +467,12 @@ impl<T: Float> Operand<T> for Scalar<T> {
     fn mul_constant(&self, c: Tensor<T>) -> Self {
         Scalar(self.0 * c.item())
     }
+    fn mul_tanh_slope(&self, y: &Self) -> Self {
+        Scalar(tanh_slope(self.0, y.0))
+    }
+    fn mul_sigmoid_slope(&self, y: &Self) -> Self {
+        Scalar(sigmoid_slope(self.0, y.0))
+    }
     fn scale(&self, c: T) -> Self {
         Scalar(self.0 * c)
     }
@@ -532,6 +562,13 @@ impl<'t, T: Float> Operand<T> for Var<'t, T> {
     }
     fn mul_constant(&self, c: Tensor<T>) -> Self {
         *self * self.tape.constant(c)
+    }
+    fn mul_tanh_slope(&self, y: &Self) -> Self {
+        *self - *self * *y * *y
+    }
+    fn mul_sigmoid_slope(&self, y: &Self) -> Self {
+        let gy = *self * *y;
+        gy - gy * *y
     }
     fn scale(&self, c: T) -> Self {
         *self * c

@@ -79,16 +79,13 @@ unary_op!(
 unary_op!(
     /// Elementwise hyperbolic tangent. Derivative: `1 - tanh²(x)`.
     Tanh, tanh, "tanh", "d(tanh x)/dx = 1 - tanh^2 x: grad_x = grad_out * (1 - out^2)",
-    |cx, g| g.sub(&g.mul(cx.output).mul(cx.output))
+    |cx, g| g.mul_tanh_slope(cx.output)
 );
 
 unary_op!(
     /// Elementwise logistic sigmoid `1 / (1 + e^-x)`. Derivative: `σ(x)(1 - σ(x))`.
     Sigmoid, sigmoid, "sigmoid", "d(sigmoid x)/dx = s(1-s): grad_x = grad_out * out * (1 - out)",
-    |cx, g| {
-        let gy = g.mul(cx.output);
-        gy.sub(&gy.mul(cx.output))
-    }
+    |cx, g| g.mul_sigmoid_slope(cx.output)
 );
 
 unary_op!(

@@ -97,6 +97,15 @@ fn zip_broadcast<T: Float>(op: &str, a: &Tensor<T>, b: &Tensor<T>, f: impl Fn(T,
     })
 }
 
+impl<T: Float> Tensor<T> {
+    /// Elementwise `f(x, y)` with NumPy broadcasting, in one pass: for backward rules that would
+    /// otherwise chain several kernels (and allocate a buffer for each).
+    #[track_caller]
+    pub(crate) fn zip_map(&self, op: &str, other: &Tensor<T>, f: impl Fn(T, T) -> T) -> Tensor<T> {
+        zip_broadcast(op, self, other, f)
+    }
+}
+
 macro_rules! binary_methods {
     ($($name:ident, $trait:ident, $sym:tt, $doc:literal;)*) => {
         impl<T: Float> Tensor<T> {

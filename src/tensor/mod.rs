@@ -4,6 +4,7 @@
 mod display;
 pub(crate) mod gemm;
 mod kernels;
+pub(crate) mod pool;
 pub(crate) mod shape;
 
 use std::sync::Arc;
@@ -25,6 +26,22 @@ pub use shape::Shape;
 enum Storage<T> {
     One(T),
     Many(Arc<[T]>),
+}
+
+/// A buffer holding exactly the `n` `values`: a recycled one (see [`pool`]) when this thread has
+/// one of that length, else a new allocation filled in place.
+fn shared_buffer<T: Float>(n: usize, values: impl ExactSizeIterator<Item = T>) -> Arc<[T]> {
+    assert_eq!(values.len(), n, "tensor buffer: values for {n} elements");
+    let Some(mut buffer) = pool::take::<T>(n) else {
+        return values.collect();
+    };
+    let slots = Arc::get_mut(&mut buffer).expect("pooled buffers are not shared");
+    // `for_each` rather than a counting loop, so that elementwise maps still vectorise.
+    slots
+        .iter_mut()
+        .zip(values)
+        .for_each(|(slot, value)| *slot = value);
+    buffer
 }
 
 /// An n-dimensional array of `f32` (default) or `f64` values in row-major order.
@@ -116,7 +133,7 @@ impl<T: Float> Tensor<T> {
         let data = if n == 1 {
             Storage::One(value)
         } else {
-            Storage::Many(std::iter::repeat_n(value, n).collect())
+            Storage::Many(shared_buffer(n, std::iter::repeat_n(value, n)))
         };
         Tensor {
             shape: Shape::from_slice(shape),
@@ -182,7 +199,7 @@ impl<T: Float> Tensor<T> {
     /// ```
     pub fn from_fn(shape: &[usize], mut f: impl FnMut(usize) -> T) -> Self {
         let n = shape::numel(shape);
-        Self::from_parts(Shape::from_slice(shape), (0..n).map(&mut f).collect())
+        Self::from_exact_iter(Shape::from_slice(shape), (0..n).map(&mut f))
     }
 
     /// `n` evenly spaced values from `start` to `end` inclusive (rank 1).
@@ -223,7 +240,7 @@ impl<T: Float> Tensor<T> {
                 data: Storage::One(one[0]),
             };
         }
-        let mut data: Arc<[T]> = std::iter::repeat_n(T::ZERO, n).collect();
+        let mut data = shared_buffer(n, std::iter::repeat_n(T::ZERO, n));
         fill(Arc::get_mut(&mut data).expect("a freshly allocated buffer is not shared"));
         Tensor {
             shape,
@@ -238,9 +255,17 @@ impl<T: Float> Tensor<T> {
         let data = if values.len() == 1 {
             Storage::One(values.next().unwrap_or(T::ZERO))
         } else {
-            Storage::Many(values.collect())
+            Storage::Many(shared_buffer(values.len(), values))
         };
         Tensor { shape, data }
+    }
+
+    /// The shared buffer, if the tensor has one (more than one element), for recycling.
+    pub(crate) fn into_buffer(self) -> Option<Arc<[T]>> {
+        match self.data {
+            Storage::One(_) => None,
+            Storage::Many(buffer) => Some(buffer),
+        }
     }
 
     /// The dimensions, outermost first; empty for a scalar.
