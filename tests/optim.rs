@@ -1580,8 +1580,14 @@ fn contract_names_and_signatures() {
 #[test]
 fn adam_on_two_threads_matches_one_thread_bit_for_bit() {
     let n = 100_003; // above the parallel threshold, odd so that the two chunks differ in length
-    let start = Tensor::from_vec((0..n).map(|i| ((i * 37 % 101) as f64 - 50.0) / 7.0).collect(), &[n]);
-    let grad = Tensor::from_vec((0..n).map(|i| ((i * 53 % 89) as f64 - 44.0) / 3.0).collect(), &[n]);
+    let start = Tensor::from_vec(
+        (0..n).map(|i| ((i * 37 % 101) as f64 - 50.0) / 7.0).collect(),
+        &[n],
+    );
+    let grad = Tensor::from_vec(
+        (0..n).map(|i| ((i * 53 % 89) as f64 - 44.0) / 3.0).collect(),
+        &[n],
+    );
     let run = |threads: usize, amsgrad: bool, decoupled: bool| {
         tapegrad::set_num_threads(threads);
         let p = Param::new(start.clone());
