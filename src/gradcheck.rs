@@ -98,6 +98,7 @@ impl Default for Tolerance {
 /// assert!((err.analytic - 1.0).abs() < 1e-9 && (err.numeric - 2.0).abs() < 1e-6);
 /// ```
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive] // read its fields; a new one (as `parameter` was) must not break callers
 pub struct GradcheckError {
     /// The position of the input in the `inputs` slice.
     pub input: usize,

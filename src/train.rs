@@ -185,8 +185,8 @@ where
     F: for<'t> FnMut(Var<'t, T>, &Batch<T>) -> Var<'t, T>,
 {
     assert!(batch_size > 0, "tapegrad: evaluate: batch_size must be positive");
-    let was_training = model.is_training();
-    model.train(false);
+    let eval_mode = EvalMode::enter(model);
+    let model = &*eval_mode.model;
     let mut tape = Tape::new();
     let (mut loss_sum, mut correct, mut examples) = (0.0, Some(0), 0);
     for batch in data.batches(batch_size) {
@@ -201,12 +201,38 @@ where
             .map(|(sum, labels)| sum + correct_predictions(&outputs, &labels));
         examples += batch.len();
     }
-    model.train(was_training);
+    drop(eval_mode);
     let per_example = |x: f64| if examples == 0 { 0.0 } else { x / examples as f64 };
     Evaluation {
         loss: per_example(loss_sum),
         accuracy: correct.map(|c| per_example(c as f64)),
         examples,
+    }
+}
+
+/// Holds a module in eval mode and puts its previous mode back when dropped, also when the loss
+/// closure panics and the panic is caught further up.
+struct EvalMode<'m, T: Float, M: Module<T> + ?Sized> {
+    model: &'m mut M,
+    was_training: bool,
+    element: std::marker::PhantomData<T>,
+}
+
+impl<'m, T: Float, M: Module<T> + ?Sized> EvalMode<'m, T, M> {
+    fn enter(model: &'m mut M) -> Self {
+        let was_training = model.is_training();
+        model.train(false);
+        EvalMode {
+            model,
+            was_training,
+            element: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T: Float, M: Module<T> + ?Sized> Drop for EvalMode<'_, T, M> {
+    fn drop(&mut self) {
+        self.model.train(self.was_training);
     }
 }
 

@@ -875,3 +875,22 @@ fn mnist_missing_labels_file() {
     let err = idx::load_mnist::<f32>(&i, &l).unwrap_err();
     assert!(matches!(&err, Error::Io { path, .. } if path == &l), "{err:?}");
 }
+
+fn three_rows() -> tapegrad::data::Dataset<f64> {
+    tapegrad::data::Dataset::new(
+        tapegrad::Tensor::from_vec(vec![1., 2., 3.], &[3, 1]),
+        tapegrad::Tensor::from_vec(vec![0., 1., 0.], &[3]),
+    )
+}
+
+#[test]
+#[should_panic(expected = "tapegrad: Dataset::select: index 3 out of range for 3 examples")]
+fn select_out_of_range_names_select() {
+    three_rows().select(&[0, 3]);
+}
+
+#[test]
+#[should_panic(expected = "tapegrad: Dataset::subset: index 7 out of range for 3 examples")]
+fn subset_out_of_range_names_subset() {
+    three_rows().subset(&[7]);
+}

@@ -32,6 +32,15 @@ fn matmul_inner_mismatch() {
 }
 
 #[test]
+#[should_panic(
+    expected = "tapegrad: matmul_t: inner dimensions differ: shapes [2, 3] and [5, 4]ᵀ give 2x3 @ 4x5"
+)]
+fn matmul_t_inner_mismatch() {
+    let tape = Tape::<f64>::new();
+    let _ = tape.var(m(2, 3)).matmul_t(&tape.var(m(5, 4)));
+}
+
+#[test]
 #[should_panic(expected = "tapegrad: matmul: both operands need rank 2 or more")]
 fn matmul_of_rank_1() {
     let tape = Tape::<f64>::new();

@@ -65,6 +65,21 @@ fn evaluate_weights_batches_by_size_runs_in_eval_mode_and_restores_the_mode() {
 }
 
 #[test]
+fn evaluate_restores_training_mode_when_the_loss_panics() {
+    let mut rng = StdRng::seed_from_u64(4);
+    let data = tapegrad::data::moons::<f64, _>(6, 0.1, &mut rng);
+    let mut model = dropout_model(&mut rng);
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        evaluate(&mut model, &data, 3, |_, _| panic!("a bad loss"))
+    }));
+    assert!(caught.is_err(), "the loss's panic reaches the caller");
+    assert!(
+        model.is_training(),
+        "evaluate must restore training mode after a panic"
+    );
+}
+
+#[test]
 fn evaluate_changes_no_parameter() {
     let mut rng = StdRng::seed_from_u64(5);
     let data = tapegrad::data::xor::<f32>();

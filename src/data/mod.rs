@@ -92,9 +92,15 @@ impl<T: Float> Dataset<T> {
     /// ```
     #[track_caller]
     pub fn select(&self, indices: &[usize]) -> Batch<T> {
+        self.gather("Dataset::select", indices)
+    }
+
+    /// The rows at `indices`; `op` names the caller in the out-of-range message.
+    #[track_caller]
+    fn gather(&self, op: &str, indices: &[usize]) -> Batch<T> {
         Batch {
-            features: gather_rows(&self.features, indices),
-            targets: gather_rows(&self.targets, indices),
+            features: gather_rows(op, &self.features, indices),
+            targets: gather_rows(op, &self.targets, indices),
         }
     }
 
@@ -111,7 +117,7 @@ impl<T: Float> Dataset<T> {
     /// ```
     #[track_caller]
     pub fn subset(&self, indices: &[usize]) -> Dataset<T> {
-        let Batch { features, targets } = self.select(indices);
+        let Batch { features, targets } = self.gather("Dataset::subset", indices);
         Dataset { features, targets }
     }
 
@@ -183,16 +189,13 @@ fn to_labels<T: Float>(targets: &Tensor<T>) -> Vec<usize> {
 }
 
 #[track_caller]
-fn gather_rows<T: Float>(t: &Tensor<T>, indices: &[usize]) -> Tensor<T> {
+fn gather_rows<T: Float>(op: &str, t: &Tensor<T>, indices: &[usize]) -> Tensor<T> {
     let n = t.shape()[0];
     let row = t.numel().checked_div(n).unwrap_or(0);
     let src = t.as_slice();
     let mut out = Vec::with_capacity(indices.len() * row);
     for &i in indices {
-        assert!(
-            i < n,
-            "tapegrad: Dataset::select: index {i} out of range for {n} examples"
-        );
+        assert!(i < n, "tapegrad: {op}: index {i} out of range for {n} examples");
         out.extend_from_slice(&src[i * row..(i + 1) * row]);
     }
     let mut shape = t.shape().to_vec();

@@ -87,7 +87,8 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn matmul_t(self, other: &Var<'t, T>) -> Var<'t, T> {
         self.check_same_tape(*other, "matmul_t");
-        let value = crate::tensor::matmul_transposed(&self.value_ref(), false, &other.value_ref(), true);
+        let value =
+            crate::tensor::matmul_transposed("matmul_t", &self.value_ref(), false, &other.value_ref(), true);
         self.record_binary(*other, &MatMulT, Args::None, value)
     }
 }

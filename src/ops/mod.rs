@@ -413,10 +413,10 @@ impl<T: Float> Operand<T> for Tensor<T> {
         Tensor::matmul(self, other)
     }
     fn matmul_nt(&self, other: &Self) -> Self {
-        crate::tensor::matmul_transposed(self, false, other, true)
+        crate::tensor::matmul_transposed("matmul backward", self, false, other, true)
     }
     fn matmul_tn(&self, other: &Self) -> Self {
-        crate::tensor::matmul_transposed(self, true, other, false)
+        crate::tensor::matmul_transposed("matmul backward", self, true, other, false)
     }
     fn unfold(&self, window: conv::Window2d) -> Self {
         Tensor::unfold(self, &window)

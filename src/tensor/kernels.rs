@@ -607,15 +607,20 @@ impl<T: Float> Tensor<T> {
     /// ```
     #[track_caller]
     pub fn matmul(&self, other: &Tensor<T>) -> Tensor<T> {
-        matmul_transposed(self, false, other, false)
+        matmul_transposed("matmul", self, false, other, false)
     }
 }
 
 /// Matrix product where `ta`/`tb` read the operand's last two axes transposed (through strides,
-/// without copying): `op(a) @ op(b)`.
+/// without copying): `op(a) @ op(b)`. `op` names the operation in error messages.
 #[track_caller]
-pub(crate) fn matmul_transposed<T: Float>(a: &Tensor<T>, ta: bool, b: &Tensor<T>, tb: bool) -> Tensor<T> {
-    let op = "matmul";
+pub(crate) fn matmul_transposed<T: Float>(
+    op: &str,
+    a: &Tensor<T>,
+    ta: bool,
+    b: &Tensor<T>,
+    tb: bool,
+) -> Tensor<T> {
     assert!(
         a.rank() >= 2 && b.rank() >= 2,
         "tapegrad: {op}: both operands need rank 2 or more (matrices or batches of matrices), \
@@ -715,9 +720,10 @@ mod tests {
                 }
             };
             check(a.matmul(&b));
-            check(matmul_transposed(&a.transpose(0, 1), true, &b, false));
-            check(matmul_transposed(&a, false, &b.transpose(0, 1), true));
+            check(matmul_transposed("matmul", &a.transpose(0, 1), true, &b, false));
+            check(matmul_transposed("matmul", &a, false, &b.transpose(0, 1), true));
             check(matmul_transposed(
+                "matmul",
                 &a.transpose(0, 1),
                 true,
                 &b.transpose(0, 1),
