@@ -267,7 +267,8 @@ impl<'t, T: Float> Var<'t, T> {
                 (x.value, y.value, node.value, grad_out)
             {
                 // Micrograd-style scalar graph: plain arithmetic, nothing to allocate.
-                let [gx, gy] = node.rule.vjp(op, node.args, [xv, yv], out, g, needs);
+                // Only ops without an inline rule reach here (see above).
+                let [gx, gy] = op.vjp_scalar(node.args, [xv, yv], out, g, needs);
                 if let Some(gx) = gx {
                     add_scalar(&mut slots[ids[0] as usize], gx);
                 }

@@ -28,11 +28,10 @@ enum Storage<T> {
     Many(Arc<[T]>),
 }
 
-/// A buffer holding exactly the `n` `values`: a recycled one (see [`pool`]) when this thread has
-/// one of that length, else a new allocation filled in place.
-fn shared_buffer<T: Float>(n: usize, values: impl ExactSizeIterator<Item = T>) -> Arc<[T]> {
-    assert_eq!(values.len(), n, "tensor buffer: values for {n} elements");
-    let Some(mut buffer) = pool::take::<T>(n) else {
+/// A buffer holding `values`: a recycled one (see [`pool`]) when this thread has one of that
+/// length, else a new allocation filled in place.
+fn shared_buffer<T: Float>(values: impl ExactSizeIterator<Item = T>) -> Arc<[T]> {
+    let Some(mut buffer) = pool::take::<T>(values.len()) else {
         return values.collect();
     };
     let slots = Arc::get_mut(&mut buffer).expect("pooled buffers are not shared");
@@ -133,7 +132,7 @@ impl<T: Float> Tensor<T> {
         let data = if n == 1 {
             Storage::One(value)
         } else {
-            Storage::Many(shared_buffer(n, std::iter::repeat_n(value, n)))
+            Storage::Many(shared_buffer(std::iter::repeat_n(value, n)))
         };
         Tensor {
             shape: Shape::from_slice(shape),
@@ -240,7 +239,7 @@ impl<T: Float> Tensor<T> {
                 data: Storage::One(one[0]),
             };
         }
-        let mut data = shared_buffer(n, std::iter::repeat_n(T::ZERO, n));
+        let mut data = shared_buffer(std::iter::repeat_n(T::ZERO, n));
         fill(Arc::get_mut(&mut data).expect("a freshly allocated buffer is not shared"));
         Tensor {
             shape,
@@ -255,7 +254,7 @@ impl<T: Float> Tensor<T> {
         let data = if values.len() == 1 {
             Storage::One(values.next().unwrap_or(T::ZERO))
         } else {
-            Storage::Many(shared_buffer(values.len(), values))
+            Storage::Many(shared_buffer(values))
         };
         Tensor { shape, data }
     }
