@@ -297,6 +297,10 @@ pub(crate) trait Operand<T: Float>: Sized {
     /// Multiplies by a constant tensor (a mask or a sign): linear, so its own derivative is
     /// the same constant, and second derivatives through it are exact.
     fn mul_constant(&self, c: Tensor<T>) -> Self;
+    /// `self · f(x)` with `f(x)` a constant of the rule (relu's step, abs's sign): like
+    /// [`mul_constant`](Operand::mul_constant), without building the constant for numbers and
+    /// in one pass for tensors.
+    fn mul_constant_of(&self, x: &Self, f: fn(T) -> T) -> Self;
     /// `self − self·y·y`: a gradient times tanh's derivative `1 − y²` at output `y`. Tensors
     /// compute it in one pass (one buffer instead of three); vars record it op by op.
     fn mul_tanh_slope(&self, y: &Self) -> Self;
@@ -357,6 +361,9 @@ impl<T: Float> Operand<T> for Tensor<T> {
     }
     fn mul_constant(&self, c: Tensor<T>) -> Self {
         Tensor::mul(self, &c)
+    }
+    fn mul_constant_of(&self, x: &Self, f: fn(T) -> T) -> Self {
+        self.zip_map("mul", x, |g, x| g * f(x))
     }
     fn mul_tanh_slope(&self, y: &Self) -> Self {
         self.zip_map("tanh backward", y, tanh_slope)
@@ -467,6 +474,9 @@ impl<T: Float> Operand<T> for Scalar<T> {
     fn mul_constant(&self, c: Tensor<T>) -> Self {
         Scalar(self.0 * c.item())
     }
+    fn mul_constant_of(&self, x: &Self, f: fn(T) -> T) -> Self {
+        Scalar(self.0 * f(x.0))
+    }
     fn mul_tanh_slope(&self, y: &Self) -> Self {
         Scalar(tanh_slope(self.0, y.0))
     }
@@ -562,6 +572,9 @@ impl<'t, T: Float> Operand<T> for Var<'t, T> {
     }
     fn mul_constant(&self, c: Tensor<T>) -> Self {
         *self * self.tape.constant(c)
+    }
+    fn mul_constant_of(&self, x: &Self, f: fn(T) -> T) -> Self {
+        self.mul_constant(x.with_value(|x| x.map(f)))
     }
     fn mul_tanh_slope(&self, y: &Self) -> Self {
         *self - *self * *y * *y

@@ -4,7 +4,8 @@
 //! at 0) use a constant mask, so their second derivative is 0, as it is everywhere else.
 
 use super::{Args, Op, Operand, Vjp};
-use crate::{Float, Tensor, Var};
+use crate::tensor::elementwise;
+use crate::{Float, Var};
 
 macro_rules! unary_op {
     (
@@ -41,7 +42,7 @@ macro_rules! unary_op {
             /// assert_eq!(grads[x].shape(), &[2]);
             /// ```
             pub fn $method(self) -> Var<'t, T> {
-                let scalar = |x: T, _| Tensor::scalar(x).$method().item();
+                let scalar = |x: T, _| elementwise::$method(x);
                 if let Some(v) = self.tape.record_scalar(&$op, Args::None, &[self.id], scalar) {
                     return v;
                 }
@@ -73,7 +74,7 @@ unary_op!(
 unary_op!(
     /// Elementwise absolute value. Derivative: `sign(x)` (0 at 0, as in PyTorch).
     Abs, abs, "abs", "d|x|/dx = sign(x): grad_x = grad_out * sign(x)",
-    |cx, g| g.mul_constant(cx.x().with_value(Tensor::sign))
+    |cx, g| g.mul_constant_of(cx.x(), elementwise::sign)
 );
 
 unary_op!(
@@ -92,7 +93,7 @@ unary_op!(
     /// Elementwise `max(x, 0)`. Derivative: 1 where `x > 0`, else 0 (0 at the kink, as in
     /// PyTorch); the second derivative is 0.
     Relu, relu, "relu", "d(relu x)/dx = [x > 0]: grad_x = grad_out where x > 0, else 0",
-    |cx, g| g.mul_constant(cx.x().with_value(Tensor::step))
+    |cx, g| g.mul_constant_of(cx.x(), elementwise::step)
 );
 
 unary_op!(

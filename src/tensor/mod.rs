@@ -16,7 +16,7 @@ use crate::Float;
 
 pub(crate) use gemm::elementwise_chunk;
 pub use gemm::{num_threads, set_num_threads};
-pub(crate) use kernels::matmul_transposed;
+pub(crate) use kernels::{elementwise, matmul_transposed};
 pub use shape::Shape;
 
 /// Element storage: one element inline (no heap; every rank-0 scalar lives here), otherwise a
