@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::ops::Vjp;
-use crate::tape::Value;
+use crate::tape::{Value, ValueKind};
 use crate::{Float, Param, Tensor, Var};
 
 /// One node's gradient during and after backward: none yet, a rank-0 value inline, or an index
@@ -229,42 +229,47 @@ impl<'t, T: Float> Var<'t, T> {
             accumulate(&mut slots[self.id as usize], &mut grads, seed);
         }
         for i in (0..end).rev() {
+            // A reference, not a copy: a node is 64 bytes and this loop runs once per node.
+            let node = &nodes[i];
+            if node.rule.is_inline() {
+                // A micrograd-style node, checked with one comparison: the forward path that
+                // sets an inline rule records only rank-0 nodes of rank-0 inputs, so values are
+                // read without tags, the gradient is a number (or absent), and `needs` was taken
+                // at record time. Inputs' values are loaded only by the rules that use them.
+                let grad_out = slots[i];
+                debug_assert!(!matches!(grad_out, Slot::Stored(_)), "rank-0 node {i}");
+                if let Slot::Scalar(g) = grad_out {
+                    let [xi, yi] = node.inputs;
+                    let value = |id: u32| nodes.get(id as usize).map_or(T::ZERO, |n| n.value.scalar);
+                    let [gx, gy] = node.rule.vjp_inline(
+                        node.args,
+                        || [value(xi), value(yi)],
+                        node.value.scalar,
+                        g,
+                        node.needs,
+                    );
+                    if let Some(gx) = gx {
+                        add_scalar(&mut slots[xi as usize], gx);
+                    }
+                    if let Some(gy) = gy {
+                        add_scalar(&mut slots[yi as usize], gy);
+                    }
+                }
+                continue;
+            }
             let grad_out = slots[i];
             if matches!(grad_out, Slot::Empty) {
                 continue;
             }
-            // References, not copies: a node is 56 bytes and this loop runs once per node.
-            let node = &nodes[i];
             let Some(op) = node.op else {
                 continue;
             };
-            if let (true, Value::Scalar(out), Slot::Scalar(g)) = (node.rule.is_inline(), node.value, grad_out)
-            {
-                // A micrograd-style node: rank-0 inputs (the forward path that sets an inline
-                // rule records only those) and `needs` taken at record time, so the inputs'
-                // nodes are read only for the values the rule uses.
-                let [xi, yi] = node.inputs;
-                let scalar = |id: u32| match nodes.get(id as usize).map(|n| n.value) {
-                    Some(Value::Scalar(v)) => v,
-                    _ => T::ZERO,
-                };
-                let [gx, gy] = node
-                    .rule
-                    .vjp(op, node.args, [scalar(xi), scalar(yi)], out, g, node.needs);
-                if let Some(gx) = gx {
-                    add_scalar(&mut slots[xi as usize], gx);
-                }
-                if let Some(gy) = gy {
-                    add_scalar(&mut slots[yi as usize], gy);
-                }
-                continue;
-            }
             let (ids, arity) = (node.inputs, node.arity);
             let x = &nodes[ids[0] as usize];
             let y = if arity > 1 { &nodes[ids[1] as usize] } else { x };
             let needs = [x.requires_grad, arity > 1 && y.requires_grad];
-            if let (Value::Scalar(xv), Value::Scalar(yv), Value::Scalar(out), Slot::Scalar(g)) =
-                (x.value, y.value, node.value, grad_out)
+            if let (ValueKind::Scalar(xv), ValueKind::Scalar(yv), ValueKind::Scalar(out), Slot::Scalar(g)) =
+                (x.value.kind(), y.value.kind(), node.value.kind(), grad_out)
             {
                 // Micrograd-style scalar graph: plain arithmetic, nothing to allocate.
                 // Only ops without an inline rule reach here (see above).
@@ -279,9 +284,9 @@ impl<'t, T: Float> Var<'t, T> {
             }
             let ids = node.inputs();
             let grad_in = {
-                let value = |v: Value<T>| match v {
-                    Value::Scalar(s) => Cow::Owned(Tensor::scalar(s)),
-                    Value::Stored(k) => Cow::Borrowed(&values[k as usize]),
+                let value = |v: Value<T>| match v.kind() {
+                    ValueKind::Scalar(s) => Cow::Owned(Tensor::scalar(s)),
+                    ValueKind::Stored(k) => Cow::Borrowed(&values[k as usize]),
                 };
                 let (xv, yv, out) = (value(x.value), value(y.value), value(node.value));
                 let g = match grad_out {

@@ -24,11 +24,56 @@ pub enum LeafKind {
     Param,
 }
 
-/// Where a node's value lives: rank-0 values inline, others in the tape's tensor list.
+/// Where a node's value lives: a rank-0 value inline, others in the tape's tensor list. A
+/// struct rather than an enum, so that backward's rank-0 path, which knows its nodes are rank 0,
+/// reads its `scalar` field without checking a tag.
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum Value<T> {
+pub(crate) struct Value<T> {
+    /// The value when it is rank 0; zero otherwise.
+    pub(crate) scalar: T,
+    /// The index in the tape's tensor list; [`Value::INLINE`] when the value is rank 0.
+    stored: u32,
+}
+
+/// A [`Value`] taken apart, to match on.
+pub(crate) enum ValueKind<T> {
     Scalar(T),
     Stored(u32),
+}
+
+impl<T: Float> Value<T> {
+    const INLINE: u32 = u32::MAX;
+
+    pub(crate) fn rank0(x: T) -> Self {
+        Value {
+            scalar: x,
+            stored: Self::INLINE,
+        }
+    }
+
+    /// The value at `index` in the tensor list (`index < u32::MAX`).
+    fn stored_at(index: u32) -> Self {
+        debug_assert!(index != Self::INLINE);
+        Value {
+            scalar: T::ZERO,
+            stored: index,
+        }
+    }
+
+    /// Whether the value is rank 0 (stored inline).
+    #[inline(always)]
+    pub(crate) fn is_scalar(self) -> bool {
+        self.stored == Self::INLINE
+    }
+
+    #[inline(always)]
+    pub(crate) fn kind(self) -> ValueKind<T> {
+        if self.is_scalar() {
+            ValueKind::Scalar(self.scalar)
+        } else {
+            ValueKind::Stored(self.stored)
+        }
+    }
 }
 
 /// One recorded value and how it was computed. `Copy`, with no heap data of its own, so that
@@ -74,7 +119,7 @@ impl<T: Float> Node<T> {
 pub struct Tape<T: Float = f32> {
     id: usize,
     pub(crate) nodes: RefCell<Vec<Node<T>>>,
-    /// The values of nodes that are not rank 0, indexed by [`Value::Stored`].
+    /// The values of nodes that are not rank 0, indexed by [`Value::stored_at`].
     pub(crate) tensors: RefCell<Vec<Tensor<T>>>,
     pub(crate) params: RefCell<Vec<(u32, Param<T>)>>,
     /// Display names of the few named nodes, kept aside so that nodes stay small.
@@ -234,22 +279,24 @@ impl<T: Float> Tape<T> {
     /// Stores a value: inline when rank 0, otherwise in the tensor list.
     fn store(&self, value: Tensor<T>) -> Value<T> {
         match value.as_rank0() {
-            Some(x) => Value::Scalar(x),
+            Some(x) => Value::rank0(x),
             None => {
                 let mut tensors = self.tensors.borrow_mut();
-                let index =
-                    u32::try_from(tensors.len()).expect("tapegrad: a tape holds at most 2^32 tensors");
+                let index = u32::try_from(tensors.len())
+                    .ok()
+                    .filter(|&i| i != u32::MAX)
+                    .expect("tapegrad: a tape holds fewer than 2^32 - 1 tensors");
                 tensors.push(value);
-                Value::Stored(index)
+                Value::stored_at(index)
             }
         }
     }
 
     /// Reads a node's value, borrowing it from the tape when it is not rank 0.
     pub(crate) fn value_of(&self, value: Value<T>) -> ValueRef<'_, T> {
-        match value {
-            Value::Scalar(x) => ValueRef::Scalar(Tensor::scalar(x)),
-            Value::Stored(i) => {
+        match value.kind() {
+            ValueKind::Scalar(x) => ValueRef::Scalar(Tensor::scalar(x)),
+            ValueKind::Stored(i) => {
                 ValueRef::Stored(std::cell::Ref::map(self.tensors.borrow(), |t| &t[i as usize]))
             }
         }
@@ -333,14 +380,15 @@ impl<T: Float> Tape<T> {
             &nodes[inputs[0] as usize],
             &nodes[inputs[inputs.len() - 1] as usize],
         );
-        let (Value::Scalar(x), Value::Scalar(y)) = (a.value, b.value) else {
+        if !(a.value.is_scalar() & b.value.is_scalar()) {
             return None;
-        };
+        }
+        let (x, y) = (a.value.scalar, b.value.scalar);
         let recording = self.recording.get();
         let binary = inputs.len() > 1;
         // `&`, not `&&`: no branches.
         let needs = [recording & a.requires_grad, recording & binary & b.requires_grad];
-        let value = Value::Scalar(f(x, y));
+        let value = Value::rank0(f(x, y));
         // A unary op's node names its input twice (`arity` says how many count), so that
         // backward's rank-0 path reads both without a branch.
         let ids = [inputs[0], inputs[inputs.len() - 1]];

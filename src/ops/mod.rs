@@ -242,20 +242,21 @@ macro_rules! inline_scalar_rules {
                 self != ScalarRule::Dynamic
             }
 
-            /// Runs the rule of `op` (the op this rule was taken from) on plain numbers.
+            /// Runs this inline rule on plain numbers. `inputs` is called only by rules that
+            /// read the inputs' values (add's rule does not). `Dynamic` has no inline rule: its
+            /// nodes' rules are called through their `&dyn DynOp`.
             #[inline(always)]
-            pub(crate) fn vjp<T: Float>(
+            pub(crate) fn vjp_inline<T: Float>(
                 self,
-                op: &dyn DynOp<T>,
                 args: Args,
-                inputs: [T; 2],
+                inputs: impl FnOnce() -> [T; 2],
                 output: T,
                 grad_out: T,
                 needs: [bool; 2],
             ) -> [Option<T>; 2] {
                 match self {
-                    $(ScalarRule::$rule => scalar_vjp(&$op, args, inputs, output, grad_out, needs),)*
-                    ScalarRule::Dynamic => op.vjp_scalar(args, inputs, output, grad_out, needs),
+                    $(ScalarRule::$rule => scalar_vjp(&$op, args, inputs(), output, grad_out, needs),)*
+                    ScalarRule::Dynamic => unreachable!("a dynamic rule has no inline form"),
                 }
             }
         }
@@ -700,7 +701,7 @@ mod tests {
                 let out = x * y; // any value: rules that read the output read it as given
                 for needs in [[true, true], [true, false], [false, true], [false, false]] {
                     assert_eq!(
-                        rule.vjp(op, Args::None, [x, y], out, 0.3, needs),
+                        rule.vjp_inline(Args::None, || [x, y], out, 0.3, needs),
                         op.vjp_scalar(Args::None, [x, y], out, 0.3, needs),
                         "{} at ({x}, {y}), needs {needs:?}",
                         op.name()
