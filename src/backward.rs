@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::ops::Vjp;
-use crate::tape::{Value, ValueKind};
+use crate::tape::{Node, Value, ValueKind};
 use crate::{Float, Param, Tensor, Var};
 
 /// One node's gradient during and after backward: none yet, a rank-0 value inline, or an index
@@ -213,9 +213,12 @@ impl<'t, T: Float> Var<'t, T> {
             "tapegrad: backward_with_seed: seed shape {:?} differs from the output shape {out_shape:?}",
             seed.shape(),
         );
-        let nodes = self.tape.nodes.borrow();
-        let values = self.tape.tensors.borrow();
+        let tape_nodes = self.tape.nodes.borrow();
         let end = self.id as usize + 1;
+        // A plain slice in a local: through the `Ref` its pointer and length were reloaded after
+        // every gradient written (the compiler cannot tell the two buffers apart).
+        let nodes: &[Node<T>] = &tape_nodes[..end];
+        let values = self.tape.tensors.borrow();
         let (mut slots, mut grads) = self
             .tape
             .grad_buffer

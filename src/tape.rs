@@ -312,15 +312,9 @@ impl<T: Float> Tape<T> {
         let requires_grad = leaf != LeafKind::Constant && self.recording.get();
         let value = self.store(value);
         self.push(Node {
-            value,
-            op: None,
-            rule: ScalarRule::Dynamic,
-            needs: [false; 2],
-            args: Args::None,
-            inputs: [0; 2],
-            arity: 0,
             leaf: if requires_grad { leaf } else { LeafKind::Constant },
             requires_grad,
+            ..Self::constant_leaf(value)
         })
     }
 
@@ -384,27 +378,45 @@ impl<T: Float> Tape<T> {
             return None;
         }
         let (x, y) = (a.value.scalar, b.value.scalar);
-        let recording = self.recording.get();
         let binary = inputs.len() > 1;
         // `&`, not `&&`: no branches.
-        let needs = [recording & a.requires_grad, recording & binary & b.requires_grad];
+        let needs = [a.requires_grad, binary & b.requires_grad];
         let value = Value::rank0(f(x, y));
+        let id = Self::next_id(&nodes);
+        if !self.recording.get() {
+            nodes.push(Self::constant_leaf(value));
+            return Some(Var { tape: self, id });
+        }
         // A unary op's node names its input twice (`arity` says how many count), so that
         // backward's rank-0 path reads both without a branch.
         let ids = [inputs[0], inputs[inputs.len() - 1]];
-        let id = Self::next_id(&nodes);
         nodes.push(Node {
             value,
-            op: if recording { Some(op) } else { None },
+            op: Some(op),
             rule: ScalarRule::of::<T, O>(),
             needs,
             args,
             inputs: ids,
-            arity: if recording { inputs.len() as u8 } else { 0 },
+            arity: inputs.len() as u8,
             leaf: LeafKind::Constant,
             requires_grad: needs[0] | needs[1],
         });
         Some(Var { tape: self, id })
+    }
+
+    /// A leaf without a gradient: a constant, or a value computed under [`Tape::no_grad`].
+    fn constant_leaf(value: Value<T>) -> Node<T> {
+        Node {
+            value,
+            op: None,
+            rule: ScalarRule::Dynamic,
+            needs: [false; 2],
+            args: Args::None,
+            inputs: [0; 2],
+            arity: 0,
+            leaf: LeafKind::Constant,
+            requires_grad: false,
+        }
     }
 
     fn push(&self, node: Node<T>) -> Var<'_, T> {
