@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::ops::Vjp;
+use crate::ops::{Args, Vjp};
 use crate::tape::{Node, Value, ValueKind};
 use crate::{Float, Param, Tensor, Var};
 
@@ -218,6 +218,7 @@ impl<'t, T: Float> Var<'t, T> {
         // A plain slice in a local: through the `Ref` its pointer and length were reloaded after
         // every gradient written (the compiler cannot tell the two buffers apart).
         let nodes: &[Node<T>] = &tape_nodes[..end];
+        let tape_nodes = &*tape_nodes;
         let values = self.tape.tensors.borrow();
         let (mut slots, mut grads) = self
             .tape
@@ -243,11 +244,11 @@ impl<'t, T: Float> Var<'t, T> {
                 debug_assert!(!matches!(grad_out, Slot::Stored(_)), "rank-0 node {i}");
                 if let Slot::Scalar(g) = grad_out {
                     let [xi, yi] = node.inputs;
-                    let value = |id: u32| nodes.get(id as usize).map_or(T::ZERO, |n| n.value.scalar);
+                    let value = |id: u32| nodes.get(id as usize).map_or(T::ZERO, |n| n.scalar);
                     let [gx, gy] = node.rule.vjp_inline(
-                        node.args,
+                        Args::None,
                         || [value(xi), value(yi)],
-                        node.value.scalar,
+                        node.scalar,
                         g,
                         node.needs,
                     );
@@ -264,19 +265,20 @@ impl<'t, T: Float> Var<'t, T> {
             if matches!(grad_out, Slot::Empty) {
                 continue;
             }
-            let Some(op) = node.op else {
+            let Some(op) = tape_nodes.op(node) else {
                 continue;
             };
+            let args = tape_nodes.args(node);
             let (ids, arity) = (node.inputs, node.arity);
             let x = &nodes[ids[0] as usize];
             let y = if arity > 1 { &nodes[ids[1] as usize] } else { x };
             let needs = [x.requires_grad, arity > 1 && y.requires_grad];
             if let (ValueKind::Scalar(xv), ValueKind::Scalar(yv), ValueKind::Scalar(out), Slot::Scalar(g)) =
-                (x.value.kind(), y.value.kind(), node.value.kind(), grad_out)
+                (x.value().kind(), y.value().kind(), node.value().kind(), grad_out)
             {
                 // Micrograd-style scalar graph: plain arithmetic, nothing to allocate.
                 // Only ops without an inline rule reach here (see above).
-                let [gx, gy] = op.vjp_scalar(node.args, [xv, yv], out, g, needs);
+                let [gx, gy] = op.vjp_scalar(args, [xv, yv], out, g, needs);
                 if let Some(gx) = gx {
                     add_scalar(&mut slots[ids[0] as usize], gx);
                 }
@@ -291,14 +293,14 @@ impl<'t, T: Float> Var<'t, T> {
                     ValueKind::Scalar(s) => Cow::Owned(Tensor::scalar(s)),
                     ValueKind::Stored(k) => Cow::Borrowed(&values[k as usize]),
                 };
-                let (xv, yv, out) = (value(x.value), value(y.value), value(node.value));
+                let (xv, yv, out) = (value(x.value()), value(y.value()), value(node.value()));
                 let g = match grad_out {
                     Slot::Scalar(s) => Cow::Owned(Tensor::scalar(s)),
                     Slot::Stored(k) => Cow::Borrowed(&grads[k as usize]),
                     Slot::Empty => unreachable!("skipped above"),
                 };
                 let cx = Vjp {
-                    args: node.args,
+                    args,
                     inputs: [&*xv, &*yv],
                     output: &*out,
                     grad_out: &*g,
@@ -395,14 +397,14 @@ impl<'t, T: Float> Var<'t, T> {
             let (op, args, ids, needs) = {
                 let nodes = self.tape.nodes.borrow();
                 let node = &nodes[i];
-                let Some(op) = node.op else { continue };
+                let Some(op) = nodes.op(node) else { continue };
                 let ids = node.inputs;
                 let arity = node.arity as usize;
                 let needs = [
                     nodes[ids[0] as usize].requires_grad,
                     arity > 1 && nodes[ids[1] as usize].requires_grad,
                 ];
-                (op, node.args, (ids, arity), needs)
+                (op, nodes.args(node), (ids, arity), needs)
             };
             let (ids, arity) = ids;
             let x = Var {

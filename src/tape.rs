@@ -32,7 +32,7 @@ pub(crate) struct Value<T> {
     /// The value when it is rank 0; zero otherwise.
     pub(crate) scalar: T,
     /// The index in the tape's tensor list; [`Value::INLINE`] when the value is rank 0.
-    stored: u32,
+    pub(crate) stored: u32,
 }
 
 /// A [`Value`] taken apart, to match on.
@@ -42,7 +42,7 @@ pub(crate) enum ValueKind<T> {
 }
 
 impl<T: Float> Value<T> {
-    const INLINE: u32 = u32::MAX;
+    pub(crate) const INLINE: u32 = u32::MAX;
 
     pub(crate) fn rank0(x: T) -> Self {
         Value {
@@ -76,29 +76,106 @@ impl<T: Float> Value<T> {
     }
 }
 
-/// One recorded value and how it was computed. `Copy`, with no heap data of its own, so that
-/// clearing a tape of millions of scalar nodes costs nothing.
+/// One recorded value and how it was computed: 32 bytes in f64 (28 in f32), so that a scalar
+/// network's tape, written once and read once per step, stays small. `Copy`, with no heap data of
+/// its own, so that clearing a tape of millions of scalar nodes costs nothing. Its op is found
+/// through [`Nodes::op`].
 #[derive(Clone, Copy)]
 pub(crate) struct Node<T: Float> {
-    pub(crate) value: Value<T>,
-    /// The op that produced this node; `None` for leaves.
-    pub(crate) op: Option<&'static dyn DynOp<T>>,
-    /// `op`'s inline rank-0 rule, if it has one; set by the rank-0 forward path only, so a node
-    /// with an inline rule has rank-0 inputs and output.
+    /// The value when it is rank 0; zero otherwise (see [`Value`]).
+    pub(crate) scalar: T,
+    /// The value's index in the tape's tensor list; [`Value::INLINE`] when rank 0.
+    stored: u32,
+    /// This node's entry in [`Nodes::ops`] (its op and arguments), or [`Node::NO_ENTRY`]: for
+    /// leaves, and for nodes with an inline rule, whose op is the rule's and has no arguments.
+    op_entry: u32,
+    pub(crate) inputs: [u32; 2],
+    /// The op's inline rank-0 rule, if it has one; set by the rank-0 forward path only, so a
+    /// node with an inline rule has rank-0 inputs and output.
     pub(crate) rule: ScalarRule,
     /// Whether each input requires a gradient, copied at record time (nodes never change) so that
     /// backward's rank-0 path need not look at the inputs' nodes.
     pub(crate) needs: [bool; 2],
-    pub(crate) args: Args,
-    pub(crate) inputs: [u32; 2],
     pub(crate) arity: u8,
     pub(crate) leaf: LeafKind,
     pub(crate) requires_grad: bool,
 }
 
 impl<T: Float> Node<T> {
+    const NO_ENTRY: u32 = u32::MAX;
+
     pub(crate) fn inputs(&self) -> &[u32] {
         &self.inputs[..self.arity as usize]
+    }
+
+    pub(crate) fn value(&self) -> Value<T> {
+        Value {
+            scalar: self.scalar,
+            stored: self.stored,
+        }
+    }
+}
+
+/// The recorded nodes, and the ops of those that need more than their inline rule: a tensor op's
+/// `&dyn DynOp` and arguments take 32 bytes, as much as a whole node, so they are kept aside.
+pub(crate) struct Nodes<T: Float> {
+    list: Vec<Node<T>>,
+    /// The op and arguments of every node recorded with an op entry, in tape order.
+    ops: Vec<(&'static dyn DynOp<T>, Args)>,
+}
+
+impl<T: Float> Nodes<T> {
+    /// Room for `nodes` nodes, whatever their ops (pages of the op list that are never written
+    /// are never touched).
+    fn with_capacity(nodes: usize) -> Self {
+        Nodes {
+            list: Vec::with_capacity(nodes),
+            ops: Vec::with_capacity(nodes),
+        }
+    }
+
+    /// The op that computed `node`; `None` for a leaf.
+    pub(crate) fn op(&self, node: &Node<T>) -> Option<&'static dyn DynOp<T>> {
+        if node.rule.is_inline() {
+            Some(node.rule.op())
+        } else {
+            self.ops.get(node.op_entry as usize).map(|&(op, _)| op)
+        }
+    }
+
+    /// The arguments of the op that computed `node` (`Args::None` for a leaf).
+    pub(crate) fn args(&self, node: &Node<T>) -> Args {
+        self.ops
+            .get(node.op_entry as usize)
+            .map_or(Args::None, |&(_, args)| args)
+    }
+
+    /// Adds an op entry for the next node; returns its index.
+    fn add_op(&mut self, op: &'static dyn DynOp<T>, args: Args) -> u32 {
+        let entry = u32::try_from(self.ops.len())
+            .ok()
+            .filter(|&i| i != Node::<T>::NO_ENTRY)
+            .expect("tapegrad: a tape holds fewer than 2^32 - 1 tensor ops");
+        self.ops.push((op, args));
+        entry
+    }
+
+    fn clear(&mut self) {
+        self.list.clear();
+        self.ops.clear();
+    }
+}
+
+impl<T: Float> std::ops::Deref for Nodes<T> {
+    type Target = Vec<Node<T>>;
+    fn deref(&self) -> &Vec<Node<T>> {
+        &self.list
+    }
+}
+
+impl<T: Float> std::ops::DerefMut for Nodes<T> {
+    fn deref_mut(&mut self) -> &mut Vec<Node<T>> {
+        &mut self.list
     }
 }
 
@@ -118,7 +195,7 @@ impl<T: Float> Node<T> {
 /// ```
 pub struct Tape<T: Float = f32> {
     id: usize,
-    pub(crate) nodes: RefCell<Vec<Node<T>>>,
+    pub(crate) nodes: RefCell<Nodes<T>>,
     /// The values of nodes that are not rank 0, indexed by [`Value::stored_at`].
     pub(crate) tensors: RefCell<Vec<Tensor<T>>>,
     pub(crate) params: RefCell<Vec<(u32, Param<T>)>>,
@@ -146,7 +223,7 @@ impl<T: Float> Tape<T> {
     pub fn with_capacity(nodes: usize) -> Self {
         Tape {
             id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
-            nodes: RefCell::new(Vec::with_capacity(nodes)),
+            nodes: RefCell::new(Nodes::with_capacity(nodes)),
             tensors: RefCell::new(Vec::new()),
             params: RefCell::new(Vec::new()),
             names: RefCell::default(),
@@ -302,9 +379,16 @@ impl<T: Float> Tape<T> {
         }
     }
 
+    /// Node `id` (a copy), with its op (`None` for a leaf) and the op's arguments.
+    pub(crate) fn node_with_op(&self, id: usize) -> (Node<T>, Option<&'static dyn DynOp<T>>, Args) {
+        let nodes = self.nodes.borrow();
+        let node = nodes[id];
+        (node, nodes.op(&node), nodes.args(&node))
+    }
+
     /// Reads the value of node `id`.
     pub(crate) fn node_value(&self, id: u32) -> ValueRef<'_, T> {
-        let value = self.nodes.borrow()[id as usize].value;
+        let value = self.nodes.borrow()[id as usize].value();
         self.value_of(value)
     }
 
@@ -339,12 +423,13 @@ impl<T: Float> Tape<T> {
         let mut ids = [0; 2];
         ids[..inputs.len()].copy_from_slice(inputs);
         let id = Self::next_id(&nodes);
+        let op_entry = nodes.add_op(op, args);
         nodes.push(Node {
-            value,
-            op: Some(op),
+            scalar: value.scalar,
+            stored: value.stored,
+            op_entry,
             rule: ScalarRule::Dynamic,
             needs,
-            args,
             inputs: ids,
             arity: inputs.len() as u8,
             leaf: LeafKind::Constant,
@@ -374,10 +459,10 @@ impl<T: Float> Tape<T> {
             &nodes[inputs[0] as usize],
             &nodes[inputs[inputs.len() - 1] as usize],
         );
-        if !(a.value.is_scalar() & b.value.is_scalar()) {
+        if !(a.value().is_scalar() & b.value().is_scalar()) {
             return None;
         }
-        let (x, y) = (a.value.scalar, b.value.scalar);
+        let (x, y) = (a.scalar, b.scalar);
         let binary = inputs.len() > 1;
         // `&`, not `&&`: no branches.
         let needs = [a.requires_grad, binary & b.requires_grad];
@@ -390,12 +475,24 @@ impl<T: Float> Tape<T> {
         // A unary op's node names its input twice (`arity` says how many count), so that
         // backward's rank-0 path reads both without a branch.
         let ids = [inputs[0], inputs[inputs.len() - 1]];
+        let rule = ScalarRule::of::<T, O>();
+        // Inline rules' ops take no arguments; other ops keep theirs in an op entry.
+        let op_entry = if rule.is_inline() {
+            debug_assert!(
+                args == Args::None,
+                "{} has an inline rule and arguments",
+                op.name()
+            );
+            Node::<T>::NO_ENTRY
+        } else {
+            nodes.add_op(op, args)
+        };
         nodes.push(Node {
-            value,
-            op: Some(op),
-            rule: ScalarRule::of::<T, O>(),
+            scalar: value.scalar,
+            stored: value.stored,
+            op_entry,
+            rule,
             needs,
-            args,
             inputs: ids,
             arity: inputs.len() as u8,
             leaf: LeafKind::Constant,
@@ -407,11 +504,11 @@ impl<T: Float> Tape<T> {
     /// A leaf without a gradient: a constant, or a value computed under [`Tape::no_grad`].
     fn constant_leaf(value: Value<T>) -> Node<T> {
         Node {
-            value,
-            op: None,
+            scalar: value.scalar,
+            stored: value.stored,
+            op_entry: Node::<T>::NO_ENTRY,
             rule: ScalarRule::Dynamic,
             needs: [false; 2],
-            args: Args::None,
             inputs: [0; 2],
             arity: 0,
             leaf: LeafKind::Constant,
@@ -530,7 +627,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// assert_eq!((x.op(), x.exp().op()), (None, Some("exp")));
     /// ```
     pub fn op(&self) -> Option<&'static str> {
-        self.tape.nodes.borrow()[self.id as usize].op.map(|op| op.name())
+        let nodes = self.tape.nodes.borrow();
+        nodes.op(&nodes[self.id as usize]).map(|op| op.name())
     }
 
     /// The derivative rule of the op that computed this var, in words and formulas.
@@ -542,7 +640,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// assert!(y.op_rule().unwrap().contains("1 - tanh^2"));
     /// ```
     pub fn op_rule(&self) -> Option<&'static str> {
-        self.tape.nodes.borrow()[self.id as usize].op.map(|op| op.rule())
+        let nodes = self.tape.nodes.borrow();
+        nodes.op(&nodes[self.id as usize]).map(|op| op.rule())
     }
 
     /// The ids of the inputs of the op that computed this var (empty for a leaf).
@@ -634,7 +733,7 @@ mod tests {
     fn nodes_stay_small() {
         // Scalar graphs are memory-bound: every byte of a node is written, read and cleared per
         // step (see ARCHITECTURE.md). Growing a node is a performance regression.
-        assert_eq!(std::mem::size_of::<Node<f32>>(), 56);
-        assert_eq!(std::mem::size_of::<Node<f64>>(), 64);
+        assert_eq!(std::mem::size_of::<Node<f32>>(), 28);
+        assert_eq!(std::mem::size_of::<Node<f64>>(), 32);
     }
 }

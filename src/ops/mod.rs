@@ -236,6 +236,14 @@ macro_rules! inline_scalar_rules {
                 ScalarRule::Dynamic
             }
 
+            /// The op this inline rule was taken from.
+            pub(crate) fn op<T: Float>(self) -> &'static dyn DynOp<T> {
+                match self {
+                    $(ScalarRule::$rule => &$op,)*
+                    ScalarRule::Dynamic => unreachable!("a dynamic rule names no op"),
+                }
+            }
+
             /// Whether this is an inline rule rather than `Dynamic`.
             #[inline(always)]
             pub(crate) fn is_inline(self) -> bool {

@@ -105,11 +105,9 @@ impl<'a, T: Float> Dot<'a, T> {
                 tape: self.tape,
                 id: id as u32,
             };
-            let (node, label) = {
-                let node = self.tape.nodes.borrow()[id];
-                (node, self.label(var))
-            };
-            let fill = match (node.op, node.leaf) {
+            let (node, op, _) = self.tape.node_with_op(id);
+            let label = self.label(var);
+            let fill = match (op, node.leaf) {
                 (Some(_), _) => "white",
                 (None, LeafKind::Input) => "lightblue",
                 (None, LeafKind::Param) => "palegreen",
@@ -155,10 +153,10 @@ impl<'a, T: Float> Dot<'a, T> {
     }
 
     fn label(&self, var: Var<'_, T>) -> String {
-        let node = self.tape.nodes.borrow()[var.id()];
+        let (node, op, args) = self.tape.node_with_op(var.id());
         let name = var.name();
         let mut lines = Vec::new();
-        let head = match (node.op, &name) {
+        let head = match (op, &name) {
             (Some(op), Some(name)) => format!("#{} {name} = {}", var.id(), op.name()),
             (Some(op), None) => format!("#{} {}", var.id(), op.name()),
             (None, name) => {
@@ -174,11 +172,11 @@ impl<'a, T: Float> Dot<'a, T> {
             }
         };
         lines.push(head);
-        let args = node.args.to_string();
+        let args = args.to_string();
         if !args.is_empty() {
             lines.push(args);
         }
-        let value = self.tape.value_of(node.value);
+        let value = self.tape.value_of(node.value());
         lines.push(format!("value {}", format::tensor(&value, self.max_elements)));
         drop(value);
         if let Some(grads) = self.grads {

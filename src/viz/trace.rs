@@ -225,20 +225,20 @@ fn replay<T: Float>(output: Var<'_, T>, grads: &Gradients<T>) -> BackwardTrace<T
             continue;
         };
         let var = Var { tape, id: id as u32 };
-        let node = tape.nodes.borrow()[id];
+        let (node, op, args) = tape.node_with_op(id);
         let mut step = TraceStep {
             id,
             name: var.name(),
-            op: node.op.map(|op| op.name()),
-            args: node.args.to_string(),
-            leaf: node.op.is_none().then_some(node.leaf),
+            op: op.map(|op| op.name()),
+            args: args.to_string(),
+            leaf: op.is_none().then_some(node.leaf),
             inputs: node.inputs().iter().map(|&i| i as usize).collect(),
-            value: tape.value_of(node.value).clone(),
+            value: tape.value_of(node.value()).clone(),
             grad_out: grad_out.clone(),
-            rule: node.op.map(|op| op.rule()),
+            rule: op.map(|op| op.rule()),
             contributions: Vec::new(),
         };
-        if let Some(op) = node.op {
+        if let Some(op) = op {
             let (grad_in, needs) = {
                 let nodes = tape.nodes.borrow();
                 let ids = node.inputs();
@@ -246,12 +246,12 @@ fn replay<T: Float>(output: Var<'_, T>, grads: &Gradients<T>) -> BackwardTrace<T
                 let y = ids.get(1).map_or(x, |&j| nodes[j as usize]);
                 let needs = [x.requires_grad, ids.len() > 1 && y.requires_grad];
                 let (xv, yv, out) = (
-                    tape.value_of(x.value),
-                    tape.value_of(y.value),
-                    tape.value_of(node.value),
+                    tape.value_of(x.value()),
+                    tape.value_of(y.value()),
+                    tape.value_of(node.value()),
                 );
                 let cx = Vjp {
-                    args: node.args,
+                    args,
                     inputs: [&*xv, &*yv],
                     output: &*out,
                     grad_out,
