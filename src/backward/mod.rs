@@ -6,22 +6,16 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+mod slots;
+
 use crate::ops::{Args, Vjp};
 use crate::tape::{Node, Value, ValueKind};
 use crate::{Float, Param, Tensor, Var};
-
-/// One node's gradient during and after backward: none yet, a rank-0 value inline, or an index
-/// into the gradient tensors. `Copy`, so the per-node vector is cheap to clear and reuse.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Slot<T> {
-    Empty,
-    Scalar(T),
-    Stored(u32),
-}
+use slots::{Slot, Slots};
 
 /// A one-slot pool for backward's per-node vector, shared by a tape and its gradients: a fresh
 /// multi-megabyte buffer would be page-faulted in on every step.
-pub(crate) type GradBuffer<T> = Arc<Mutex<(Vec<Slot<T>>, Vec<Tensor<T>>)>>;
+pub(crate) type GradBuffer<T> = Arc<Mutex<(Slots<T>, Vec<Tensor<T>>)>>;
 
 /// The gradients from one backward pass: by var (`grads[x]`, [`wrt`](Gradients::wrt)) and by
 /// [`Param`] ([`param`](Gradients::param)).
@@ -41,7 +35,7 @@ pub(crate) type GradBuffer<T> = Arc<Mutex<(Vec<Slot<T>>, Vec<Tensor<T>>)>>;
 /// ```
 pub struct Gradients<T: Float = f32> {
     tape_id: usize,
-    slots: Vec<Slot<T>>,
+    slots: Slots<T>,
     tensors: Vec<Tensor<T>>,
     /// Rank-0 gradients are kept as plain numbers; the first `wrt` on one builds its tensor here.
     scalar_views: OnceLock<Vec<OnceLock<Box<Tensor<T>>>>>,
@@ -68,9 +62,9 @@ impl<T: Float> Clone for Gradients<T> {
 impl<T: Float> Drop for Gradients<T> {
     fn drop(&mut self) {
         if let Some(pool) = self.recycle.take() {
-            let mut slots = std::mem::take(&mut self.slots);
+            // The slots are not cleared: the next pass's number makes them read as empty.
+            let slots = std::mem::take(&mut self.slots);
             let mut tensors = std::mem::take(&mut self.tensors);
-            slots.clear();
             crate::tensor::pool::recycle(tensors.drain(..));
             if let Ok(mut pool) = pool.lock() {
                 if pool.0.capacity() < slots.capacity() {
@@ -101,7 +95,7 @@ impl<T: Float> Gradients<T> {
 
     /// The gradient of the node with id `id` (see [`Var::id`]), if it has one.
     pub fn by_id(&self, id: usize) -> Option<&Tensor<T>> {
-        match *self.slots.get(id)? {
+        match self.slots.get(id)? {
             Slot::Empty => None,
             Slot::Stored(i) => Some(&self.tensors[i as usize]),
             Slot::Scalar(v) => {
@@ -226,11 +220,10 @@ impl<'t, T: Float> Var<'t, T> {
             .lock()
             .map(|mut pool| std::mem::take(&mut *pool))
             .unwrap_or_default();
-        slots.clear();
-        slots.resize(end, Slot::Empty);
+        slots.begin(end);
         grads.clear();
         if nodes[self.id as usize].requires_grad {
-            accumulate(&mut slots[self.id as usize], &mut grads, seed);
+            accumulate(&mut slots, self.id as usize, &mut grads, seed);
         }
         for i in (0..end).rev() {
             // A reference, not a copy: a node is 64 bytes and this loop runs once per node.
@@ -240,9 +233,8 @@ impl<'t, T: Float> Var<'t, T> {
                 // sets an inline rule records only rank-0 nodes of rank-0 inputs, so values are
                 // read without tags, the gradient is a number (or absent), and `needs` was taken
                 // at record time. Inputs' values are loaded only by the rules that use them.
-                let grad_out = slots[i];
-                debug_assert!(!matches!(grad_out, Slot::Stored(_)), "rank-0 node {i}");
-                if let Slot::Scalar(g) = grad_out {
+                debug_assert!(!matches!(slots.at(i), Slot::Stored(_)), "rank-0 node {i}");
+                if let Some(g) = slots.scalar(i) {
                     let [xi, yi] = node.inputs;
                     let value = |id: u32| nodes.get(id as usize).map_or(T::ZERO, |n| n.scalar);
                     let [gx, gy] = node.rule.vjp_inline(
@@ -253,15 +245,15 @@ impl<'t, T: Float> Var<'t, T> {
                         node.needs,
                     );
                     if let Some(gx) = gx {
-                        add_scalar(&mut slots[xi as usize], gx);
+                        slots.add_scalar(xi as usize, gx);
                     }
                     if let Some(gy) = gy {
-                        add_scalar(&mut slots[yi as usize], gy);
+                        slots.add_scalar(yi as usize, gy);
                     }
                 }
                 continue;
             }
-            let grad_out = slots[i];
+            let grad_out = slots.at(i);
             if matches!(grad_out, Slot::Empty) {
                 continue;
             }
@@ -280,10 +272,10 @@ impl<'t, T: Float> Var<'t, T> {
                 // Only ops without an inline rule reach here (see above).
                 let [gx, gy] = op.vjp_scalar(args, [xv, yv], out, g, needs);
                 if let Some(gx) = gx {
-                    add_scalar(&mut slots[ids[0] as usize], gx);
+                    slots.add_scalar(ids[0] as usize, gx);
                 }
                 if let (Some(gy), true) = (gy, arity > 1) {
-                    add_scalar(&mut slots[ids[1] as usize], gy);
+                    slots.add_scalar(ids[1] as usize, gy);
                 }
                 continue;
             }
@@ -310,7 +302,7 @@ impl<'t, T: Float> Var<'t, T> {
             };
             for (&id, g) in ids.iter().zip(grad_in) {
                 if let Some(g) = g {
-                    accumulate(&mut slots[id as usize], &mut grads, g);
+                    accumulate(&mut slots, id as usize, &mut grads, g);
                 }
             }
         }
@@ -324,7 +316,7 @@ impl<'t, T: Float> Var<'t, T> {
             recycle: Some(self.tape.grad_buffer.clone()),
         };
         for (id, param) in self.tape.params.borrow().iter() {
-            let g = match out.slots[*id as usize] {
+            let g = match out.slots.at(*id as usize) {
                 Slot::Empty => None,
                 Slot::Scalar(v) => Some(Tensor::scalar(v)),
                 Slot::Stored(k) => Some(out.tensors[k as usize].clone()),
@@ -449,18 +441,9 @@ impl<'t, T: Float> Var<'t, T> {
     }
 }
 
-/// Adds a rank-0 gradient into a slot.
-#[inline]
-fn add_scalar<T: Float>(slot: &mut Slot<T>, g: T) {
-    *slot = match *slot {
-        Slot::Scalar(acc) => Slot::Scalar(acc + g),
-        _ => Slot::Scalar(g),
-    };
-}
-
 /// Adds `g` into a node's gradient slot: inline when rank 0, in place when already stored.
-fn accumulate<T: Float>(slot: &mut Slot<T>, grads: &mut Vec<Tensor<T>>, g: Tensor<T>) {
-    *slot = match (*slot, g.as_rank0()) {
+fn accumulate<T: Float>(slots: &mut Slots<T>, i: usize, grads: &mut Vec<Tensor<T>>, g: Tensor<T>) {
+    let slot = match (slots.at(i), g.as_rank0()) {
         (Slot::Empty, Some(v)) => Slot::Scalar(v),
         (Slot::Scalar(acc), Some(v)) => Slot::Scalar(acc + v),
         (Slot::Stored(k), _) => {
@@ -474,4 +457,5 @@ fn accumulate<T: Float>(slot: &mut Slot<T>, grads: &mut Vec<Tensor<T>>, g: Tenso
         }
         (Slot::Scalar(_), None) => unreachable!("a rank-0 node received a gradient of another shape"),
     };
+    slots.set(i, slot);
 }
