@@ -1,11 +1,37 @@
 //! [`Param`]: a trainable tensor that lives across tapes (a model's weights).
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::{Float, Tensor};
 
 static NEXT_PARAM_ID: AtomicU64 = AtomicU64::new(0);
+
+/// A map keyed by [`Param::id`]. Ids are distinct counters, not attacker-chosen, so a
+/// multiplicative hash replaces SipHash, which was a tenth of the bookkeeping of a step of a
+/// network with hundreds of rank-0 parameters.
+pub(crate) type ParamMap<V> = HashMap<u64, V, BuildHasherDefault<ParamIdHasher>>;
+
+/// Fibonacci hashing of a [`Param::id`]: the product's high bits, which hash tables use first,
+/// depend on every bit of the id.
+#[derive(Default)]
+pub(crate) struct ParamIdHasher(u64);
+
+impl Hasher for ParamIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, id: u64) {
+        self.0 = (self.0 ^ id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
 
 /// A trainable tensor shared across tapes: a cheap-to-clone handle with a stable [`id`](Param::id).
 ///

@@ -3,12 +3,12 @@
 //! already topological, so a chain of ten million nodes needs no stack.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 mod slots;
 
 use crate::ops::{Args, Vjp};
+use crate::param::ParamMap;
 use crate::tape::{Node, Value, ValueKind};
 use crate::{Float, Param, Tensor, Var};
 use slots::{Slot, Slots};
@@ -40,7 +40,7 @@ pub struct Gradients<T: Float = f32> {
     /// Rank-0 gradients are kept as plain numbers; the first `wrt` on one builds its tensor here.
     scalar_views: OnceLock<Vec<OnceLock<Box<Tensor<T>>>>>,
     by_param: Vec<(Param<T>, Tensor<T>)>,
-    param_index: HashMap<u64, usize>,
+    param_index: ParamMap<usize>,
     /// Where `slots`'s allocation goes back to when these gradients are dropped.
     recycle: Option<GradBuffer<T>>,
 }
@@ -312,7 +312,7 @@ impl<'t, T: Float> Var<'t, T> {
             tensors: grads,
             scalar_views: OnceLock::new(),
             by_param: Vec::new(),
-            param_index: HashMap::new(),
+            param_index: ParamMap::default(),
             recycle: Some(self.tape.grad_buffer.clone()),
         };
         for (id, param) in self.tape.params.borrow().iter() {

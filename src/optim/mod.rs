@@ -82,8 +82,6 @@ mod sgd;
 mod state;
 mod validate;
 
-use std::collections::HashMap;
-
 pub use adagrad::{Adagrad, AdagradConfig};
 pub use adam::{Adam, AdamConfig};
 pub use adamw::{AdamW, AdamWConfig};
@@ -99,6 +97,7 @@ pub use schedule::{
 pub use sgd::{Sgd, SgdConfig};
 pub use state::{GroupState, OptimizerState, ParamState};
 
+use crate::param::ParamMap;
 use crate::{Error, Float, Gradients, Param};
 
 /// The common interface of the optimizers: one step from [`Gradients`], the learning rate,
@@ -179,7 +178,7 @@ pub trait Optimizer<T: Float = f32> {
 /// each parameter's slices to a pure update.
 pub(crate) struct Slots<T: Float, S> {
     pub(crate) groups: ParamGroups<T>,
-    pub(crate) states: HashMap<u64, S>,
+    pub(crate) states: ParamMap<S>,
 }
 
 /// One group's rate and decay, as the update sees them.
@@ -193,7 +192,7 @@ impl<T: Float, S: state::StateIo<T>> Slots<T, S> {
     pub(crate) fn new(groups: ParamGroups<T>) -> Self {
         Slots {
             groups,
-            states: HashMap::new(),
+            states: ParamMap::default(),
         }
     }
 
@@ -249,7 +248,7 @@ impl<T: Float, S: state::StateIo<T>> Slots<T, S> {
         if !state.extra.is_empty() {
             return Err(state::invalid(name, "unexpected optimizer-wide buffers"));
         }
-        let mut states = HashMap::new();
+        let mut states = ParamMap::default();
         for (i, (param, saved)) in self.groups.all_params().zip(&state.params).enumerate() {
             if let Some(saved) = saved {
                 let numel = param.value().numel();
