@@ -12,6 +12,9 @@ static THREADS: AtomicUsize = AtomicUsize::new(0);
 /// thread costs more than it saves.
 const PARALLEL_THRESHOLD: usize = 64 * 64 * 64;
 
+/// Products with fewer rows than this are split between threads by rows (see `on_threads`).
+const ROW_SPLIT_BELOW: usize = 256;
+
 /// Sets how many threads matrix products and optimizer updates may use (`0` restores the
 /// default: every core).
 ///
@@ -115,10 +118,12 @@ macro_rules! gemm_fn {
             assert!(extent(k, n, b_strides) <= b.len(), "gemm: B out of bounds");
             assert!(extent(m, n, c_strides) <= c.len(), "gemm: C out of bounds");
             let big = m.saturating_mul(n).saturating_mul(k) >= PARALLEL_THRESHOLD;
-            // Split C's rows between threads ourselves when C is a plain row-major matrix: the
-            // kernel's own threading splits poorly when m is small (a batch of 64 rows), where it
-            // was slower on two threads than on one (benches/nn.rs, W2).
-            if big && threads > 1 && c_strides == (n as isize, 1) && m >= 2 * threads {
+            // Split C's rows between threads ourselves when C is a plain row-major matrix with
+            // few rows: the kernel's own threading splits poorly when m is small (a batch of 64
+            // rows), where it was slower on two threads than on one (benches/nn.rs, W2). With
+            // many rows the kernel's split is the faster one (it packs B once for all threads):
+            // W4 on two threads 61–63 against 45–57 GFLOP/s with ours, in one A/B sitting.
+            if big && threads > 1 && c_strides == (n as isize, 1) && m >= 2 * threads && m < ROW_SPLIT_BELOW {
                 let rows_per = m.div_ceil(threads);
                 let a_row = a_strides.0 as usize;
                 rayon::scope(|scope| {
@@ -190,8 +195,14 @@ mod tests {
 
     #[test]
     fn rows_split_between_threads_give_the_one_thread_result() {
-        // Above the parallel threshold, with a row count that does not divide evenly.
-        let (m, k, n) = (67, 61, 70);
+        // Above the parallel threshold, with a row count that does not divide evenly: split
+        // by rows, and (300 rows) by the kernel.
+        for (m, k, n) in [(67, 61, 70), (300, 40, 50)] {
+            split_case(m, k, n);
+        }
+    }
+
+    fn split_case(m: usize, k: usize, n: usize) {
         let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
         let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.71).cos()).collect();
         for a_transposed in [false, true] {
