@@ -3,21 +3,16 @@
 //! it), `fold` as the adjoint of `unfold`, shape errors, the layers, and the `cnn` example's
 //! accuracy.
 
+mod common;
+
+use common::{cases, compare, load_json, tensor, tensors};
 use serde_json::Value;
 use tapegrad::nn::{Conv2d, Flatten, MaxPool2d, Module};
 use tapegrad::rand::{SeedableRng, rngs::StdRng};
 use tapegrad::{Param, Tape, Tensor, Var, Window2d};
 
-/// Relative tolerance: the maths is PyTorch's, only the summation order differs.
-const REL: f64 = 1e-10;
-/// Absolute floor for elements whose true value is 0 but that come out as a rounding residue
-/// of a sum in another order; every non-zero reference value is O(0.01..100).
-const ABS: f64 = 1e-12;
-
 fn reference() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/conv_reference.json");
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("cannot parse {path}: {e}"))
+    load_json("conv_reference.json")
 }
 
 fn pair(v: &Value) -> (usize, usize) {
@@ -30,55 +25,6 @@ fn pair(v: &Value) -> (usize, usize) {
     };
     assert_eq!(a.len(), 2, "expected a pair, got {v}");
     (get(0), get(1))
-}
-
-fn tensor(v: &Value) -> Tensor<f64> {
-    let shape: Vec<usize> = v["shape"]
-        .as_array()
-        .unwrap_or_else(|| panic!("expected a tensor {{shape, data}}, got {v}"))
-        .iter()
-        .map(|d| d.as_u64().expect("integer dimension") as usize)
-        .collect();
-    let data = v["data"]
-        .as_array()
-        .unwrap_or_else(|| panic!("expected a tensor {{shape, data}}, got {v}"))
-        .iter()
-        .map(|x| x.as_f64().unwrap_or_else(|| panic!("expected a number, got {x}")))
-        .collect();
-    Tensor::from_vec(data, &shape)
-}
-
-fn tensors(v: &Value) -> Vec<Tensor<f64>> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("expected a list of tensors, got {v}"))
-        .iter()
-        .map(tensor)
-        .collect()
-}
-
-fn cases<'a>(reference: &'a Value, key: &str) -> &'a [Value] {
-    let list = reference[key]
-        .as_array()
-        .unwrap_or_else(|| panic!("no list {key:?} in the reference file"));
-    assert!(!list.is_empty(), "no {key} cases in the reference file");
-    list
-}
-
-/// Shape and every element to `REL` (plus `ABS`); a message per mismatch goes to `failures`.
-fn compare(failures: &mut Vec<String>, what: &str, got: &Tensor<f64>, want: &Tensor<f64>) {
-    if got.shape() != want.shape() {
-        failures.push(format!(
-            "{what}: shape {:?}, want {:?}",
-            got.shape(),
-            want.shape()
-        ));
-        return;
-    }
-    for (i, (&a, &b)) in got.as_slice().iter().zip(want.as_slice()).enumerate() {
-        if (a - b).abs() > REL * a.abs().max(b.abs()) + ABS {
-            failures.push(format!("{what}: element {i} is {a}, want {b}"));
-        }
-    }
 }
 
 fn window(case: &Value) -> Window2d {

@@ -1,8 +1,11 @@
 //! Checkpoints (`tapegrad::io`): round trips in f32 and f64, files written by PyTorch, every kind
 //! of bad file (each leaves the model unchanged), atomic writes, and resuming training bit for bit.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
+use common::{data_path as data, load_json, numbers};
 use serde_json::Value;
 use tapegrad::io::{self, LoadOptions};
 use tapegrad::nn::BatchNorm1d;
@@ -11,27 +14,12 @@ use tapegrad::prelude::*;
 use tapegrad::rand::{SeedableRng, rngs::StdRng};
 use tapegrad::{Error, Float};
 
+fn reference() -> Value {
+    load_json("torch_safetensors_reference.json")
+}
+
 fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
-}
-
-fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
-}
-
-fn reference() -> Value {
-    let text = std::fs::read_to_string(data("torch_safetensors_reference.json")).expect("reference file");
-    serde_json::from_str(&text).expect("reference JSON")
-}
-
-fn numbers(v: &Value) -> Vec<f64> {
-    match v {
-        Value::Array(items) => items.iter().flat_map(numbers).collect(),
-        Value::Number(n) => vec![n.as_f64().expect("a number")],
-        other => panic!("not a number: {other}"),
-    }
 }
 
 fn strings(v: &Value) -> Vec<String> {

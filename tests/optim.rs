@@ -3,11 +3,14 @@
 //! L-BFGS and Newton-CG to the minimum, exact state export/import, parameter groups, and the
 //! messages of rejected configs.
 
+mod common;
+
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
 
+use common::{close, load_json, numbers, tensor};
 use serde_json::Value;
 use tapegrad::optim::{
     CosineAnnealingLr, ExponentialLr, LineSearch, LinearWarmup, LrScheduler, NewtonCgConfig, OptimizerState,
@@ -16,37 +19,8 @@ use tapegrad::optim::{
 };
 use tapegrad::prelude::*;
 
-/// Relative tolerance of the reference comparisons (the README of the reference file).
-const REL: f64 = 1e-10;
-/// Absolute floor for values that are 0 in one computation and a rounding residue in the other.
-const ABS: f64 = 1e-12;
-
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= REL * a.abs().max(b.abs()) + ABS
-}
-
 fn reference() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/torch_reference.json");
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("cannot parse {path}: {e}"))
-}
-
-fn numbers(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("expected an array of numbers, got {v}"))
-        .iter()
-        .map(|x| x.as_f64().unwrap_or_else(|| panic!("expected a number, got {x}")))
-        .collect()
-}
-
-fn tensor(v: &Value) -> Tensor<f64> {
-    let shape: Vec<usize> = v["shape"]
-        .as_array()
-        .unwrap_or_else(|| panic!("expected a tensor {{shape, data}}, got {v}"))
-        .iter()
-        .map(|d| d.as_u64().expect("a dimension") as usize)
-        .collect();
-    Tensor::from_vec(numbers(&v["data"]), &shape)
+    load_json("torch_reference.json")
 }
 
 /// Gradients in which each parameter's gradient is exactly the given tensor: the loss is

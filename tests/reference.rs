@@ -2,76 +2,22 @@
 //! the reference README): forward values, vector-Jacobian products for a given seed, and
 //! Hessian-vector products computed with recorded (differentiable) gradients.
 
+mod common;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use common::{close, compare, load_json, tensor, usizes};
 use serde_json::Value;
 use tapegrad::{Tape, Tensor, Var, loss};
 
-/// Relative tolerance: the maths is the same as PyTorch's, only the summation order differs.
-const REL: f64 = 1e-10;
-/// Absolute floor. A purely relative test fails whenever one side is exactly 0 and the other is
-/// a rounding residue such as 1e-17 (an element whose true value is 0 but is computed as a
-/// difference or a sum in another order, e.g. a softmax gradient, `x - x`, a relu mask times
-/// an upstream value). Every non-zero reference value here is O(0.01..100), so 1e-12 cannot hide
-/// a real error.
-const ABS: f64 = 1e-12;
-
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= REL * a.abs().max(b.abs()) + ABS
-}
-
 fn reference() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/torch_reference.json");
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("cannot parse {path}: {e}"))
-}
-
-fn usizes(v: &Value) -> Vec<usize> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("expected an array of integers, got {v}"))
-        .iter()
-        .map(|d| {
-            d.as_u64()
-                .unwrap_or_else(|| panic!("expected an integer, got {d}")) as usize
-        })
-        .collect()
-}
-
-fn tensor(v: &Value) -> Tensor<f64> {
-    let shape = usizes(&v["shape"]);
-    let data = v["data"]
-        .as_array()
-        .unwrap_or_else(|| panic!("expected a tensor {{shape, data}}, got {v}"))
-        .iter()
-        .map(|x| x.as_f64().unwrap_or_else(|| panic!("expected a number, got {x}")))
-        .collect();
-    Tensor::from_vec(data, &shape)
+    load_json("torch_reference.json")
 }
 
 fn arg_usize(args: &Value, name: &str) -> usize {
     args[name]
         .as_u64()
         .unwrap_or_else(|| panic!("missing integer argument {name:?} in {args}")) as usize
-}
-
-/// Compares shape and elements; pushes one message per mismatch (naming `what` and the element).
-fn compare(failures: &mut Vec<String>, what: &str, got: &Tensor<f64>, want: &Tensor<f64>) {
-    if got.shape() != want.shape() {
-        failures.push(format!(
-            "{what}: shape {:?}, expected {:?}",
-            got.shape(),
-            want.shape()
-        ));
-        return;
-    }
-    for (i, (&g, &w)) in got.as_slice().iter().zip(want.as_slice()).enumerate() {
-        if !close(g, w) {
-            failures.push(format!(
-                "{what}[{i}] (row-major): got {g:e}, expected {w:e}, diff {:e}",
-                g - w
-            ));
-        }
-    }
 }
 
 /// Builds the op named `op` on `inputs`; `None` for an op name this test does not know.
