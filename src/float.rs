@@ -224,7 +224,8 @@ fn tanh_f32(x: f32) -> f32 {
     let small = a + a * z * p;
 
     let y = 2.0 * a.min(10.0);
-    let n = (y * LOG2_E + ROUND) - ROUND;
+    let shifted = y * LOG2_E + ROUND;
+    let n = shifted - ROUND;
     let r = (y - n * LN2_HI) - n * LN2_LO;
     let e = 1.0 / 5040.0;
     let e = e * r + 1.0 / 720.0;
@@ -234,7 +235,11 @@ fn tanh_f32(x: f32) -> f32 {
     let e = e * r + 0.5;
     let e = e * r + 1.0;
     let e = e * r + 1.0;
-    let two_to_n = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // `shifted` holds n in its low mantissa bits (0 ≤ n ≤ 29 here), so 2^n is built from
+    // integer operations on those bits: `n as i32` would saturate and check for NaN lane by
+    // lane, which kept this loop from vectorising fully.
+    let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    let two_to_n = f32::from_bits(n_bits.wrapping_add(127) << 23);
     let large = 1.0 - 2.0 / (e * two_to_n + 1.0);
 
     let t = if a < 0.625 { small } else { large };

@@ -19,8 +19,8 @@ impl<T: Float> Op<T> for AddOp {
     fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
         let g = cx.grad_out;
         [
-            cx.need(0, || g.sum_to(&cx.x().shape())),
-            cx.need(1, || g.sum_to(&cx.y().shape())),
+            cx.need(0, || g.clone().sum_to_like(cx.x())),
+            cx.need(1, || g.clone().sum_to_like(cx.y())),
         ]
     }
 }
@@ -38,8 +38,8 @@ impl<T: Float> Op<T> for SubOp {
     fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
         let g = cx.grad_out;
         [
-            cx.need(0, || g.sum_to(&cx.x().shape())),
-            cx.need(1, || g.neg().sum_to(&cx.y().shape())),
+            cx.need(0, || g.clone().sum_to_like(cx.x())),
+            cx.need(1, || g.neg().sum_to_like(cx.y())),
         ]
     }
 }
@@ -57,8 +57,8 @@ impl<T: Float> Op<T> for MulOp {
     fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
         let g = cx.grad_out;
         [
-            cx.need(0, || g.mul(cx.y()).sum_to(&cx.x().shape())),
-            cx.need(1, || g.mul(cx.x()).sum_to(&cx.y().shape())),
+            cx.need(0, || g.mul(cx.y()).sum_to_like(cx.x())),
+            cx.need(1, || g.mul(cx.x()).sum_to_like(cx.y())),
         ]
     }
 }
@@ -76,8 +76,8 @@ impl<T: Float> Op<T> for DivOp {
     fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
         let g = cx.grad_out;
         [
-            cx.need(0, || g.div(cx.y()).sum_to(&cx.x().shape())),
-            cx.need(1, || g.mul(cx.output).div(cx.y()).neg().sum_to(&cx.y().shape())),
+            cx.need(0, || g.div(cx.y()).sum_to_like(cx.x())),
+            cx.need(1, || g.mul(cx.output).div(cx.y()).neg().sum_to_like(cx.y())),
         ]
     }
 }

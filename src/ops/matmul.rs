@@ -16,8 +16,8 @@ impl<T: Float> Op<T> for MatMul {
     fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
         let (a, b, g) = (cx.x(), cx.y(), cx.grad_out);
         [
-            cx.need(0, || g.matmul_nt(b).sum_to(&a.shape())),
-            cx.need(1, || a.matmul_tn(g).sum_to(&b.shape())),
+            cx.need(0, || g.matmul_nt(b).sum_to_like(a)),
+            cx.need(1, || a.matmul_tn(g).sum_to_like(b)),
         ]
     }
 }
@@ -36,8 +36,8 @@ impl<T: Float> Op<T> for MatMulT {
     fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
         let (a, b, g) = (cx.x(), cx.y(), cx.grad_out);
         [
-            cx.need(0, || g.matmul(b).sum_to(&a.shape())),
-            cx.need(1, || g.matmul_tn(a).sum_to(&b.shape())),
+            cx.need(0, || g.matmul(b).sum_to_like(a)),
+            cx.need(1, || g.matmul_tn(a).sum_to_like(b)),
         ]
     }
 }

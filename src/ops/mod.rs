@@ -19,8 +19,8 @@
 //!     fn name(&self) -> &'static str { "mul" }
 //!     fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
 //!         let g = cx.grad_out;
-//!         [cx.need(0, || g.mul(cx.y()).sum_to(&cx.x().shape())),
-//!          cx.need(1, || g.mul(cx.x()).sum_to(&cx.y().shape()))]
+//!         [cx.need(0, || g.mul(cx.y()).sum_to_like(cx.x())),
+//!          cx.need(1, || g.mul(cx.x()).sum_to_like(cx.y()))]
 //!     }
 //! }
 //! ```
@@ -295,7 +295,7 @@ fn sigmoid_slope<T: Float>(g: T, y: T) -> T {
 }
 
 /// Something backward rules compute with: an eager [`Tensor`] or a recorded [`Var`].
-pub(crate) trait Operand<T: Float>: Sized {
+pub(crate) trait Operand<T: Float>: Sized + Clone {
     fn shape(&self) -> Shape;
     /// Runs `f` on the underlying value (to build masks that are constants of the rule).
     fn with_value<R>(&self, f: impl FnOnce(&Tensor<T>) -> R) -> R;
@@ -323,7 +323,10 @@ pub(crate) trait Operand<T: Float>: Sized {
     fn powf(&self, p: T) -> Self;
     fn powi(&self, n: i32) -> Self;
     fn sum_axis(&self, axis: usize, keepdim: bool) -> Self;
-    fn sum_to(&self, shape: &[usize]) -> Self;
+    /// This gradient summed down to the shape of `like` (the adjoint of broadcasting `like`
+    /// up to this shape). Taken by value: when the shapes agree, which is most of the time,
+    /// it is returned as it is, without copying its shape or touching its reference count.
+    fn sum_to_like(self, like: &Self) -> Self;
     fn broadcast_to(&self, shape: &[usize]) -> Self;
     fn reshape(&self, shape: &[usize]) -> Self;
     fn transpose(&self, a0: usize, a1: usize) -> Self;
@@ -401,8 +404,11 @@ impl<T: Float> Operand<T> for Tensor<T> {
     fn sum_axis(&self, axis: usize, keepdim: bool) -> Self {
         Tensor::sum_axis(self, axis, keepdim)
     }
-    fn sum_to(&self, shape: &[usize]) -> Self {
-        Tensor::sum_to(self, shape)
+    fn sum_to_like(self, like: &Self) -> Self {
+        if self.shape() == like.shape() {
+            return self;
+        }
+        Tensor::sum_to(&self, like.shape())
     }
     fn broadcast_to(&self, shape: &[usize]) -> Self {
         Tensor::broadcast_to(self, shape)
@@ -513,8 +519,8 @@ impl<T: Float> Operand<T> for Scalar<T> {
     fn sum_axis(&self, _axis: usize, _keepdim: bool) -> Self {
         unreachable!("sum_axis of a rank-0 value is rejected when recorded")
     }
-    fn sum_to(&self, shape: &[usize]) -> Self {
-        self.same(shape)
+    fn sum_to_like(self, _like: &Self) -> Self {
+        self
     }
     fn broadcast_to(&self, shape: &[usize]) -> Self {
         self.same(shape)
@@ -613,8 +619,8 @@ impl<'t, T: Float> Operand<T> for Var<'t, T> {
     fn sum_axis(&self, axis: usize, keepdim: bool) -> Self {
         Var::sum_axis(*self, axis, keepdim)
     }
-    fn sum_to(&self, shape: &[usize]) -> Self {
-        Var::sum_to(*self, shape)
+    fn sum_to_like(self, like: &Self) -> Self {
+        Var::sum_to(self, &like.shape())
     }
     fn broadcast_to(&self, shape: &[usize]) -> Self {
         Var::broadcast_to(*self, shape)

@@ -49,7 +49,7 @@ impl<T: Float> Op<T> for BroadcastTo {
         "each input element is copied k times: grad_x = grad_out summed over the broadcast axes"
     }
     fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
-        [cx.need(0, || cx.grad_out.sum_to(&cx.x().shape())), None]
+        [cx.need(0, || cx.grad_out.clone().sum_to_like(cx.x())), None]
     }
 }
 
