@@ -8,8 +8,8 @@
 //! cargo run --release --example mnist -- --quick --out DIR      # ... and keep the generated files
 //! ```
 //!
-//! The directory must hold the four files under their standard names (decompressed):
-//! `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte`,
+//! The directory must hold the four files under their standard names, as downloaded (`.gz`) or
+//! decompressed: `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte`,
 //! `t10k-labels-idx1-ubyte`; Fashion-MNIST's files have the same names and work too. Without a
 //! directory (or when files are missing) the example prints where to get them and exits with
 //! status 0. The full run takes about 4 s per epoch and under 20 s in all on two cores (timed on
@@ -87,14 +87,21 @@ fn main() {
         }
     };
 
-    let missing: Vec<&str> = FILES.into_iter().filter(|f| !dir.join(f).is_file()).collect();
+    // Each file as distributed (`.gz`) or decompressed; the loader reads both.
+    let find = |name: &str| {
+        [dir.join(name), dir.join(format!("{name}.gz"))]
+            .into_iter()
+            .find(|path| path.is_file())
+    };
+    let missing: Vec<&str> = FILES.into_iter().filter(|f| find(f).is_none()).collect();
     if !missing.is_empty() {
         print_instructions(Some((&dir, &missing)));
         return;
     }
 
     let load = |images: &str, labels: &str| {
-        idx::load_mnist::<f32>(dir.join(images), dir.join(labels)).unwrap_or_else(|e| {
+        let (images, labels) = (find(images).unwrap_or_default(), find(labels).unwrap_or_default());
+        idx::load_mnist::<f32>(images, labels).unwrap_or_else(|e| {
             eprintln!("mnist: {e}");
             std::process::exit(1);
         })
@@ -179,33 +186,26 @@ fn print_instructions(missing: Option<(&Path, &[&str])>) {
     match missing {
         None => println!("mnist: no data directory given."),
         Some((dir, files)) => {
-            println!("mnist: {} lacks {}.", dir.display(), files.join(", "));
-            let gz: Vec<String> = files
-                .iter()
-                .map(|f| format!("{f}.gz"))
-                .filter(|f| dir.join(f).is_file())
-                .collect();
-            if !gz.is_empty() {
-                println!(
-                    "It holds {}: decompress them first (gunzip {}/*.gz).",
-                    gz.join(", "),
-                    dir.display()
-                );
-            }
+            println!(
+                "mnist: {} lacks {} (or the same with .gz).",
+                dir.display(),
+                files.join(", ")
+            );
         }
     }
     println!(
         "
-This example reads the four MNIST files in IDX format, decompressed, from one directory:
+This example reads the four MNIST files in IDX format from one directory, as distributed
+(gzip-compressed, each name ending in .gz) or decompressed:
     {}
-They are distributed gzip-compressed (add .gz to each name) on these mirrors:
+They are on these mirrors:
     https://ossci-datasets.s3.amazonaws.com/mnist/    (the mirror torchvision uses)
     https://storage.googleapis.com/cvdf-datasets/mnist/
     http://yann.lecun.com/exdb/mnist/                 (the original site, often unavailable)
 For example:
     mkdir -p data/mnist && cd data/mnist
     for f in {}; do
-        curl -fO https://ossci-datasets.s3.amazonaws.com/mnist/$f.gz && gunzip $f.gz
+        curl -fO https://ossci-datasets.s3.amazonaws.com/mnist/$f.gz
     done
     cd ../.. && cargo run --release --example mnist -- data/mnist
 Fashion-MNIST's files have the same names and work too.

@@ -657,23 +657,100 @@ fn idx_wrong_magic_shows_the_bytes() {
     );
 }
 
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
 #[test]
-fn idx_gzip_is_recognised() {
+fn idx_gzip_files_are_decompressed_whatever_their_name() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write(
+    for array in every_dtype() {
+        let gz = gzip(&array.to_bytes());
+        assert_eq!(idx::read_idx(write(dir.path(), "a.gz", &gz)).unwrap(), array);
+        assert_eq!(
+            idx::read_idx(write(dir.path(), "no-extension", &gz)).unwrap(),
+            array
+        );
+        assert_eq!(idx::parse_idx(&gz).unwrap(), array);
+    }
+    // Several gzip members in one file (what `cat a.gz b.gz` makes) are one stream.
+    let bytes = IdxArray::new(vec![4], IdxData::U8(vec![1, 2, 3, 4]))
+        .unwrap()
+        .to_bytes();
+    let (head, tail) = bytes.split_at(6);
+    let joined = [gzip(head), gzip(tail)].concat();
+    assert_eq!(
+        idx::parse_idx(&joined).unwrap().data(),
+        &IdxData::U8(vec![1, 2, 3, 4])
+    );
+}
+
+#[test]
+fn idx_gzip_errors_count_decompressed_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    // The header announces 5 bytes of data; the stream holds 2, then 8.
+    let short = write(dir.path(), "short.gz", gzip(&[0, 0, 0x08, 1, 0, 0, 0, 5, 1, 2]));
+    assert_has(
+        &invalid(idx::read_idx(&short)),
+        &["short.gz (after gunzip)", "truncated", "needs 13 bytes", "has 10"],
+    );
+    let long = gzip(&[0, 0, 0x08, 1, 0, 0, 0, 5, 1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_has(
+        &invalid(idx::parse_idx(&long)),
+        &[
+            "<bytes> (after gunzip)",
+            "3 unexpected bytes",
+            "needs 13 bytes",
+            "has 16",
+        ],
+    );
+    // A header announcing 2^64 - 2^33 + 1 bytes in a 12-byte stream: an error, no allocation.
+    assert_has(
+        &invalid(idx::parse_idx(&gzip(&[
+            0, 0, 0x08, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ]))),
+        &["truncated", "has 12"],
+    );
+    // A header cut inside the dimensions, and a wrong magic number inside the stream.
+    assert_has(
+        &invalid(idx::parse_idx(&gzip(&[0, 0, 0x08, 3, 0, 0]))),
+        &["truncated header", "need 16 header bytes", "has 6"],
+    );
+    assert_has(
+        &invalid(idx::parse_idx(&gzip(b"P5\n28 28\n255\n"))),
+        &["(after gunzip)", "wrong magic number 50 35 0a 32"],
+    );
+}
+
+#[test]
+fn idx_corrupt_gzip_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cut = write(
         dir.path(),
         "train-images-idx3-ubyte.gz",
         [0x1f, 0x8b, 0x08, 0x08, 0, 0],
     );
-    let err = invalid(idx::read_idx(&path));
     assert_has(
-        &err,
+        &invalid(idx::read_idx(&cut)),
         &[
-            "train-images-idx3-ubyte.gz",
-            "wrong magic number 1f 8b 08 08",
-            "gzip-compressed",
-            "gunzip",
+            "train-images-idx3-ubyte.gz (after gunzip)",
+            "the gzip stream is corrupt",
         ],
+    );
+    // A valid stream whose compressed data was damaged: the checksum or the inflater objects.
+    let mut damaged = gzip(
+        &IdxArray::new(vec![64], IdxData::U8((0..64).collect()))
+            .unwrap()
+            .to_bytes(),
+    );
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0xff;
+    assert_has(
+        &invalid(idx::parse_idx(&damaged)),
+        &["the gzip stream is corrupt"],
     );
 }
 
@@ -808,6 +885,18 @@ fn mnist_round_trip() {
             .to_vec(),
         vec![0.0, 1.0]
     );
+}
+
+#[test]
+fn mnist_loads_from_gzip_files_as_distributed() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = IdxArray::new(vec![2, 1, 2], IdxData::U8(vec![0, 255, 51, 0])).unwrap();
+    let labels = IdxArray::new(vec![2], IdxData::U8(vec![7, 1])).unwrap();
+    let i = write(dir.path(), "train-images-idx3-ubyte.gz", gzip(&images.to_bytes()));
+    let l = write(dir.path(), "train-labels-idx1-ubyte.gz", gzip(&labels.to_bytes()));
+    let ds = idx::load_mnist::<f64>(&i, &l).unwrap();
+    assert_eq!(ds.features.to_vec(), vec![0.0, 1.0, 0.2, 0.0]);
+    assert_eq!(ds.labels(), vec![7, 1]);
 }
 
 #[test]

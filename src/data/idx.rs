@@ -8,8 +8,8 @@
 //!
 //! Files are read whole; the size the header announces is checked against the file's length before
 //! anything is decoded, so a corrupt header cannot make the reader allocate more than the file
-//! holds. Compressed files (`.gz`, as MNIST is distributed) are recognised and rejected with a
-//! message saying to decompress them first (`gunzip train-images-idx3-ubyte.gz`).
+//! holds. Gzip-compressed files (`.gz`, as MNIST is distributed) are recognised by their first two
+//! bytes, whatever their name, and decompressed as they are read: no need to `gunzip` them first.
 //!
 //! ```
 //! use tapegrad::data::idx::{self, IdxArray, IdxData};
@@ -408,12 +408,12 @@ impl IdxArray {
     }
 }
 
-/// Reads an IDX file.
+/// Reads an IDX file, plain or gzip-compressed (recognised by its first bytes, whatever its name).
 ///
 /// # Errors
 /// [`Error::Io`] naming the path if it cannot be read; [`Error::InvalidData`] naming the file for
-/// a wrong magic number (the bytes found are shown; a gzip-compressed file is recognised), an
-/// unknown element type, a file shorter or longer than its header announces (both byte counts are
+/// a wrong magic number (the bytes found are shown), a corrupt gzip stream, an unknown element
+/// type, a file shorter or longer than its header announces (both byte counts are
 /// given), or dimensions whose product overflows.
 ///
 /// ```
@@ -448,9 +448,15 @@ pub fn read_idx(path: impl AsRef<Path>) -> Result<IdxArray, Error> {
 /// let a = idx::parse_idx(&[0, 0, 0x09, 2, 0, 0, 0, 1, 0, 0, 0, 2, 0xFF, 3])?;
 /// assert_eq!((a.dims(), a.data()), (&[1, 2][..], &IdxData::I8(vec![-1, 3])));
 ///
+/// // The same file gzip-compressed, as MNIST is distributed:
+/// use std::io::Write;
+/// let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+/// gz.write_all(&[0, 0, 0x09, 2, 0, 0, 0, 1, 0, 0, 0, 2, 0xFF, 3])?;
+/// assert_eq!(idx::parse_idx(&gz.finish()?)?, a);
+///
 /// let err = idx::parse_idx(&[0x1f, 0x8b, 8, 0]).unwrap_err().to_string();
-/// assert!(err.contains("gzip"), "{err}");
-/// # Ok::<(), tapegrad::Error>(())
+/// assert!(err.contains("the gzip stream is corrupt"), "{err}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn parse_idx(bytes: &[u8]) -> Result<IdxArray, Error> {
     decode(bytes, "<bytes>")
@@ -487,14 +493,34 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn decode(bytes: &[u8], source: &str) -> Result<IdxArray, Error> {
-    let len = bytes.len();
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        return Err(invalid(format!(
-            "{source}: wrong magic number {}: this is a gzip-compressed file; decompress it first \
-             (gunzip FILE.gz)",
-            hex(&bytes[..len.min(4)])
-        )));
+    if bytes.starts_with(&GZIP_MAGIC) {
+        return decode_gzip(bytes, source);
     }
+    let header = read_header(bytes, source)?;
+    if bytes.len() != header.total {
+        return Err(size_mismatch(source, &header, bytes.len()));
+    }
+    let data = IdxData::read_be(header.dtype, &bytes[header.len..]);
+    IdxArray::new(header.dims, data)
+}
+
+/// The first two bytes of every gzip stream.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// What an IDX header announces.
+struct Header {
+    dtype: IdxType,
+    dims: Vec<usize>,
+    /// Bytes of the header itself.
+    len: usize,
+    /// Bytes of the whole file: header and data.
+    total: usize,
+}
+
+/// Checks the magic number and reads the dimensions from the start of `bytes`, which must hold
+/// the whole header (if it does not, the file is too short, and the error says so).
+fn read_header(bytes: &[u8], source: &str) -> Result<Header, Error> {
+    let len = bytes.len();
     if len < 4 {
         return Err(invalid(format!(
             "{source}: truncated: an IDX file starts with a 4-byte magic number, the file has {len} bytes"
@@ -537,20 +563,68 @@ fn decode(bytes: &[u8], source: &str) -> Result<IdxArray, Error> {
             "{source}: dimensions {dims:?} of {dtype} overflow: their size in bytes does not fit in usize"
         )));
     };
-    if len != total {
-        let what = if len < total {
-            "truncated".to_string()
-        } else {
-            format!("{} unexpected bytes after the data", len - total)
-        };
-        return Err(invalid(format!(
-            "{source}: {what}: dimensions {dims:?} of {dtype} make a file that needs {total} bytes \
-             ({header}-byte header + {} data bytes), the file has {len}",
-            total - header
-        )));
+    Ok(Header {
+        dtype,
+        dims,
+        len: header,
+        total,
+    })
+}
+
+/// The error for a file of `len` bytes whose header announces another size.
+fn size_mismatch(source: &str, header: &Header, len: usize) -> Error {
+    let Header {
+        dtype,
+        dims,
+        len: header_len,
+        total,
+    } = header;
+    let what = if len < *total {
+        "truncated".to_string()
+    } else {
+        format!("{} unexpected bytes after the data", len - total)
+    };
+    invalid(format!(
+        "{source}: {what}: dimensions {dims:?} of {dtype} make a file that needs {total} bytes \
+         ({header_len}-byte header + {} data bytes), the file has {len}",
+        total - header_len
+    ))
+}
+
+/// Decodes a gzip-compressed IDX file (MNIST is distributed as `.gz`). The stream is inflated
+/// only as far as the header announces, so a corrupt header cannot make the reader hold more
+/// than the stream really contains; bytes beyond are counted, not kept. Errors call the source
+/// `… (after gunzip)`: their byte counts are of the decompressed data.
+fn decode_gzip(compressed: &[u8], source: &str) -> Result<IdxArray, Error> {
+    use std::io::Read;
+    let source = format!("{source} (after gunzip)");
+    let mut stream = flate2::read::MultiGzDecoder::new(compressed);
+    let corrupt = |e: std::io::Error| invalid(format!("{source}: the gzip stream is corrupt: {e}"));
+    let mut plain = Vec::new();
+    let mut inflate_to = |plain: &mut Vec<u8>, len: usize| -> Result<(), Error> {
+        let missing = len.saturating_sub(plain.len()) as u64;
+        (&mut stream)
+            .take(missing)
+            .read_to_end(plain)
+            .map(drop)
+            .map_err(corrupt)
+    };
+    inflate_to(&mut plain, 4)?;
+    if plain.len() == 4 {
+        let header_len = 4 + 4 * usize::from(plain[3]);
+        inflate_to(&mut plain, header_len)?;
     }
-    let data = IdxData::read_be(dtype, &bytes[header..]);
-    IdxArray::new(dims, data)
+    let header = read_header(&plain, &source)?;
+    inflate_to(&mut plain, header.total)?;
+    if plain.len() < header.total {
+        return Err(size_mismatch(&source, &header, plain.len()));
+    }
+    let extra = std::io::copy(&mut stream, &mut std::io::sink()).map_err(corrupt)?;
+    if extra > 0 {
+        return Err(size_mismatch(&source, &header, header.total + extra as usize));
+    }
+    let data = IdxData::read_be(header.dtype, &plain[header.len..]);
+    IdxArray::new(header.dims, data)
 }
 
 /// Reads MNIST-format images and labels (MNIST, Fashion-MNIST, KMNIST, EMNIST) into a [`Dataset`]:
