@@ -100,8 +100,9 @@ fn main() {
     }
 
     let load = |images: &str, labels: &str| {
-        let (images, labels) = (find(images).unwrap_or_default(), find(labels).unwrap_or_default());
-        idx::load_mnist::<f32>(images, labels).unwrap_or_else(|e| {
+        // Found a moment ago; should one have gone since, the error names the plain path.
+        let path = |name: &str| find(name).unwrap_or_else(|| dir.join(name));
+        idx::load_mnist::<f32>(path(images), path(labels)).unwrap_or_else(|e| {
             eprintln!("mnist: {e}");
             std::process::exit(1);
         })

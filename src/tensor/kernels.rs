@@ -259,13 +259,13 @@ impl<T: Float> Tensor<T> {
 
     /// The sum of all elements, as a scalar.
     ///
+    /// Summed pairwise, as NumPy and PyTorch do: the rounding error grows with the logarithm of
+    /// the length rather than with the length, and the sum vectorises.
+    ///
     /// ```
     /// use tapegrad::Tensor;
     /// assert_eq!(Tensor::<f32>::from(vec![1., 2., 3.]).sum().item(), 6.0);
     /// ```
-    ///
-    /// Summed pairwise, as NumPy and PyTorch do: the rounding error grows with the logarithm of
-    /// the length rather than with the length, and the sum vectorises.
     pub fn sum(&self) -> Tensor<T> {
         Tensor::scalar(pairwise_sum(self.as_slice()))
     }
@@ -627,14 +627,12 @@ impl<T: Float> Tensor<T> {
     }
 }
 
-/// Matrix product where `ta`/`tb` read the operand's last two axes transposed (through strides,
-/// without copying): `op(a) @ op(b)`. `op` names the operation in error messages.
 /// The sum of `values`: halves summed recursively down to blocks, each block summed in eight
 /// interleaved partial sums (which the compiler maps onto vector registers).
 ///
 /// Every partial sum starts at +0, so an empty sum is +0 (`Iterator::sum` for floats starts at
 /// -0, which would print as `-0`).
-pub(crate) fn pairwise_sum<T: Float>(values: &[T]) -> T {
+fn pairwise_sum<T: Float>(values: &[T]) -> T {
     const BLOCK: usize = 128;
     if values.len() > BLOCK {
         // Split on a multiple of the block so that every block but the last is full.
@@ -658,6 +656,8 @@ pub(crate) fn pairwise_sum<T: Float>(values: &[T]) -> T {
     total
 }
 
+/// Matrix product where `ta`/`tb` read the operand's last two axes transposed (through strides,
+/// without copying): `op(a) @ op(b)`. `op` names the operation in error messages.
 #[track_caller]
 pub(crate) fn matmul_transposed<T: Float>(
     op: &str,
