@@ -28,7 +28,8 @@ use tapegrad::{Float, Tape, Tensor, Var, Window2d, loss, testing};
 const MAX_RANK: usize = 3;
 const MAX_DIM: usize = 4;
 
-/// 48 cases per test (about 0.3 s for the whole file), unless `PROPTEST_CASES` is set.
+/// 48 cases per test (about 3 s for the whole file in the test profile), unless `PROPTEST_CASES`
+/// is set.
 fn config() -> ProptestConfig {
     let mut config = ProptestConfig::default();
     if std::env::var_os("PROPTEST_CASES").is_none() {
