@@ -8,8 +8,9 @@ use rand::{Rng, RngExt};
 
 /// A floating-point element type for tensors: `f32` (the default everywhere) or `f64`.
 ///
-/// Training runs in `f32`; gradient checking runs in `f64`. The trait is sealed in spirit: the
-/// crate's kernels (GEMM in particular) are only provided for these two types.
+/// Training runs in `f32`; gradient checking runs in `f64`. The trait is sealed: the crate's
+/// kernels (GEMM in particular) exist for these two types only, and its unsafe code relies on
+/// their implementations.
 ///
 /// ```
 /// use tapegrad::Float;
@@ -18,7 +19,8 @@ use rand::{Rng, RngExt};
 /// assert_eq!(half(3.0f64).to_f64(), 1.5);
 /// ```
 pub trait Float:
-    Copy
+    sealed::Sealed
+    + Copy
     + Send
     + Sync
     + 'static
@@ -82,8 +84,8 @@ pub trait Float:
     fn sample_standard_normal<R: Rng + ?Sized>(rng: &mut R) -> Self;
     /// A sample from the uniform distribution on `[lo, hi)`.
     fn sample_uniform<R: Rng + ?Sized>(rng: &mut R, lo: Self, hi: Self) -> Self;
-    /// General matrix multiply `C ← A·B + beta·C` on strided `m×k` and `k×n` matrices
-    /// (strides in elements; `beta` is 0 or 1, and with 0 the old content of C is ignored).
+    /// Matrix multiply `C ← A·B` on strided `m×k` and `k×n` matrices (strides in elements).
+    /// Every element of C is written and none is read, so C may be uninitialised.
     ///
     /// This is the one place the crate calls its GEMM dependency.
     #[allow(clippy::too_many_arguments)]
@@ -96,10 +98,17 @@ pub trait Float:
         a_strides: (isize, isize),
         b: &[Self],
         b_strides: (isize, isize),
-        beta: Self,
-        c: &mut [Self],
+        c: &mut [std::mem::MaybeUninit<Self>],
         c_strides: (isize, isize),
     );
+}
+
+/// Keeps [`Float`] implemented by `f32` and `f64` only: `Tensor`'s GEMM output is never zeroed,
+/// which is sound because these two implementations of `Float::gemm` write every element.
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
 }
 
 macro_rules! impl_float {
@@ -182,11 +191,10 @@ macro_rules! impl_float {
                 a_strides: (isize, isize),
                 b: &[Self],
                 b_strides: (isize, isize),
-                beta: Self,
-                c: &mut [Self],
+                c: &mut [std::mem::MaybeUninit<Self>],
                 c_strides: (isize, isize),
             ) {
-                crate::tensor::gemm::$gemm(m, k, n, a, a_strides, b, b_strides, beta, c, c_strides)
+                crate::tensor::gemm::$gemm(m, k, n, a, a_strides, b, b_strides, c, c_strides)
             }
         }
     };

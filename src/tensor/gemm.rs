@@ -1,8 +1,9 @@
 //! The one call into the GEMM dependency, and the thread count it uses.
 //!
-//! `unsafe` lives here only: the kernel takes raw pointers and strides, so every call first
-//! checks that each strided matrix lies inside its slice.
+//! The kernel takes raw pointers and strides, so every call first checks that each strided matrix
+//! lies inside its slice. The output may be uninitialised memory: the kernel only writes it.
 
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// 0 means "not set": use every core.
@@ -70,7 +71,8 @@ fn extent(rows: usize, cols: usize, (rs, cs): (isize, isize)) -> usize {
 
 macro_rules! gemm_fn {
     ($name:ident, $on_threads:ident, $t:ty) => {
-        /// `C ← A·B + beta·C` for strided `m×k` A and `k×n` B (see [`crate::Float::gemm`]).
+        /// `C ← A·B` for strided `m×k` A and `k×n` B (see [`crate::Float::gemm`]): every element
+        /// of the strided `m×n` C is written, none is read.
         #[allow(clippy::too_many_arguments)]
         pub(crate) fn $name(
             m: usize,
@@ -80,8 +82,7 @@ macro_rules! gemm_fn {
             a_strides: (isize, isize),
             b: &[$t],
             b_strides: (isize, isize),
-            beta: $t,
-            c: &mut [$t],
+            c: &mut [MaybeUninit<$t>],
             c_strides: (isize, isize),
         ) {
             $on_threads(
@@ -92,7 +93,6 @@ macro_rules! gemm_fn {
                 a_strides,
                 b,
                 b_strides,
-                beta,
                 c,
                 c_strides,
                 num_threads(),
@@ -109,8 +109,7 @@ macro_rules! gemm_fn {
             a_strides: (isize, isize),
             b: &[$t],
             b_strides: (isize, isize),
-            beta: $t,
-            c: &mut [$t],
+            c: &mut [MaybeUninit<$t>],
             c_strides: (isize, isize),
             threads: usize,
         ) {
@@ -132,7 +131,7 @@ macro_rules! gemm_fn {
                         let a_part = &a[i * rows_per * a_row..];
                         scope.spawn(move |_| {
                             $on_threads(
-                                rows, k, n, a_part, a_strides, b, b_strides, beta, c_part, c_strides, 1,
+                                rows, k, n, a_part, a_strides, b, b_strides, c_part, c_strides, 1,
                             )
                         });
                     }
@@ -145,24 +144,26 @@ macro_rules! gemm_fn {
             };
             // SAFETY: the asserts above keep every strided access of A, B and C inside its slice,
             // and C is borrowed mutably, so it cannot alias A or B. With `read_dst` false the
-            // kernel never reads C, so its old contents (even NaN) do not leak into the result.
-            // gemm computes dst = alpha·dst + beta·lhs·rhs and takes column stride before row stride.
+            // kernel sets its `alpha` to zero and never reads C (so C may be uninitialised, and
+            // stale values, even NaN, do not leak into the result); it writes every element of
+            // C, also when k is 0 (zeros). `MaybeUninit<T>` has `T`'s layout. gemm computes
+            // dst = alpha·dst + beta·lhs·rhs and takes column stride before row stride.
             unsafe {
                 gemm::gemm(
                     m,
                     n,
                     k,
-                    c.as_mut_ptr(),
+                    c.as_mut_ptr().cast::<$t>(),
                     c_strides.1,
                     c_strides.0,
-                    beta != 0.0,
+                    false,
                     a.as_ptr(),
                     a_strides.1,
                     a_strides.0,
                     b.as_ptr(),
                     b_strides.1,
                     b_strides.0,
-                    beta,
+                    0.0,
                     1.0,
                     false,
                     false,
@@ -198,11 +199,21 @@ mod tests {
         // Above the parallel threshold, with a row count that does not divide evenly: split
         // by rows, and (300 rows) by the kernel.
         for (m, k, n) in [(67, 61, 70), (300, 40, 50)] {
-            split_case(m, k, n);
+            overwrite_case(m, k, n);
         }
     }
 
-    fn split_case(m: usize, k: usize, n: usize) {
+    #[test]
+    fn every_output_element_is_written_for_degenerate_shapes() {
+        // The kernel's row-vector, column-vector and empty-sum paths must overwrite C as well.
+        for (m, k, n) in [(1, 5, 7), (6, 5, 1), (1, 1, 1), (4, 0, 3), (1, 0, 1), (3, 2, 0)] {
+            overwrite_case(m, k, n);
+        }
+    }
+
+    /// C starts as NaN (standing in for uninitialised memory): every element must come out as
+    /// the naive product, on 1, 2 and 3 threads, with A read plainly and transposed.
+    fn overwrite_case(m: usize, k: usize, n: usize) {
         let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
         let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.71).cos()).collect();
         for a_transposed in [false, true] {
@@ -213,7 +224,7 @@ mod tests {
             };
             let want = naive(m, k, n, &a, a_transposed, &b);
             for threads in [1, 2, 3] {
-                let mut c = vec![f64::NAN; m * n];
+                let mut c = vec![MaybeUninit::new(f64::NAN); m * n];
                 dgemm_on_threads(
                     m,
                     k,
@@ -222,33 +233,17 @@ mod tests {
                     strides,
                     &b,
                     (n as isize, 1),
-                    0.0,
                     &mut c,
                     (n as isize, 1),
                     threads,
                 );
                 for (x, y) in c.iter().zip(&want) {
+                    // SAFETY: initialised above (NaN), and NaN fails the comparison.
+                    let x = unsafe { x.assume_init() };
                     assert!(
                         (x - y).abs() < 1e-12,
-                        "{threads} threads, transposed {a_transposed}: {x} vs {y}"
+                        "{m}x{k}x{n}, {threads} threads, transposed {a_transposed}: {x} vs {y}"
                     );
-                }
-                // Accumulating into C (beta = 1) doubles it.
-                dgemm_on_threads(
-                    m,
-                    k,
-                    n,
-                    &a,
-                    strides,
-                    &b,
-                    (n as isize, 1),
-                    1.0,
-                    &mut c,
-                    (n as isize, 1),
-                    threads,
-                );
-                for (x, y) in c.iter().zip(&want) {
-                    assert!((x - 2.0 * y).abs() < 1e-12);
                 }
             }
         }

@@ -7,6 +7,7 @@ mod kernels;
 pub(crate) mod pool;
 pub(crate) mod shape;
 
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use rand::Rng;
@@ -241,6 +242,46 @@ impl<T: Float> Tensor<T> {
         }
         let mut data = shared_buffer(std::iter::repeat_n(T::ZERO, n));
         fill(Arc::get_mut(&mut data).expect("a freshly allocated buffer is not shared"));
+        Tensor {
+            shape,
+            data: Storage::Many(data),
+        }
+    }
+
+    /// Builds a tensor whose every element `fill` writes, without zeroing the buffer first: a
+    /// GEMM overwrites its output, and zeroing a 1024×1024 one took 0.3–0.45 ms (about 1 % of
+    /// W4 on one thread, 2 % on two, where the fill ran on one core while the other waited).
+    ///
+    /// # Safety
+    /// Unless it panics, `fill` must write every element of the slice it is given.
+    pub(crate) unsafe fn build_overwritten(shape: Shape, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Self {
+        let n = shape::numel(&shape);
+        if n == 1 {
+            let mut one = [MaybeUninit::uninit()];
+            fill(&mut one);
+            // SAFETY: `fill` wrote the element (the caller's contract).
+            let value = unsafe { one[0].assume_init() };
+            return Tensor {
+                shape,
+                data: Storage::One(value),
+            };
+        }
+        let data = match pool::take::<T>(n) {
+            Some(mut buffer) => {
+                let slots = Arc::get_mut(&mut buffer).expect("pooled buffers are not shared");
+                // SAFETY: `MaybeUninit<T>` has `T`'s layout, the slots start initialised, and
+                // `fill` writes initialised values into every one (the caller's contract).
+                let slots = unsafe { &mut *(slots as *mut [T] as *mut [MaybeUninit<T>]) };
+                fill(slots);
+                buffer
+            }
+            None => {
+                let mut buffer = Arc::<[T]>::new_uninit_slice(n);
+                fill(Arc::get_mut(&mut buffer).expect("a freshly allocated buffer is not shared"));
+                // SAFETY: `fill` wrote every element (the caller's contract).
+                unsafe { buffer.assume_init() }
+            }
+        };
         Tensor {
             shape,
             data: Storage::Many(data),
