@@ -185,8 +185,8 @@ where
 }
 
 /// A function of input vars under check. The public functions are generic shims over this trait
-/// object so that the checker is compiled once, in tapegrad, rather than once per closure: a
-/// property-test file with a hundred checks builds several times faster.
+/// object so that the checker is compiled once, in tapegrad, rather than once per closure (an
+/// optimised build of tests/ops_proptest.rs: 120 s → 91 s).
 type InputsFn<'f> = dyn for<'t> Fn(&'t Tape<f64>, &[Var<'t, f64>]) -> Var<'t, f64> + 'f;
 
 /// A function that binds its own parameters (see [`check_params`]), as a trait object.
