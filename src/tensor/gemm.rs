@@ -16,11 +16,14 @@ const PARALLEL_THRESHOLD: usize = 64 * 64 * 64;
 /// Products with fewer rows than this are split between threads by rows (see `on_threads`).
 const ROW_SPLIT_BELOW: usize = 256;
 
-/// Sets how many threads matrix products and optimizer updates may use (`0` restores the
-/// default: every core).
+/// Sets how many threads matrix products, large elementwise kernels and optimizer updates may
+/// use (`0` restores the default: every core).
 ///
-/// Matrix products of at least 64³ multiply-adds and optimizer updates of parameters with at
-/// least 32,768 elements run on these threads; other kernels are single-threaded.
+/// Matrix products of at least 64³ multiply-adds, optimizer updates of parameters with at least
+/// 32,768 elements, transcendental elementwise functions (exp, tanh, ...) on at least 32,768
+/// elements, and arithmetic, relu, fills and full sums on at least 262,144 elements run on these
+/// threads; smaller work stays on the calling thread. Elementwise results and sums are the same
+/// bit for bit whatever the setting.
 ///
 /// ```
 /// tapegrad::set_num_threads(1); // deterministic single-core timing
@@ -31,7 +34,7 @@ pub fn set_num_threads(threads: usize) {
     THREADS.store(threads, Ordering::Relaxed);
 }
 
-/// The number of threads matrix products and large optimizer updates use.
+/// The number of threads matrix products, large elementwise kernels and optimizer updates use.
 pub fn num_threads() -> usize {
     // Asking the OS costs tens of microseconds (several syscalls): do it once.
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();

@@ -3,8 +3,8 @@
 
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
-use super::Tensor;
 use super::shape::{self, Shape};
+use super::{Tensor, Work, parallel};
 use crate::Float;
 
 /// Reads `src` through `strides` (0 on broadcast axes) in the row-major order of `out_shape`
@@ -47,22 +47,30 @@ fn gather<T: Float>(src: &[T], offset: usize, strides: &[usize], out_shape: Shap
 
 /// Applies `f` elementwise to `a` and `b` broadcast together (NumPy rules).
 #[track_caller]
-fn zip_broadcast<T: Float>(op: &str, a: &Tensor<T>, b: &Tensor<T>, f: impl Fn(T, T) -> T) -> Tensor<T> {
+fn zip_broadcast<T: Float>(
+    op: &str,
+    a: &Tensor<T>,
+    b: &Tensor<T>,
+    f: impl Fn(T, T) -> T + Sync,
+) -> Tensor<T> {
     if let (Some(x), Some(y)) = (a.as_rank0(), b.as_rank0()) {
         return Tensor::scalar(f(x, y));
     }
     if shape::same(a.shape(), b.shape()) {
+        if let Some(large) = parallel::zip(a.shape(), a.as_slice(), b.as_slice(), &f) {
+            return large;
+        }
         let values = a.as_slice().iter().zip(b.as_slice()).map(|(&x, &y)| f(x, y));
         return Tensor::from_exact_iter(Shape::from_slice(&a.shape), values);
     }
     let out_shape = shape::broadcast_shape(op, a.shape(), b.shape());
     if b.numel() == 1 && shape::same(a.shape(), &out_shape) {
         let y = b.as_slice()[0];
-        return Tensor::from_exact_iter(out_shape, a.as_slice().iter().map(|&x| f(x, y)));
+        return a.map_elementwise(Work::Light, |x| f(x, y));
     }
     if a.numel() == 1 && shape::same(b.shape(), &out_shape) {
         let x = a.as_slice()[0];
-        return Tensor::from_exact_iter(out_shape, b.as_slice().iter().map(|&y| f(x, y)));
+        return b.map_elementwise(Work::Light, |y| f(x, y));
     }
     let (sa, sb) = (
         shape::broadcast_strides(a.shape(), &out_shape),
@@ -101,7 +109,7 @@ impl<T: Float> Tensor<T> {
     /// Elementwise `f(x, y)` with NumPy broadcasting, in one pass: for backward rules that would
     /// otherwise chain several kernels (and allocate a buffer for each).
     #[track_caller]
-    pub(crate) fn zip_map(&self, op: &str, other: &Tensor<T>, f: impl Fn(T, T) -> T) -> Tensor<T> {
+    pub(crate) fn zip_map(&self, op: &str, other: &Tensor<T>, f: impl Fn(T, T) -> T + Sync) -> Tensor<T> {
         zip_broadcast(op, self, other, f)
     }
 }
@@ -145,13 +153,13 @@ macro_rules! binary_methods {
             impl<T: Float> $trait<T> for &Tensor<T> {
                 type Output = Tensor<T>;
                 fn $name(self, other: T) -> Tensor<T> {
-                    self.map(|x| x $sym other)
+                    self.map_elementwise(Work::Light, |x| x $sym other)
                 }
             }
             impl<T: Float> $trait<T> for Tensor<T> {
                 type Output = Tensor<T>;
                 fn $name(self, other: T) -> Tensor<T> {
-                    self.map(|x| x $sym other)
+                    self.map_elementwise(Work::Light, |x| x $sym other)
                 }
             }
         )*
@@ -168,19 +176,19 @@ binary_methods! {
 impl<T: Float> Neg for &Tensor<T> {
     type Output = Tensor<T>;
     fn neg(self) -> Tensor<T> {
-        self.map(|x| -x)
+        self.map_elementwise(Work::Light, |x| -x)
     }
 }
 
 impl<T: Float> Neg for Tensor<T> {
     type Output = Tensor<T>;
     fn neg(self) -> Tensor<T> {
-        self.map(|x| -x)
+        self.map_elementwise(Work::Light, |x| -x)
     }
 }
 
 macro_rules! unary_methods {
-    ($($name:ident, $doc:literal, |$x:ident| $body:expr;)*) => {
+    ($($name:ident, $work:ident, $doc:literal, |$x:ident| $body:expr;)*) => {
         /// The elementwise functions on one number: the tensor methods map them, and the rank-0
         /// forward path calls them directly (building a rank-0 tensor to map cost ~80
         /// instructions per scalar node).
@@ -205,7 +213,7 @@ macro_rules! unary_methods {
                 #[doc = concat!("assert_eq!(t.", stringify!($name), "().shape(), &[2]);")]
                 /// ```
                 pub fn $name(&self) -> Tensor<T> {
-                    self.map(elementwise::$name)
+                    self.map_elementwise(Work::$work, elementwise::$name)
                 }
             )*
         }
@@ -213,17 +221,17 @@ macro_rules! unary_methods {
 }
 
 unary_methods! {
-    exp, "Elementwise `e^x`.", |x| x.exp();
-    ln, "Elementwise natural logarithm.", |x| x.ln();
-    sqrt, "Elementwise square root.", |x| x.sqrt();
-    abs, "Elementwise absolute value.", |x| x.abs();
-    tanh, "Elementwise hyperbolic tangent.", |x| x.tanh();
-    sigmoid, "Elementwise logistic sigmoid `1 / (1 + e^-x)`, computed without overflow.", |x| super::sigmoid(x);
-    relu, "Elementwise `max(x, 0)`.", |x| if x > T::ZERO { x } else { T::ZERO };
-    sin, "Elementwise sine.", |x| x.sin();
-    cos, "Elementwise cosine.", |x| x.cos();
-    sign, "Elementwise sign: -1, 0 or 1.", |x| if x > T::ZERO { T::ONE } else if x < T::ZERO { -T::ONE } else { T::ZERO };
-    step, "Elementwise Heaviside step: 1 where `x > 0`, else 0 (the derivative of relu).", |x| if x > T::ZERO { T::ONE } else { T::ZERO };
+    exp, Heavy, "Elementwise `e^x`.", |x| x.exp();
+    ln, Heavy, "Elementwise natural logarithm.", |x| x.ln();
+    sqrt, Light, "Elementwise square root.", |x| x.sqrt();
+    abs, Light, "Elementwise absolute value.", |x| x.abs();
+    tanh, Heavy, "Elementwise hyperbolic tangent.", |x| x.tanh();
+    sigmoid, Heavy, "Elementwise logistic sigmoid `1 / (1 + e^-x)`, computed without overflow.", |x| super::sigmoid(x);
+    relu, Light, "Elementwise `max(x, 0)`.", |x| if x > T::ZERO { x } else { T::ZERO };
+    sin, Heavy, "Elementwise sine.", |x| x.sin();
+    cos, Heavy, "Elementwise cosine.", |x| x.cos();
+    sign, Light, "Elementwise sign: -1, 0 or 1.", |x| if x > T::ZERO { T::ONE } else if x < T::ZERO { -T::ONE } else { T::ZERO };
+    step, Light, "Elementwise Heaviside step: 1 where `x > 0`, else 0 (the derivative of relu).", |x| if x > T::ZERO { T::ONE } else { T::ZERO };
 }
 
 /// The logistic function, written so that neither branch overflows.
@@ -244,7 +252,7 @@ impl<T: Float> Tensor<T> {
     /// assert_eq!(Tensor::<f64>::from(4.0).powf(0.5).item(), 2.0);
     /// ```
     pub fn powf(&self, p: T) -> Tensor<T> {
-        self.map(|x| x.powf(p))
+        self.map_elementwise(Work::Heavy, |x| x.powf(p))
     }
 
     /// Elementwise `x^n` for an integer exponent.
@@ -254,7 +262,7 @@ impl<T: Float> Tensor<T> {
     /// assert_eq!(Tensor::<f64>::from(3.0).powi(2).item(), 9.0);
     /// ```
     pub fn powi(&self, n: i32) -> Tensor<T> {
-        self.map(|x| x.powi(n))
+        self.map_elementwise(Work::Heavy, |x| x.powi(n))
     }
 
     /// The sum of all elements, as a scalar.
@@ -632,13 +640,28 @@ impl<T: Float> Tensor<T> {
 ///
 /// Every partial sum starts at +0, so an empty sum is +0 (`Iterator::sum` for floats starts at
 /// -0, which would print as `-0`).
+///
+/// Long inputs are split between threads at the top of the recursion, where the halves fall
+/// anyway, so the result is the same bit for bit whatever the thread count.
 fn pairwise_sum<T: Float>(values: &[T]) -> T {
+    pairwise_sum_on(values, parallel::reduction_threads(values.len()))
+}
+
+/// [`pairwise_sum`] with the halves on up to `threads` threads.
+fn pairwise_sum_on<T: Float>(values: &[T], threads: usize) -> T {
     const BLOCK: usize = 128;
     if values.len() > BLOCK {
         // Split on a multiple of the block so that every block but the last is full.
         let half = (values.len() / 2).next_multiple_of(BLOCK);
         let (left, right) = values.split_at(half.min(values.len()));
-        return pairwise_sum(left) + pairwise_sum(right);
+        if threads > 1 {
+            let (left, right) = rayon::join(
+                || pairwise_sum_on(left, threads.div_ceil(2)),
+                || pairwise_sum_on(right, threads / 2),
+            );
+            return left + right;
+        }
+        return pairwise_sum_on(left, 1) + pairwise_sum_on(right, 1);
     }
     let chunks = values.chunks_exact(8);
     let rest = chunks.remainder();

@@ -4,6 +4,7 @@
 mod display;
 pub(crate) mod gemm;
 mod kernels;
+mod parallel;
 pub(crate) mod pool;
 pub(crate) mod shape;
 
@@ -18,6 +19,7 @@ use crate::Float;
 pub(crate) use gemm::elementwise_chunk;
 pub use gemm::{num_threads, set_num_threads};
 pub(crate) use kernels::{elementwise, matmul_transposed};
+pub(crate) use parallel::Work;
 pub use shape::Shape;
 
 /// Element storage: one element inline (no heap; every rank-0 scalar lives here), otherwise a
@@ -132,6 +134,8 @@ impl<T: Float> Tensor<T> {
         let n = shape::numel(shape);
         let data = if n == 1 {
             Storage::One(value)
+        } else if let Some(large) = parallel::full(shape, value) {
+            return large;
         } else {
             Storage::Many(shared_buffer(std::iter::repeat_n(value, n)))
         };
@@ -445,6 +449,17 @@ impl<T: Float> Tensor<T> {
                 Self::from_exact_iter(Shape::from_slice(&self.shape), v.iter().map(|&x| f(x)))
             }
         }
+    }
+
+    /// [`map`](Self::map) for the crate's own elementwise functions: large tensors are split
+    /// between threads, from a length that depends on the `work` per element (see [`parallel`]).
+    pub(crate) fn map_elementwise(&self, work: Work, f: impl Fn(T) -> T + Sync) -> Self {
+        if let Storage::Many(values) = &self.data {
+            if let Some(large) = parallel::map(&self.shape, values, work, &f) {
+                return large;
+            }
+        }
+        self.map(f)
     }
 
     /// Converts the elements to another float type.

@@ -1,0 +1,217 @@
+//! Elementwise results of large tensors, computed on [`num_threads`](super::num_threads)
+//! threads.
+//!
+//! A rayon round trip costs 10–20 µs on the 2-core VM of BENCHMARKS.md (its workers sleep between
+//! jobs), so a loop is split only when one thread would take clearly longer than that: from
+//! 2¹⁸ elements for cheap work (arithmetic, relu, fills, sums: ~0.15 ns per element) and from
+//! 2¹⁵ for transcendental functions (exp, tanh: ~4 ns per element). Below that every function
+//! here returns `None` and the caller keeps its single-threaded path, so small tensors (and the
+//! per-op overhead of W3) never come here. Each element's result is the same whichever thread
+//! computes it, so results do not depend on the thread count.
+
+use std::mem::MaybeUninit;
+
+use rayon::prelude::*;
+
+use super::shape::{self, Shape};
+use super::{Tensor, num_threads};
+use crate::Float;
+
+/// How much work one element costs, which sets the length from which a loop is split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Work {
+    /// A few arithmetic instructions (memory-bound).
+    Light,
+    /// A transcendental function.
+    Heavy,
+}
+
+impl Work {
+    fn min_len(self) -> usize {
+        match self {
+            Work::Light => 1 << 18,
+            Work::Heavy => 1 << 15,
+        }
+    }
+}
+
+/// The chunk each thread takes for `len` elements, or `None` when one thread does it all.
+fn chunk_for(len: usize, work: Work) -> Option<usize> {
+    if len < work.min_len() {
+        return None;
+    }
+    let threads = num_threads();
+    (threads > 1).then(|| len.div_ceil(threads))
+}
+
+/// A tensor of `shape` whose every `chunk`-sized piece `write` fills, the pieces on several
+/// threads. `write` gets each piece with its index among the pieces.
+///
+/// # Safety
+/// Unless it panics, `write` must write every element of every piece it is given.
+unsafe fn build_in_chunks<T: Float>(
+    shape: &[usize],
+    chunk: usize,
+    write: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync,
+) -> Tensor<T> {
+    // SAFETY: the pieces cover the buffer, and `write` fills each one (the caller's contract).
+    unsafe {
+        Tensor::build_overwritten(Shape::from_slice(shape), |out| {
+            out.par_chunks_mut(chunk)
+                .enumerate()
+                .for_each(|(i, piece)| write(i, piece))
+        })
+    }
+}
+
+/// `f(a[i])` for every element, as a tensor of `shape` (which holds `a.len()` elements).
+pub(crate) fn map<T: Float>(
+    shape: &[usize],
+    a: &[T],
+    work: Work,
+    f: impl Fn(T) -> T + Sync,
+) -> Option<Tensor<T>> {
+    let chunk = chunk_for(a.len(), work)?;
+    assert_eq!(
+        shape::numel(shape),
+        a.len(),
+        "parallel map: shape and data disagree"
+    );
+    // SAFETY: piece `i` covers elements `i·chunk ..` of the output, and `a`'s chunk `i` has the
+    // same length (both are split into `chunk`-sized pieces of equally long slices), so zipping
+    // them writes every slot.
+    Some(unsafe {
+        build_in_chunks(shape, chunk, |i, piece| {
+            let a = &a[i * chunk..][..piece.len()];
+            for (slot, &x) in piece.iter_mut().zip(a) {
+                slot.write(f(x));
+            }
+        })
+    })
+}
+
+/// `f(a[i], b[i])` for every element of two slices of one length, as a tensor of `shape` (`f`
+/// is light work: arithmetic).
+pub(crate) fn zip<T: Float>(
+    shape: &[usize],
+    a: &[T],
+    b: &[T],
+    f: impl Fn(T, T) -> T + Sync,
+) -> Option<Tensor<T>> {
+    let chunk = chunk_for(a.len(), Work::Light)?;
+    assert!(
+        shape::numel(shape) == a.len() && a.len() == b.len(),
+        "parallel zip: shape and data disagree"
+    );
+    // SAFETY: as in `map`: each piece is zipped with input chunks of its own length.
+    Some(unsafe {
+        build_in_chunks(shape, chunk, |i, piece| {
+            let (a, b) = (&a[i * chunk..][..piece.len()], &b[i * chunk..][..piece.len()]);
+            for ((slot, &x), &y) in piece.iter_mut().zip(a).zip(b) {
+                slot.write(f(x, y));
+            }
+        })
+    })
+}
+
+/// A tensor of `shape` with every element `value`.
+pub(crate) fn full<T: Float>(shape: &[usize], value: T) -> Option<Tensor<T>> {
+    let chunk = chunk_for(shape::numel(shape), Work::Light)?;
+    // SAFETY: `fill` writes the whole piece.
+    Some(unsafe { build_in_chunks(shape, chunk, |_, piece| piece.fill(MaybeUninit::new(value))) })
+}
+
+/// How many threads a sum over `len` elements may use: [`num_threads`] for long inputs, else 1.
+pub(crate) fn reduction_threads(len: usize) -> usize {
+    match chunk_for(len, Work::Light) {
+        Some(_) => num_threads(),
+        None => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Mutex, MutexGuard};
+
+    /// The thread count is global: the two tests here set it in turn.
+    fn tests_lock_threads() -> MutexGuard<'static, ()> {
+        static LOCK: Mutex<()> = Mutex::new(());
+        LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Long enough to be split between threads, even for light work.
+    const LONG: usize = (1 << 18) + 3;
+
+    fn values(n: usize, seed: u64) -> Vec<f64> {
+        (0..n)
+            .map(|i| ((i as u64 * 2_654_435_761 + seed) % 10_007) as f64 / 997.0 - 5.0)
+            .collect()
+    }
+
+    #[test]
+    fn split_results_equal_the_single_threaded_ones_bit_for_bit() {
+        let _threads = tests_lock_threads();
+        let (a, b) = (values(LONG, 1), values(LONG, 7));
+        let (ta, tb) = (
+            Tensor::from_vec(a.clone(), &[LONG]),
+            Tensor::from_vec(b.clone(), &[LONG]),
+        );
+        let mut results = Vec::new();
+        for threads in [1, 2, 3] {
+            crate::set_num_threads(threads);
+            results.push([
+                ta.exp().to_vec(),
+                ta.tanh().to_vec(),
+                (&ta * &tb).to_vec(),
+                (&ta - 2.5).to_vec(),
+                ta.zip_map("test", &Tensor::scalar(3.0), |x, y| x * y + 1.0)
+                    .to_vec(),
+                Tensor::full(&[LONG], 0.25).to_vec(),
+                vec![ta.sum().item()],
+            ]);
+        }
+        crate::set_num_threads(0);
+        let serial = [
+            a.iter().map(|x| x.exp()).collect::<Vec<_>>(),
+            a.iter().map(|x| x.tanh()).collect(),
+            a.iter().zip(&b).map(|(x, y)| x * y).collect(),
+            a.iter().map(|x| x - 2.5).collect(),
+            a.iter().map(|x| x * 3.0 + 1.0).collect(),
+            vec![0.25; LONG],
+        ];
+        for (threads, got) in [1, 2, 3].iter().zip(&results) {
+            for (k, (got, want)) in got.iter().zip(&serial).enumerate() {
+                assert!(
+                    got.iter().zip(want).all(|(g, w)| g.to_bits() == w.to_bits()),
+                    "result {k} differs on {threads} thread(s)"
+                );
+            }
+            assert_eq!(
+                got[6][0].to_bits(),
+                results[0][6][0].to_bits(),
+                "sum on {threads} thread(s)"
+            );
+        }
+    }
+
+    #[test]
+    fn short_inputs_stay_on_the_calling_thread_and_cheap_work_needs_longer_ones() {
+        let _threads = tests_lock_threads();
+        crate::set_num_threads(2);
+        let short = vec![1.0f32; 1000];
+        assert!(map(&[1000], &short, Work::Heavy, |x| x).is_none());
+        let medium = vec![1.0f32; 1 << 16];
+        assert!(map(&[1 << 16], &medium, Work::Light, |x| x).is_none());
+        assert!(map(&[1 << 16], &medium, Work::Heavy, |x| x).is_some());
+        assert!(full::<f32>(&[1000], 0.0).is_none());
+        assert_eq!(reduction_threads(1000), 1);
+        let long = vec![1.0f32; LONG];
+        assert_eq!(
+            map(&[LONG], &long, Work::Light, |x| x + 1.0).map(|t| t.to_vec()),
+            Some(vec![2.0; LONG])
+        );
+        assert_eq!(reduction_threads(LONG), 2);
+        crate::set_num_threads(0);
+    }
+}
