@@ -112,7 +112,7 @@ mod sealed {
 }
 
 macro_rules! impl_float {
-    ($t:ident, $gemm:ident, $tanh:path) => {
+    ($t:ident, $gemm:ident, $exp:path, $tanh:path) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -127,7 +127,7 @@ macro_rules! impl_float {
             }
             #[inline]
             fn exp(self) -> Self {
-                $t::exp(self)
+                $exp(self)
             }
             #[inline]
             fn ln(self) -> Self {
@@ -200,8 +200,55 @@ macro_rules! impl_float {
     };
 }
 
-impl_float!(f32, sgemm, tanh_f32);
-impl_float!(f64, dgemm, f64::tanh);
+impl_float!(f32, sgemm, exp_f32, tanh_f32);
+impl_float!(f64, dgemm, f64::exp, f64::tanh);
+
+/// `e^x` for `f32`, written without branches or library calls so that the compiler vectorises
+/// it over a tensor (libm's `expf` is a call per element: 4.3 ns against 1.7 for PyTorch's
+/// vectorised one on `[1048576]`, BENCHMARKS.md). Within 1.5 ulp of the exact value, also for
+/// subnormal results (1.2 at worst over the tests' sweep of 2.7·10⁷ inputs against `f64::exp`);
+/// overflows to `+inf` above ln(`f32::MAX`) ≈ 88.72 and underflows to 0 below about -103.97, as
+/// `expf` does.
+#[inline]
+fn exp_f32(x: f32) -> f32 {
+    // Beyond these bounds the result is `inf` or 0 anyway; inside them `n` below stays within
+    // [-150, 129], which `exp_f32_reduced` scales without overflowing its powers of two.
+    let e = exp_f32_reduced(x.clamp(-104.0, 89.0));
+    if x.is_nan() { x } else { e }
+}
+
+/// `e^x` for finite `x` in [-104, 89]: Cody–Waite range reduction (`x = n ln2 + r`,
+/// `|r| ≤ ln2 / 2`), a degree-7 Taylor polynomial for `e^r` (truncation error below 0.1 ulp),
+/// and `2^n` built from exponent bits as `2^⌊n/2⌋ · 2^(n - ⌊n/2⌋)`: both factors are normal
+/// numbers for every `n` here, the first product is exact, and only the second rounds, so
+/// subnormal and overflowing results come out right.
+#[inline]
+fn exp_f32_reduced(x: f32) -> f32 {
+    const LOG2_E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 split so that n · LN2_HI is exact for the n that occur (|n| ≤ 150).
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // Adding and subtracting 1.5 · 2²³ rounds to the nearest integer without a `round` call.
+    const ROUND: f32 = 12_582_912.0;
+    let shifted = x * LOG2_E + ROUND;
+    let n = shifted - ROUND;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let p = 1.0 / 5040.0;
+    let p = p * r + 1.0 / 720.0;
+    let p = p * r + 1.0 / 120.0;
+    let p = p * r + 1.0 / 24.0;
+    let p = p * r + 1.0 / 6.0;
+    let p = p * r + 0.5;
+    let p = p * r + 1.0;
+    let p = p * r + 1.0;
+    // `shifted` holds n in its low mantissa bits, so n is read from those bits with integer
+    // operations: `n as i32` would saturate and check for NaN lane by lane, which kept the loop
+    // from vectorising fully.
+    let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
+    let half = n_bits >> 1;
+    let power = |k: i32| f32::from_bits(((k + 127) as u32) << 23);
+    p * power(half) * power(n_bits - half)
+}
 
 /// `tanh` for `f32` within 1.5 ulp of the exact value (checked against `f64::tanh` over a sweep
 /// of 10⁷ inputs: see the tests), written without branches or library calls so that the
@@ -210,17 +257,10 @@ impl_float!(f64, dgemm, f64::tanh);
 /// vectorised SLEEF routines of the same accuracy class.
 ///
 /// Below |x| = 0.625: `x + x³·P(x²)`, `P` a degree-4 least-squares fit on Chebyshev nodes.
-/// Above: `1 - 2 / (e^{2|x|} + 1)`, with `e^y` by Cody–Waite range reduction (`y = n ln2 + r`,
-/// `|r| ≤ ln2 / 2`), a degree-7 Taylor polynomial for `e^r` and the exponent bits for `2^n`;
-/// `|x|` is clamped at 10, beyond which `tanh` rounds to 1 in `f32`.
+/// Above: `1 - 2 / (e^{2|x|} + 1)`, with `e^y` from [`exp_f32_reduced`]; `|x|` is clamped at
+/// 10, beyond which `tanh` rounds to 1 in `f32`.
 #[inline]
 fn tanh_f32(x: f32) -> f32 {
-    const LOG2_E: f32 = std::f32::consts::LOG2_E;
-    // ln 2 split so that n · LN2_HI is exact for the n that occur (|n| ≤ 26).
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    // Adding and subtracting 1.5 · 2²³ rounds to the nearest integer without a `round` call.
-    const ROUND: f32 = 12_582_912.0;
     let a = x.abs();
 
     let z = a * a;
@@ -231,24 +271,7 @@ fn tanh_f32(x: f32) -> f32 {
     let p = p * z - 3.333_328_7e-1;
     let small = a + a * z * p;
 
-    let y = 2.0 * a.min(10.0);
-    let shifted = y * LOG2_E + ROUND;
-    let n = shifted - ROUND;
-    let r = (y - n * LN2_HI) - n * LN2_LO;
-    let e = 1.0 / 5040.0;
-    let e = e * r + 1.0 / 720.0;
-    let e = e * r + 1.0 / 120.0;
-    let e = e * r + 1.0 / 24.0;
-    let e = e * r + 1.0 / 6.0;
-    let e = e * r + 0.5;
-    let e = e * r + 1.0;
-    let e = e * r + 1.0;
-    // `shifted` holds n in its low mantissa bits (0 ≤ n ≤ 29 here), so 2^n is built from
-    // integer operations on those bits: `n as i32` would saturate and check for NaN lane by
-    // lane, which kept this loop from vectorising fully.
-    let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
-    let two_to_n = f32::from_bits(n_bits.wrapping_add(127) << 23);
-    let large = 1.0 - 2.0 / (e * two_to_n + 1.0);
+    let large = 1.0 - 2.0 / (exp_f32_reduced(2.0 * a.min(10.0)) + 1.0);
 
     let t = if a < 0.625 { small } else { large };
     if x.is_nan() { x } else { t.copysign(x) }
@@ -286,6 +309,51 @@ mod tests {
             }
         }
         assert!(worst.0 <= 1.5, "{} ulp at x = {:e}", worst.0, worst.1);
+    }
+
+    #[test]
+    fn exp_f32_is_within_one_and_a_half_ulp_everywhere() {
+        let mut worst = (0.0, 0.0f32);
+        // Every 31st f32 of magnitude 2^-40 to 104 on both sides (results from subnormal up to
+        // near f32::MAX; inputs above ln(f32::MAX) overflow and are checked below), plus a
+        // dense grid.
+        let from = (2.0f32).powi(-40).to_bits();
+        let to = 104.0f32.to_bits();
+        let grid = (0..2_000_001).map(|i| -104.0 + 96e-6 * i as f32);
+        for x in (from..to)
+            .step_by(31)
+            .map(f32::from_bits)
+            .flat_map(|x| [x, -x])
+            .chain(grid)
+            .filter(|&x| x < 88.72)
+        {
+            let u = ulps(exp_f32(x), (x as f64).exp());
+            if u > worst.0 {
+                worst = (u, x);
+            }
+        }
+        assert!(worst.0 <= 1.5, "{} ulp at x = {:e}", worst.0, worst.1);
+    }
+
+    #[test]
+    fn exp_f32_special_values() {
+        assert_eq!(exp_f32(0.0), 1.0);
+        assert_eq!(exp_f32(-0.0), 1.0);
+        assert_eq!(exp_f32(f32::INFINITY), f32::INFINITY);
+        assert_eq!(exp_f32(88.73), f32::INFINITY);
+        assert_eq!(exp_f32(1e30), f32::INFINITY);
+        assert_eq!(exp_f32(f32::NEG_INFINITY).to_bits(), 0.0f32.to_bits());
+        assert_eq!(exp_f32(-104.0).to_bits(), 0.0f32.to_bits());
+        assert_eq!(exp_f32(-1e30).to_bits(), 0.0f32.to_bits());
+        assert!(exp_f32(f32::NAN).is_nan());
+        assert!(exp_f32(88.72).is_finite() && exp_f32(88.72) > 3.0e38);
+        // The smallest subnormal (e^-103.28 ≈ 2^-149), other subnormals, and f32::MIN_POSITIVE's
+        // neighbourhood, each the correctly rounded value.
+        assert_eq!(exp_f32(-103.27893), f32::from_bits(1));
+        for x in [-100.0f32, -90.0, -87.33654, 1.0] {
+            assert_eq!(exp_f32(x), (x as f64).exp() as f32, "e^{x}");
+        }
+        assert_eq!(exp_f32(1.0), std::f32::consts::E);
     }
 
     #[test]
