@@ -234,14 +234,14 @@ unary_methods! {
     step, Light, "Elementwise Heaviside step: 1 where `x > 0`, else 0 (the derivative of relu).", |x| if x > T::ZERO { T::ONE } else { T::ZERO };
 }
 
-/// The logistic function, written so that neither branch overflows.
+/// The logistic function, without overflow: with `e = exp(-|x|)` (never above 1) it is
+/// `1 / (1 + e)` for `x ≥ 0` and `e / (1 + e)` below. One `exp` and a select of the numerator
+/// rather than a branch around two: the loop over a tensor vectorises, where the branch was
+/// mispredicted on mixed signs (2²⁰ normal samples: 15.7 ms, BENCHMARKS.md). NaN stays NaN.
 fn sigmoid<T: Float>(x: T) -> T {
-    if x >= T::ZERO {
-        T::ONE / (T::ONE + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (T::ONE + e)
-    }
+    let e = (-x.abs()).exp();
+    let numerator = if x >= T::ZERO { T::ONE } else { e };
+    numerator / (T::ONE + e)
 }
 
 impl<T: Float> Tensor<T> {
@@ -766,6 +766,29 @@ pub(crate) fn matmul_transposed<T: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sigmoid_matches_the_two_branch_form_and_saturates_without_overflow() {
+        // The form sigmoid had before, with the same `exp` (`Float::exp`, not libm's).
+        let two_branch = |x: f32| {
+            if x >= 0.0 {
+                1.0 / (1.0 + Float::exp(-x))
+            } else {
+                Float::exp(x) / (1.0 + Float::exp(x))
+            }
+        };
+        for i in -2000..=2000 {
+            let x = i as f32 * 0.05;
+            assert_eq!(sigmoid(x).to_bits(), two_branch(x).to_bits(), "sigmoid({x})");
+        }
+        assert_eq!(sigmoid(1000.0f32), 1.0);
+        assert_eq!(sigmoid(-1000.0f32), 0.0);
+        assert_eq!(sigmoid(f64::INFINITY), 1.0);
+        assert_eq!(sigmoid(f64::NEG_INFINITY), 0.0);
+        assert_eq!(sigmoid(-0.0f64), 0.5);
+        assert!(sigmoid(f32::NAN).is_nan());
+        assert!((sigmoid(-80.0f64) - (-80.0f64).exp()).abs() < 1e-40);
+    }
 
     fn naive_matmul(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
         let mut c = vec![0.0; m * n];

@@ -4,7 +4,7 @@
 //! A rayon round trip costs 10–20 µs on the 2-core VM of BENCHMARKS.md (its workers sleep between
 //! jobs), so a loop is split only when one thread would take clearly longer than that: from
 //! 2¹⁸ elements for cheap work (arithmetic, relu, fills, sums: ~0.15 ns per element) and from
-//! 2¹⁵ for transcendental functions (exp, tanh: ~4 ns per element). Below that every function
+//! 2¹⁵ for transcendental functions (exp, tanh: 2–5 ns per element). Below that every function
 //! here returns `None` and the caller keeps its single-threaded path, so small tensors (and the
 //! per-op overhead of W3) never come here. Each element's result is the same whichever thread
 //! computes it, so results do not depend on the thread count.
