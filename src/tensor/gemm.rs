@@ -44,22 +44,6 @@ pub fn num_threads() -> usize {
     }
 }
 
-/// Elementwise loops shorter than this run on one thread: a rayon round trip costs a few
-/// microseconds, about what one thread takes for this many Adam updates.
-const PARALLEL_ELEMENTS: usize = 1 << 15;
-
-/// How many elements each thread takes when an elementwise loop over `len` elements is split
-/// between [`num_threads`] threads: `len` itself (one chunk) when the loop is short or one thread
-/// is set.
-pub(crate) fn elementwise_chunk(len: usize) -> usize {
-    let threads = num_threads();
-    if threads > 1 && len >= PARALLEL_ELEMENTS {
-        len.div_ceil(threads)
-    } else {
-        len.max(1)
-    }
-}
-
 /// Index of the last element of a `rows x cols` matrix read with `strides`, plus one.
 fn extent(rows: usize, cols: usize, (rs, cs): (isize, isize)) -> usize {
     assert!(

@@ -16,10 +16,9 @@ use smallvec::SmallVec;
 
 use crate::Float;
 
-pub(crate) use gemm::elementwise_chunk;
 pub use gemm::{num_threads, set_num_threads};
 pub(crate) use kernels::{elementwise, matmul_transposed};
-pub(crate) use parallel::Work;
+pub(crate) use parallel::{Work, elementwise_chunk};
 pub use shape::Shape;
 
 /// Element storage: one element inline (no heap; every rank-0 scalar lives here), otherwise a

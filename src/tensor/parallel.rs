@@ -35,6 +35,13 @@ impl Work {
     }
 }
 
+/// How many elements each thread takes when an elementwise loop over `len` elements with heavy
+/// work per element (an optimizer update, say) is split between [`num_threads`] threads: `len`
+/// itself (one chunk) when the loop is short or one thread is set.
+pub(crate) fn elementwise_chunk(len: usize) -> usize {
+    chunk_for(len, Work::Heavy).unwrap_or(len.max(1))
+}
+
 /// The chunk each thread takes for `len` elements, or `None` when one thread does it all.
 fn chunk_for(len: usize, work: Work) -> Option<usize> {
     if len < work.min_len() {
