@@ -20,6 +20,7 @@ use rand::{Rng, RngExt};
 /// ```
 pub trait Float:
     sealed::Sealed
+    + crate::Element
     + Copy
     + Send
     + Sync

@@ -26,6 +26,7 @@
 
 mod backward;
 pub mod data;
+mod element;
 mod error;
 mod float;
 pub mod gradcheck;
@@ -44,6 +45,7 @@ pub mod tutorial;
 pub mod viz;
 
 pub use backward::Gradients;
+pub use element::Element;
 pub use error::Error;
 pub use float::Float;
 pub use ops::conv::Window2d;

@@ -8,7 +8,7 @@
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::ops::{Args, DynOp, Op, ScalarRule};
+use crate::ops::{Args, DynOp, Extra, Op, ScalarRule};
 use crate::{Float, Param, Tensor};
 
 static NEXT_TAPE_ID: AtomicUsize = AtomicUsize::new(0);
@@ -103,9 +103,19 @@ pub(crate) struct Node<T: Float> {
 
 impl<T: Float> Node<T> {
     const NO_ENTRY: u32 = u32::MAX;
+    /// The `arity` of a node with more than two inputs: its `inputs` are then the start and
+    /// length of its ids in [`Nodes::many_inputs`] (see [`Nodes::inputs_of`]).
+    pub(crate) const MANY: u8 = u8::MAX;
 
+    /// The inputs of a node with at most two; see [`Nodes::inputs_of`] for any node.
     pub(crate) fn inputs(&self) -> &[u32] {
-        &self.inputs[..self.arity as usize]
+        debug_assert!(self.arity != Self::MANY, "inputs() of a node with many inputs");
+        &self.inputs[..(self.arity as usize).min(2)]
+    }
+
+    /// Whether the node has more than two inputs.
+    pub(crate) fn has_many_inputs(&self) -> bool {
+        self.arity == Self::MANY
     }
 
     pub(crate) fn value(&self) -> Value<T> {
@@ -127,6 +137,10 @@ pub(crate) struct Nodes<T: Float> {
     len: usize,
     /// The op and arguments of every node recorded with an op entry, in tape order.
     ops: Vec<(&'static dyn DynOp<T>, Args)>,
+    /// The [`Extra`] arguments of the nodes whose `Args` is `Args::Extra(i)`.
+    extras: Vec<Extra>,
+    /// The input ids of nodes with more than two inputs, one run per node.
+    many_inputs: Vec<u32>,
 }
 
 impl<T: Float> Nodes<T> {
@@ -137,6 +151,8 @@ impl<T: Float> Nodes<T> {
             list: Vec::with_capacity(nodes),
             len: 0,
             ops: Vec::with_capacity(nodes),
+            extras: Vec::new(),
+            many_inputs: Vec::new(),
         }
     }
 
@@ -187,6 +203,24 @@ impl<T: Float> Nodes<T> {
             .map_or(Args::None, |&(_, args)| args)
     }
 
+    /// The [`Extra`] arguments of the op that computed `node`, if it has any.
+    pub(crate) fn extra(&self, node: &Node<T>) -> Option<&Extra> {
+        match self.args(node) {
+            Args::Extra(i) => self.extras.get(i as usize),
+            _ => None,
+        }
+    }
+
+    /// The ids of `node`'s inputs, however many it has.
+    pub(crate) fn inputs_of<'a>(&'a self, node: &'a Node<T>) -> &'a [u32] {
+        if node.has_many_inputs() {
+            let [start, len] = node.inputs;
+            &self.many_inputs[start as usize..(start + len) as usize]
+        } else {
+            node.inputs()
+        }
+    }
+
     /// Adds an op entry for the next node; returns its index.
     fn add_op(&mut self, op: &'static dyn DynOp<T>, args: Args) -> u32 {
         let entry = u32::try_from(self.ops.len())
@@ -200,6 +234,8 @@ impl<T: Float> Nodes<T> {
     fn clear(&mut self) {
         self.len = 0;
         self.ops.clear();
+        self.extras.clear();
+        self.many_inputs.clear();
     }
 }
 
@@ -417,6 +453,23 @@ impl<T: Float> Tape<T> {
         (node, nodes.op(&node), nodes.args(&node))
     }
 
+    /// The ids of node `id`'s inputs and a copy of its extra arguments.
+    pub(crate) fn inputs_and_extra(&self, id: usize) -> (Vec<u32>, Option<Extra>) {
+        let nodes = self.nodes.borrow();
+        let node = &nodes[id];
+        (nodes.inputs_of(node).to_vec(), nodes.extra(node).cloned())
+    }
+
+    /// The text of node `id`'s arguments, for pictures and traces.
+    pub(crate) fn args_text(&self, id: usize) -> String {
+        let nodes = self.nodes.borrow();
+        let node = &nodes[id];
+        match nodes.extra(node) {
+            Some(extra) => extra.to_string(),
+            None => nodes.args(node).to_string(),
+        }
+    }
+
     /// Reads the value of node `id`.
     pub(crate) fn node_value(&self, id: u32) -> ValueRef<'_, T> {
         let value = self.nodes.borrow()[id as usize].value();
@@ -433,11 +486,24 @@ impl<T: Float> Tape<T> {
         })
     }
 
-    /// Records `op` applied to `inputs` with its forward result `value`.
+    /// Records `op` applied to `inputs` (one or two) with its forward result `value`.
     pub(crate) fn record(
         &self,
         op: &'static dyn DynOp<T>,
         args: Args,
+        inputs: &[u32],
+        value: Tensor<T>,
+    ) -> Var<'_, T> {
+        self.record_with(op, args, None, inputs, value)
+    }
+
+    /// Records `op` applied to any number of `inputs`, with `extra` arguments if it has some
+    /// (then `args` must be `Args::None`: the node's `Args` points at the extra arguments).
+    pub(crate) fn record_with(
+        &self,
+        op: &'static dyn DynOp<T>,
+        args: Args,
+        extra: Option<Extra>,
         inputs: &[u32],
         value: Tensor<T>,
     ) -> Var<'_, T> {
@@ -446,13 +512,37 @@ impl<T: Float> Tape<T> {
         }
         let value = self.store(value);
         let mut nodes = self.nodes.borrow_mut();
+        let args = match extra {
+            Some(extra) => {
+                debug_assert!(
+                    args == Args::None,
+                    "{} has both inline and extra arguments",
+                    op.name()
+                );
+                let index = u32::try_from(nodes.extras.len())
+                    .expect("tapegrad: at most 2^32 ops with list arguments");
+                nodes.extras.push(extra);
+                Args::Extra(index)
+            }
+            None => args,
+        };
         let mut needs = [false; 2];
-        for (need, &i) in needs.iter_mut().zip(inputs) {
-            *need = nodes[i as usize].requires_grad;
-        }
-        let requires_grad = needs[0] || needs[1];
         let mut ids = [0; 2];
-        ids[..inputs.len()].copy_from_slice(inputs);
+        let arity = if inputs.len() <= 2 {
+            for (need, &i) in needs.iter_mut().zip(inputs) {
+                *need = nodes[i as usize].requires_grad;
+            }
+            ids[..inputs.len()].copy_from_slice(inputs);
+            inputs.len() as u8
+        } else {
+            needs[0] = inputs.iter().any(|&i| nodes[i as usize].requires_grad);
+            let start = u32::try_from(nodes.many_inputs.len())
+                .expect("tapegrad: at most 2^32 inputs of ops with many inputs");
+            nodes.many_inputs.extend_from_slice(inputs);
+            ids = [start, inputs.len() as u32];
+            Node::<T>::MANY
+        };
+        let requires_grad = needs[0] || needs[1];
         let id = Self::next_id(&nodes);
         let op_entry = nodes.add_op(op, args);
         nodes.push(Node {
@@ -462,7 +552,7 @@ impl<T: Float> Tape<T> {
             rule: ScalarRule::Dynamic,
             needs,
             inputs: ids,
-            arity: inputs.len() as u8,
+            arity,
             leaf: LeafKind::Constant,
             requires_grad,
         });
@@ -677,8 +767,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// The ids of the inputs of the op that computed this var (empty for a leaf).
     pub fn input_ids(&self) -> Vec<usize> {
         let nodes = self.tape.nodes.borrow();
-        nodes[self.id as usize]
-            .inputs()
+        nodes
+            .inputs_of(&nodes[self.id as usize])
             .iter()
             .map(|&i| i as usize)
             .collect()

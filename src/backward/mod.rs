@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 mod slots;
 
-use crate::ops::{Args, Vjp};
+use crate::ops::{Args, Vjp, VjpMany};
 use crate::param::ParamMap;
 use crate::tape::{Node, Value, ValueKind};
 use crate::{Float, Param, Tensor, Var};
@@ -261,6 +261,40 @@ impl<'t, T: Float> Var<'t, T> {
                 continue;
             };
             let args = tape_nodes.args(node);
+            let extra = tape_nodes.extra(node);
+            let value = |v: Value<T>| match v.kind() {
+                ValueKind::Scalar(s) => Cow::Owned(Tensor::scalar(s)),
+                ValueKind::Stored(k) => Cow::Borrowed(&values[k as usize]),
+            };
+            if node.has_many_inputs() {
+                let ids = tape_nodes.inputs_of(node);
+                let grad_in = {
+                    let xs: Vec<Cow<'_, Tensor<T>>> =
+                        ids.iter().map(|&j| value(nodes[j as usize].value())).collect();
+                    let refs: Vec<&Tensor<T>> = xs.iter().map(|x| &**x).collect();
+                    let needs: Vec<bool> = ids.iter().map(|&j| nodes[j as usize].requires_grad).collect();
+                    let out = value(node.value());
+                    let g = match grad_out {
+                        Slot::Scalar(s) => Cow::Owned(Tensor::scalar(s)),
+                        Slot::Stored(k) => Cow::Borrowed(&grads[k as usize]),
+                        Slot::Empty => unreachable!("skipped above"),
+                    };
+                    op.vjp_many_tensor(&VjpMany {
+                        args,
+                        extra,
+                        inputs: &refs,
+                        output: &*out,
+                        grad_out: &*g,
+                        needs: &needs,
+                    })
+                };
+                for (&id, g) in ids.iter().zip(grad_in) {
+                    if let Some(g) = g {
+                        accumulate(&mut slots, id as usize, &mut grads, g);
+                    }
+                }
+                continue;
+            }
             let (ids, arity) = (node.inputs, node.arity);
             let x = &nodes[ids[0] as usize];
             let y = if arity > 1 { &nodes[ids[1] as usize] } else { x };
@@ -281,10 +315,6 @@ impl<'t, T: Float> Var<'t, T> {
             }
             let ids = node.inputs();
             let grad_in = {
-                let value = |v: Value<T>| match v.kind() {
-                    ValueKind::Scalar(s) => Cow::Owned(Tensor::scalar(s)),
-                    ValueKind::Stored(k) => Cow::Borrowed(&values[k as usize]),
-                };
                 let (xv, yv, out) = (value(x.value()), value(y.value()), value(node.value()));
                 let g = match grad_out {
                     Slot::Scalar(s) => Cow::Owned(Tensor::scalar(s)),
@@ -293,6 +323,7 @@ impl<'t, T: Float> Var<'t, T> {
                 };
                 let cx = Vjp {
                     args,
+                    extra,
                     inputs: [&*xv, &*yv],
                     output: &*out,
                     grad_out: &*g,
@@ -386,18 +417,52 @@ impl<'t, T: Float> Var<'t, T> {
         for i in (0..end).rev() {
             let Some(grad_out) = grads[i] else { continue };
             // Copy what the rule needs, then release the borrow: the rule records new nodes.
-            let (op, args, ids, needs) = {
+            let (op, args, ids, needs, extra, many) = {
                 let nodes = self.tape.nodes.borrow();
                 let node = &nodes[i];
                 let Some(op) = nodes.op(node) else { continue };
+                let extra = nodes.extra(node).cloned();
+                let many: Option<Vec<u32>> = node.has_many_inputs().then(|| nodes.inputs_of(node).to_vec());
                 let ids = node.inputs;
                 let arity = node.arity as usize;
                 let needs = [
                     nodes[ids[0] as usize].requires_grad,
                     arity > 1 && nodes[ids[1] as usize].requires_grad,
                 ];
-                (op, nodes.args(node), (ids, arity), needs)
+                (op, nodes.args(node), (ids, arity), needs, extra, many)
             };
+            let output = Var {
+                tape: self.tape,
+                id: i as u32,
+            };
+            if let Some(many) = many {
+                let (xs, needs): (Vec<Var<'t, T>>, Vec<bool>) = many
+                    .iter()
+                    .map(|&id| {
+                        let x = Var { tape: self.tape, id };
+                        (x, x.requires_grad())
+                    })
+                    .unzip();
+                let refs: Vec<&Var<'t, T>> = xs.iter().collect();
+                let grad_in = op.vjp_many_var(&VjpMany {
+                    args,
+                    extra: extra.as_ref(),
+                    inputs: &refs,
+                    output: &output,
+                    grad_out: &grad_out,
+                    needs: &needs,
+                });
+                for (&id, g) in many.iter().zip(grad_in) {
+                    if let Some(g) = g {
+                        let slot = &mut grads[id as usize];
+                        *slot = Some(match *slot {
+                            Some(old) => old + g,
+                            None => g,
+                        });
+                    }
+                }
+                continue;
+            }
             let (ids, arity) = ids;
             let x = Var {
                 tape: self.tape,
@@ -407,12 +472,9 @@ impl<'t, T: Float> Var<'t, T> {
                 tape: self.tape,
                 id: if arity > 1 { ids[1] } else { ids[0] },
             };
-            let output = Var {
-                tape: self.tape,
-                id: i as u32,
-            };
             let cx = Vjp {
                 args,
+                extra: extra.as_ref(),
                 inputs: [&x, &y],
                 output: &output,
                 grad_out: &grad_out,

@@ -30,15 +30,22 @@
 //! Args::None, value)`. Adding an op touches its family file
 //! (and a test), nothing else; a new family adds one `mod` line here.
 
+mod activation;
 mod arith;
+mod clamp;
 pub(crate) mod conv;
+mod einsum;
 mod erf;
 mod index;
+mod join;
+mod mask;
 mod matmul;
 mod reduce;
 mod shape;
 mod softmax;
 mod unary;
+
+use smallvec::SmallVec;
 
 use crate::tensor::Shape;
 use crate::{Float, Tensor, Var};
@@ -61,6 +68,76 @@ pub(crate) enum Args {
     Narrow { axis: u32, start: u32, len: u32 },
     /// A sliding window over images (kernel, stride, padding, dilation), for unfold and fold.
     Window(conv::PackedWindow),
+    /// The node's [`Extra`] arguments, at this index of the tape's side list. Only the tape
+    /// stores this variant; rules and kernels read the arguments through `cx.extra()`.
+    Extra(u32),
+}
+
+/// Arguments too large for [`Args`]: lists of axes, sizes or paddings, real values (a fill
+/// value, bounds), a mask and an index tensor. Kept beside the nodes in the tape's side list (so
+/// nodes stay 32 bytes); each op documents which fields it reads.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Extra {
+    pub(crate) ints: SmallVec<[usize; 8]>,
+    pub(crate) reals: SmallVec<[f64; 2]>,
+    pub(crate) mask: Option<Tensor<bool>>,
+    pub(crate) index: Option<Tensor<usize>>,
+}
+
+impl Extra {
+    /// Integer arguments only.
+    pub(crate) fn ints(ints: &[usize]) -> Extra {
+        Extra {
+            ints: SmallVec::from_slice(ints),
+            ..Extra::default()
+        }
+    }
+    /// Adds real arguments.
+    pub(crate) fn with_reals(mut self, reals: &[f64]) -> Extra {
+        self.reals = SmallVec::from_slice(reals);
+        self
+    }
+    /// Adds a mask.
+    pub(crate) fn with_mask(mut self, mask: Tensor<bool>) -> Extra {
+        self.mask = Some(mask);
+        self
+    }
+    /// Adds an index tensor.
+    pub(crate) fn with_index(mut self, index: Tensor<usize>) -> Extra {
+        self.index = Some(index);
+        self
+    }
+    /// The mask; panics naming `op` if there is none (a bug of the op, not of its caller).
+    pub(crate) fn mask(&self, op: &str) -> &Tensor<bool> {
+        self.mask
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("{op} node without its mask"))
+    }
+    /// The index tensor; panics naming `op` if there is none.
+    pub(crate) fn index(&self, op: &str) -> &Tensor<usize> {
+        self.index
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("{op} node without its index"))
+    }
+}
+
+impl std::fmt::Display for Extra {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if !self.ints.is_empty() {
+            parts.push(format!("{:?}", self.ints.as_slice()));
+        }
+        for r in &self.reals {
+            parts.push(format!("{r}"));
+        }
+        if let Some(m) = &self.mask {
+            parts.push(format!("mask {:?}", m.shape()));
+        }
+        if let Some(i) = &self.index {
+            parts.push(format!("index {:?}", i.shape()));
+        }
+        f.write_str(&parts.join(", "))
+    }
 }
 
 /// Narrows an axis or index to the `u32` that [`Args`] stores.
@@ -104,6 +181,7 @@ impl std::fmt::Display for Args {
             Args::Transpose(a, b) => write!(f, "{a}, {b}"),
             Args::Narrow { axis, start, len } => write!(f, "axis={axis}, start={start}, len={len}"),
             Args::Window(w) => write!(f, "{w}"),
+            Args::Extra(_) => Ok(()),
         }
     }
 }
@@ -112,6 +190,8 @@ impl std::fmt::Display for Args {
 /// inputs need a gradient at all.
 pub(crate) struct Vjp<'a, G> {
     pub(crate) args: Args,
+    /// The op's [`Extra`] arguments, if it was recorded with some.
+    pub(crate) extra: Option<&'a Extra>,
     /// The inputs; for a unary op both entries are the single input.
     pub(crate) inputs: [&'a G; 2],
     pub(crate) output: &'a G,
@@ -132,6 +212,48 @@ impl<'a, G> Vjp<'a, G> {
     pub(crate) fn need(&self, i: usize, f: impl FnOnce() -> G) -> Option<G> {
         self.needs[i].then(f)
     }
+    /// The op's extra arguments (for ops recorded with [`Extra`]).
+    pub(crate) fn extra(&self) -> &'a Extra {
+        self.extra
+            .unwrap_or_else(|| unreachable!("node without its extra arguments"))
+    }
+}
+
+/// What the backward rule of an op with any number of inputs ([`Op::vjp_many`]) sees.
+pub(crate) struct VjpMany<'a, G> {
+    pub(crate) args: Args,
+    pub(crate) extra: Option<&'a Extra>,
+    pub(crate) inputs: &'a [&'a G],
+    pub(crate) output: &'a G,
+    pub(crate) grad_out: &'a G,
+    pub(crate) needs: &'a [bool],
+}
+
+impl<'a, G> VjpMany<'a, G> {
+    /// The op's extra arguments (for ops recorded with [`Extra`]).
+    pub(crate) fn extra(&self) -> &'a Extra {
+        self.extra
+            .unwrap_or_else(|| unreachable!("node without its extra arguments"))
+    }
+}
+
+/// What an op's forward kernel sees: its arguments and its input values.
+pub(crate) struct Fwd<'a, T: Float> {
+    pub(crate) args: Args,
+    pub(crate) extra: Option<&'a Extra>,
+    pub(crate) inputs: &'a [&'a Tensor<T>],
+}
+
+impl<'a, T: Float> Fwd<'a, T> {
+    /// The op's extra arguments (for ops applied with [`Extra`]).
+    pub(crate) fn extra(&self) -> &'a Extra {
+        self.extra
+            .unwrap_or_else(|| unreachable!("op applied without its extra arguments"))
+    }
+    /// The first input.
+    pub(crate) fn x(&self) -> &'a Tensor<T> {
+        self.inputs[0]
+    }
 }
 
 /// A differentiable operation: its name and its backward rule (see the module docs).
@@ -142,6 +264,24 @@ pub(crate) trait Op<T: Float>: Sync + 'static {
     fn rule(&self) -> &'static str;
     /// The gradients of the inputs, given `grad_out`.
     fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2];
+    /// The gradients of the inputs of an op recorded with more than two inputs (`cat`). Ops
+    /// that never have more than two keep this default.
+    fn vjp_many<G: Operand<T>>(&self, cx: &VjpMany<'_, G>) -> Vec<Option<G>> {
+        let _ = cx;
+        unreachable!(
+            "{} was recorded with more than two inputs but has no vjp_many",
+            self.name()
+        )
+    }
+}
+
+/// An op that computes its own forward value: every operand type can then apply it
+/// ([`Operand::apply`]), so a backward rule may use it like any other operation, and adding it
+/// touches its family file only (see the module docs).
+pub(crate) trait Primitive<T: Float>: Op<T> {
+    /// The forward kernel: the op's value from its input values.
+    #[track_caller]
+    fn forward(&self, cx: &Fwd<'_, T>) -> Tensor<T>;
 }
 
 /// [`Op`] made object-safe: nodes store `&'static dyn DynOp<T>`, one entry per operand type.
@@ -159,6 +299,8 @@ pub(crate) trait DynOp<T: Float>: Sync {
         needs: [bool; 2],
     ) -> [Option<T>; 2];
     fn vjp_var<'t>(&self, cx: &Vjp<'_, Var<'t, T>>) -> [Option<Var<'t, T>>; 2];
+    fn vjp_many_tensor(&self, cx: &VjpMany<'_, Tensor<T>>) -> Vec<Option<Tensor<T>>>;
+    fn vjp_many_var<'t>(&self, cx: &VjpMany<'_, Var<'t, T>>) -> Vec<Option<Var<'t, T>>>;
 }
 
 impl<T: Float, O: Op<T>> DynOp<T> for O {
@@ -184,6 +326,12 @@ impl<T: Float, O: Op<T>> DynOp<T> for O {
     fn vjp_var<'t>(&self, cx: &Vjp<'_, Var<'t, T>>) -> [Option<Var<'t, T>>; 2] {
         self.vjp(cx)
     }
+    fn vjp_many_tensor(&self, cx: &VjpMany<'_, Tensor<T>>) -> Vec<Option<Tensor<T>>> {
+        self.vjp_many(cx)
+    }
+    fn vjp_many_var<'t>(&self, cx: &VjpMany<'_, Var<'t, T>>) -> Vec<Option<Var<'t, T>>> {
+        self.vjp_many(cx)
+    }
 }
 
 /// An op's rule on plain numbers, by static dispatch: [`DynOp::vjp_scalar`] and the backward
@@ -200,6 +348,7 @@ fn scalar_vjp<T: Float, O: Op<T>>(
     // The context is built here rather than by the caller, so that the whole rule inlines.
     let cx = Vjp {
         args,
+        extra: None,
         inputs: [&Scalar(inputs[0]), &Scalar(inputs[1])],
         output: &Scalar(output),
         grad_out: &Scalar(grad_out),
@@ -296,6 +445,11 @@ fn sigmoid_slope<T: Float>(g: T, y: T) -> T {
 
 /// Something backward rules compute with: an eager [`Tensor`] or a recorded [`Var`].
 pub(crate) trait Operand<T: Float>: Sized + Clone {
+    /// Applies primitive `op` to `inputs`: its kernel on tensors, a recorded node on vars. This
+    /// one method serves every op declared as a [`Primitive`]; the methods below are the
+    /// arithmetic core, which has fused and rank-0 fast paths of its own.
+    #[track_caller]
+    fn apply<P: Primitive<T>>(op: &'static P, args: Args, extra: Option<Extra>, inputs: &[&Self]) -> Self;
     fn shape(&self) -> Shape;
     /// Runs `f` on the underlying value (to build masks that are constants of the rule).
     fn with_value<R>(&self, f: impl FnOnce(&Tensor<T>) -> R) -> R;
@@ -353,6 +507,14 @@ pub(crate) trait Operand<T: Float>: Sized + Clone {
 }
 
 impl<T: Float> Operand<T> for Tensor<T> {
+    #[track_caller]
+    fn apply<P: Primitive<T>>(op: &'static P, args: Args, extra: Option<Extra>, inputs: &[&Self]) -> Self {
+        op.forward(&Fwd {
+            args,
+            extra: extra.as_ref(),
+            inputs,
+        })
+    }
     fn shape(&self) -> Shape {
         Shape::from_slice(Tensor::shape(self))
     }
@@ -468,6 +630,21 @@ impl<T: Float> Scalar<T> {
 }
 
 impl<T: Float> Operand<T> for Scalar<T> {
+    #[track_caller]
+    fn apply<P: Primitive<T>>(op: &'static P, args: Args, extra: Option<Extra>, inputs: &[&Self]) -> Self {
+        // Only rank-0 graphs take this path; their rules' intermediate values are rank 0 too.
+        let tensors: SmallVec<[Tensor<T>; 4]> = inputs.iter().map(|x| Tensor::scalar(x.0)).collect();
+        let refs: SmallVec<[&Tensor<T>; 4]> = tensors.iter().collect();
+        let out = op.forward(&Fwd {
+            args,
+            extra: extra.as_ref(),
+            inputs: &refs,
+        });
+        match out.as_rank0() {
+            Some(v) => Scalar(v),
+            None => unreachable!("{} of rank-0 values gave shape {:?}", op.name(), out.shape()),
+        }
+    }
     fn shape(&self) -> Shape {
         Shape::new()
     }
@@ -567,6 +744,11 @@ impl<T: Float> Operand<T> for Scalar<T> {
 }
 
 impl<'t, T: Float> Operand<T> for Var<'t, T> {
+    #[track_caller]
+    fn apply<P: Primitive<T>>(op: &'static P, args: Args, extra: Option<Extra>, inputs: &[&Self]) -> Self {
+        let vars: SmallVec<[Var<'t, T>; 4]> = inputs.iter().map(|&&v| v).collect();
+        Var::record_op(op, args, extra, &vars)
+    }
     fn shape(&self) -> Shape {
         Shape::from_slice(self.tape.node_value(self.id).shape())
     }
@@ -668,6 +850,34 @@ impl<'t, T: Float> Operand<T> for Var<'t, T> {
 }
 
 impl<'t, T: Float> Var<'t, T> {
+    /// Applies primitive `op` to `inputs` (at least one, all on one tape): computes the value
+    /// with the op's kernel and records the node. Public ops check their arguments first, with
+    /// messages in the user's terms, then call this.
+    #[track_caller]
+    pub(crate) fn record_op<P: Primitive<T>>(
+        op: &'static P,
+        args: Args,
+        extra: Option<Extra>,
+        inputs: &[Var<'t, T>],
+    ) -> Var<'t, T> {
+        let first = inputs[0];
+        for &x in &inputs[1..] {
+            first.check_same_tape(x, op.name());
+        }
+        let value = {
+            let values: SmallVec<[crate::tape::ValueRef<'t, T>; 4]> =
+                inputs.iter().map(|x| x.value_ref()).collect();
+            let refs: SmallVec<[&Tensor<T>; 4]> = values.iter().map(|v| &**v).collect();
+            op.forward(&Fwd {
+                args,
+                extra: extra.as_ref(),
+                inputs: &refs,
+            })
+        };
+        let ids: SmallVec<[u32; 4]> = inputs.iter().map(|x| x.id).collect();
+        first.tape.record_with(op, args, extra, &ids, value)
+    }
+
     /// The node's value, borrowed from the tape. Public ops compute their result from it in their
     /// own body (not in a closure, which would hide the caller's line from `#[track_caller]`), and
     /// must drop the borrow before recording.

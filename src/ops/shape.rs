@@ -1,8 +1,9 @@
 //! Layout ops: reshape, transpose, broadcast_to, narrow (and its adjoint, unnarrow). Their
 //! backward moves the gradient back to the input's layout; no arithmetic is involved.
 
-use super::{Args, Op, Operand, Vjp};
-use crate::{Float, Var};
+use super::{Args, Extra, Fwd, Op, Operand, Primitive, Vjp};
+use crate::tensor::{Shape, shape};
+use crate::{Element, Float, Tensor, Var};
 
 /// Reshape. The gradient is reshaped back.
 pub(crate) struct Reshape;
@@ -178,5 +179,106 @@ impl<'t, T: Float> Var<'t, T> {
         let len = self.shape()[axis];
         let value = self.value_ref().unnarrow(full, axis, start);
         self.record_unary(&Unnarrow, Args::narrow(axis, start, len), value)
+    }
+}
+
+/// A permutation of the axes (`Extra::ints` = the new order). The gradient is permuted back by
+/// the inverse permutation.
+pub(crate) struct Permute;
+
+impl<T: Float> Op<T> for Permute {
+    fn name(&self) -> &'static str {
+        "permute"
+    }
+    fn rule(&self) -> &'static str {
+        "reorders the axes: grad_x = grad_out with the axes put back in x's order"
+    }
+    fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
+        let axes = &cx.extra().ints;
+        let mut inverse = vec![0; axes.len()];
+        for (i, &a) in axes.iter().enumerate() {
+            inverse[a] = i;
+        }
+        [cx.need(0, || permute(cx.grad_out, &inverse)), None]
+    }
+}
+
+impl<T: Float> Primitive<T> for Permute {
+    fn forward(&self, cx: &Fwd<'_, T>) -> Tensor<T> {
+        cx.x().permute(&cx.extra().ints)
+    }
+}
+
+/// `x` with its axes in the order `axes`, for any operand (rules call this).
+pub(crate) fn permute<T: Float, G: Operand<T>>(x: &G, axes: &[usize]) -> G {
+    G::apply(&Permute, Args::None, Some(Extra::ints(axes)), &[x])
+}
+
+/// Checks that `axes` is a permutation of `0..rank`.
+#[track_caller]
+pub(crate) fn check_permutation(op: &str, axes: &[usize], shape: &[usize]) {
+    let rank = shape.len();
+    assert!(
+        axes.len() == rank,
+        "tapegrad: {op}: {} axes {axes:?} for shape {shape:?} of rank {rank}; give each axis once",
+        axes.len()
+    );
+    let mut seen = vec![false; rank];
+    for &a in axes {
+        assert!(
+            a < rank,
+            "tapegrad: {op}: axis {a} in {axes:?} is out of range for shape {shape:?} (rank {rank})"
+        );
+        assert!(!seen[a], "tapegrad: {op}: axis {a} appears twice in {axes:?}");
+        seen[a] = true;
+    }
+}
+
+impl<T: Element> Tensor<T> {
+    /// The axes reordered (`torch.permute`): axis `i` of the result is axis `axes[i]` of this
+    /// tensor (copying into the new row-major order).
+    ///
+    /// # Panics
+    /// If `axes` is not a permutation of `0..rank`.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// let t = Tensor::<f32>::zeros(&[2, 3, 4]);
+    /// assert_eq!(t.permute(&[2, 0, 1]).shape(), &[4, 2, 3]);
+    /// ```
+    #[track_caller]
+    pub fn permute(&self, axes: &[usize]) -> Tensor<T> {
+        check_permutation("permute", axes, self.shape());
+        if axes.iter().enumerate().all(|(i, &a)| i == a) {
+            return self.clone();
+        }
+        let strides = shape::strides(self.shape());
+        let out_shape: Shape = axes.iter().map(|&a| self.shape()[a]).collect();
+        let out_strides: Shape = axes.iter().map(|&a| strides[a]).collect();
+        crate::tensor::gather_strided(self.as_slice(), 0, &out_strides, out_shape)
+    }
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    /// The axes reordered (`torch.permute`): axis `i` of the result is axis `axes[i]` of this
+    /// var. The gradient is permuted back.
+    ///
+    /// # Panics
+    /// If `axes` is not a permutation of `0..rank`.
+    ///
+    /// ```
+    /// use tapegrad::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::from_fn(&[2, 3, 4], |i| i as f64));
+    /// let y = x.permute(&[2, 0, 1]);
+    /// assert_eq!(y.shape(), vec![4, 2, 3]);
+    /// assert_eq!(y.value().get(&[3, 1, 2]), x.value().get(&[1, 2, 3]));
+    /// let grads = (y * y).sum().backward();
+    /// assert_eq!(grads[x], x.value() * 2.0);
+    /// ```
+    #[track_caller]
+    pub fn permute(self, axes: &[usize]) -> Var<'t, T> {
+        check_permutation("permute", axes, &self.shape());
+        Var::record_op(&Permute, Args::None, Some(Extra::ints(axes)), &[self])
     }
 }

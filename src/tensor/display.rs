@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::Tensor;
-use crate::Float;
+use crate::{Element, Float};
 
 /// NumPy's defaults: 8 significant decimals, summarise above 1000 elements keeping 3 per edge.
 const PRECISION: usize = 8;
@@ -123,16 +123,16 @@ impl ElementFormat {
     }
 }
 
-fn write_block<T: Float>(
+fn write_block<T: Element>(
     out: &mut String,
     data: &[T],
     shape: &[usize],
     depth: usize,
     summarise: bool,
-    fmt: &ElementFormat,
+    fmt: &dyn Fn(&mut String, T),
 ) {
     if shape.is_empty() {
-        fmt.write(out, data[0]);
+        fmt(out, data[0]);
         return;
     }
     let n = shape[0];
@@ -176,35 +176,83 @@ fn write_block<T: Float>(
     out.push(']');
 }
 
-impl<T: Float> Tensor<T> {
+/// How one element type prints: a writer of aligned elements for a whole tensor, and the text of
+/// a rank-0 value.
+#[doc(hidden)]
+pub trait ElementDisplay: Sized {
+    fn writer(values: &[Self]) -> Box<dyn Fn(&mut String, Self) + '_>;
+    fn scalar_text(self) -> String;
+}
+
+/// Floats: NumPy's layout, aligned on the decimal point.
+pub(crate) fn float_writer<T: Float>(values: &[T]) -> Box<dyn Fn(&mut String, T) + '_> {
+    let fmt = ElementFormat::new(values);
+    Box::new(move |out, v| fmt.write(out, v))
+}
+
+/// NumPy's str of a 0-d float array: the value's own shortest form, "2.0" or "0.3".
+pub(crate) fn float_scalar_text<T: Float>(v: T) -> String {
+    format!("{v:?}")
+}
+
+/// Right-aligns `text` in `width` columns.
+fn push_right_aligned(out: &mut String, text: &str, width: usize) {
+    for _ in text.chars().count()..width {
+        out.push(' ');
+    }
+    out.push_str(text);
+}
+
+impl ElementDisplay for bool {
+    /// PyTorch's words, `True` and `False`, aligned as NumPy aligns them: `[ True False]`.
+    fn writer(values: &[bool]) -> Box<dyn Fn(&mut String, bool) + '_> {
+        let width = if values.iter().any(|&b| !b) { 5 } else { 4 };
+        Box::new(move |out, v| push_right_aligned(out, &v.scalar_text(), width))
+    }
+    fn scalar_text(self) -> String {
+        if self { "True" } else { "False" }.to_string()
+    }
+}
+
+impl ElementDisplay for usize {
+    /// Integers right-aligned to the widest: `[ 3 10  7]`.
+    fn writer(values: &[usize]) -> Box<dyn Fn(&mut String, usize) + '_> {
+        let width = values.iter().map(|v| v.to_string().len()).max().unwrap_or(1);
+        Box::new(move |out, v| push_right_aligned(out, &v.to_string(), width))
+    }
+    fn scalar_text(self) -> String {
+        self.to_string()
+    }
+}
+
+impl<T: Element> Tensor<T> {
     fn numpy_string(&self) -> String {
         if self.rank() == 0 {
-            // NumPy's str of a 0-d array: the value's own shortest form, "2.0" or "0.3".
-            return format!("{:?}", self.as_slice()[0]);
+            return T::scalar_text(self.as_slice()[0]);
         }
         if self.numel() == 0 {
             return "[]".to_string();
         }
         let summarise = self.numel() > SUMMARY_THRESHOLD;
-        let fmt = ElementFormat::new(self.as_slice());
+        let writer = T::writer(self.as_slice());
         let mut out = String::new();
-        write_block(&mut out, self.as_slice(), self.shape(), 0, summarise, &fmt);
+        write_block(&mut out, self.as_slice(), self.shape(), 0, summarise, &*writer);
         out
     }
 }
 
-impl<T: Float> fmt::Display for Tensor<T> {
+impl<T: Element> fmt::Display for Tensor<T> {
     /// NumPy's `str()` layout: `[[1. 2.]\n [3. 4.]]`; a scalar prints as its value.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.numpy_string())
     }
 }
 
-impl<T: Float> fmt::Debug for Tensor<T> {
+impl<T: Element> fmt::Debug for Tensor<T> {
     /// Like `Display`, followed by shape and element type: `tensor([1. 2.], shape=[2], dtype=f32)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let body = self.numpy_string().replace('\n', "\n       ");
-        write!(f, "tensor({body}, shape={:?}, dtype={})", self.shape(), T::NAME)
+        write!(f, "tensor({body}, shape={:?}, dtype={})", self.shape(), T::DTYPE)
     }
 }
 
@@ -237,6 +285,21 @@ mod tests {
             t.to_string(),
             "[0.000e+00 1.000e+00 2.000e+00 ... 1.997e+03 1.998e+03 1.999e+03]"
         );
+    }
+
+    #[test]
+    fn masks_and_indices_print_like_pytorch_words_in_numpy_layout() {
+        let m = Tensor::<bool>::from_vec(vec![true, false, true, true], &[2, 2]);
+        assert_eq!(m.to_string(), "[[ True False]\n [ True  True]]");
+        assert_eq!(
+            Tensor::<bool>::from_vec(vec![true, true], &[2]).to_string(),
+            "[True True]"
+        );
+        assert_eq!(Tensor::<bool>::scalar(false).to_string(), "False");
+        let i = Tensor::<usize>::from_vec(vec![3, 10, 7], &[3]);
+        assert_eq!(i.to_string(), "[ 3 10  7]");
+        assert_eq!(format!("{i:?}"), "tensor([ 3 10  7], shape=[3], dtype=usize)");
+        assert_eq!(Tensor::<usize>::scalar(4).to_string(), "4");
     }
 
     #[test]

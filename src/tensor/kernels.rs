@@ -5,11 +5,11 @@ use std::ops::{Add, Div, Mul, Neg, Sub};
 
 use super::shape::{self, Shape};
 use super::{Tensor, Work, parallel};
-use crate::Float;
+use crate::{Element, Float};
 
 /// Reads `src` through `strides` (0 on broadcast axes) in the row-major order of `out_shape`
 /// into a new tensor.
-fn gather<T: Float>(src: &[T], offset: usize, strides: &[usize], out_shape: Shape) -> Tensor<T> {
+pub(crate) fn gather<T: Element>(src: &[T], offset: usize, strides: &[usize], out_shape: Shape) -> Tensor<T> {
     let rank = out_shape.len();
     let n = shape::numel(&out_shape);
     Tensor::build(Shape::from_slice(&out_shape), |out| {
@@ -427,7 +427,10 @@ impl<T: Float> Tensor<T> {
         }
         t
     }
+}
 
+/// Layout changes: they move elements and work for every element type.
+impl<T: Element> Tensor<T> {
     /// Repeats this tensor along broadcast axes to `shape` (NumPy `broadcast_to`), copying.
     ///
     /// # Panics
@@ -545,7 +548,9 @@ impl<T: Float> Tensor<T> {
             }
         })
     }
+}
 
+impl<T: Float> Tensor<T> {
     /// Softmax along `axis`: `exp(x - max) / sum(exp(x - max))`, stable for large inputs.
     ///
     /// ```

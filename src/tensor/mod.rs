@@ -14,10 +14,11 @@ use std::sync::Arc;
 use rand::Rng;
 use smallvec::SmallVec;
 
-use crate::Float;
+use crate::{Element, Float};
 
+pub(crate) use display::{ElementDisplay, float_scalar_text, float_writer};
 pub use gemm::{num_threads, set_num_threads};
-pub(crate) use kernels::{elementwise, matmul_transposed};
+pub(crate) use kernels::{elementwise, gather as gather_strided, matmul_transposed};
 pub(crate) use parallel::{Work, elementwise_chunk};
 pub use shape::Shape;
 
@@ -32,7 +33,7 @@ enum Storage<T> {
 
 /// A buffer holding `values`: a recycled one (see [`pool`]) when this thread has one of that
 /// length, else a new allocation filled in place.
-fn shared_buffer<T: Float>(values: impl ExactSizeIterator<Item = T>) -> Arc<[T]> {
+fn shared_buffer<T: Element>(values: impl ExactSizeIterator<Item = T>) -> Arc<[T]> {
     let Some(mut buffer) = pool::take::<T>(values.len()) else {
         return values.collect();
     };
@@ -45,7 +46,8 @@ fn shared_buffer<T: Float>(values: impl ExactSizeIterator<Item = T>) -> Arc<[T]>
     buffer
 }
 
-/// An n-dimensional array of `f32` (default) or `f64` values in row-major order.
+/// An n-dimensional array in row-major order: of `f32` (the default) or `f64` values, which
+/// are differentiable, or of `bool` (masks) or `usize` (indices); see [`Element`].
 ///
 /// Rank-0 tensors are scalars; any one-element tensor is stored inline without a heap allocation,
 /// and larger ones share their buffer between clones (copy-on-write).
@@ -58,12 +60,12 @@ fn shared_buffer<T: Float>(values: impl ExactSizeIterator<Item = T>) -> Arc<[T]>
 /// println!("{t}"); // [[1. 2. 3.]
 ///                  //  [4. 5. 6.]]
 /// ```
-pub struct Tensor<T: Float = f32> {
+pub struct Tensor<T: Element = f32> {
     shape: Shape,
     data: Storage<T>,
 }
 
-impl<T: Float> Tensor<T> {
+impl<T: Element> Tensor<T> {
     /// A tensor of the given shape from row-major values.
     ///
     /// # Panics
@@ -144,6 +146,21 @@ impl<T: Float> Tensor<T> {
         }
     }
 
+    /// A tensor whose element at flat (row-major) index `i` is `f(i)`.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// let t = Tensor::<f32>::from_fn(&[2, 2], |i| i as f32);
+    /// assert_eq!(t.to_vec(), vec![0.0, 1.0, 2.0, 3.0]);
+    /// ```
+    pub fn from_fn(shape: &[usize], mut f: impl FnMut(usize) -> T) -> Self {
+        let n = shape::numel(shape);
+        Self::from_exact_iter(Shape::from_slice(shape), (0..n).map(&mut f))
+    }
+}
+
+/// Constructors of float tensors.
+impl<T: Float> Tensor<T> {
     /// A tensor of zeros.
     ///
     /// ```
@@ -193,18 +210,6 @@ impl<T: Float> Tensor<T> {
         Self::from_fn(shape, |_| T::sample_uniform(rng, lo, hi))
     }
 
-    /// A tensor whose element at flat (row-major) index `i` is `f(i)`.
-    ///
-    /// ```
-    /// use tapegrad::Tensor;
-    /// let t = Tensor::<f32>::from_fn(&[2, 2], |i| i as f32);
-    /// assert_eq!(t.to_vec(), vec![0.0, 1.0, 2.0, 3.0]);
-    /// ```
-    pub fn from_fn(shape: &[usize], mut f: impl FnMut(usize) -> T) -> Self {
-        let n = shape::numel(shape);
-        Self::from_exact_iter(Shape::from_slice(shape), (0..n).map(&mut f))
-    }
-
     /// `n` evenly spaced values from `start` to `end` inclusive (rank 1).
     ///
     /// ```
@@ -219,7 +224,9 @@ impl<T: Float> Tensor<T> {
         };
         Self::from_fn(&[n], |i| start + step * T::from_usize(i))
     }
+}
 
+impl<T: Element> Tensor<T> {
     /// Builds a tensor, storing one element inline.
     pub(crate) fn from_parts(shape: Shape, data: Vec<T>) -> Self {
         debug_assert_eq!(shape::numel(&shape), data.len());
@@ -236,14 +243,14 @@ impl<T: Float> Tensor<T> {
     pub(crate) fn build(shape: Shape, fill: impl FnOnce(&mut [T])) -> Self {
         let n = shape::numel(&shape);
         if n == 1 {
-            let mut one = [T::ZERO];
+            let mut one = [T::default()];
             fill(&mut one);
             return Tensor {
                 shape,
                 data: Storage::One(one[0]),
             };
         }
-        let mut data = shared_buffer(std::iter::repeat_n(T::ZERO, n));
+        let mut data = shared_buffer(std::iter::repeat_n(T::default(), n));
         fill(Arc::get_mut(&mut data).expect("a freshly allocated buffer is not shared"));
         Tensor {
             shape,
@@ -296,7 +303,7 @@ impl<T: Float> Tensor<T> {
     pub(crate) fn from_exact_iter(shape: Shape, mut values: impl ExactSizeIterator<Item = T>) -> Self {
         debug_assert_eq!(shape::numel(&shape), values.len());
         let data = if values.len() == 1 {
-            Storage::One(values.next().unwrap_or(T::ZERO))
+            Storage::One(values.next().unwrap_or_default())
         } else {
             Storage::Many(shared_buffer(values))
         };
@@ -449,7 +456,9 @@ impl<T: Float> Tensor<T> {
             }
         }
     }
+}
 
+impl<T: Float> Tensor<T> {
     /// [`map`](Self::map) for the crate's own elementwise functions: large tensors are split
     /// between threads, from a length that depends on the `work` per element (see [`parallel`]).
     pub(crate) fn map_elementwise(&self, work: Work, f: impl Fn(T) -> T + Sync) -> Self {
@@ -495,7 +504,7 @@ impl<T: Float> Tensor<T> {
     }
 }
 
-impl<T: Float> Clone for Tensor<T> {
+impl<T: Element> Clone for Tensor<T> {
     /// O(1): the shape is copied (inline), the buffer shared.
     fn clone(&self) -> Self {
         Tensor {
@@ -506,13 +515,13 @@ impl<T: Float> Clone for Tensor<T> {
     }
 }
 
-impl<T: Float> From<T> for Tensor<T> {
+impl<T: Element> From<T> for Tensor<T> {
     fn from(value: T) -> Self {
         Tensor::scalar(value)
     }
 }
 
-impl<T: Float> From<Vec<T>> for Tensor<T> {
+impl<T: Element> From<Vec<T>> for Tensor<T> {
     /// A rank-1 tensor.
     fn from(data: Vec<T>) -> Self {
         let n = data.len();
@@ -520,27 +529,27 @@ impl<T: Float> From<Vec<T>> for Tensor<T> {
     }
 }
 
-impl<T: Float> From<&[T]> for Tensor<T> {
+impl<T: Element> From<&[T]> for Tensor<T> {
     /// A rank-1 tensor.
     fn from(data: &[T]) -> Self {
         Tensor::from(data.to_vec())
     }
 }
 
-impl<T: Float, const N: usize> From<[T; N]> for Tensor<T> {
+impl<T: Element, const N: usize> From<[T; N]> for Tensor<T> {
     /// A rank-1 tensor.
     fn from(data: [T; N]) -> Self {
         Tensor::from(data.to_vec())
     }
 }
 
-impl<T: Float> From<&Tensor<T>> for Tensor<T> {
+impl<T: Element> From<&Tensor<T>> for Tensor<T> {
     fn from(t: &Tensor<T>) -> Self {
         t.clone()
     }
 }
 
-impl<T: Float> PartialEq for Tensor<T> {
+impl<T: Element> PartialEq for Tensor<T> {
     /// Same shape and the same elements (so NaN ≠ NaN, as for floats).
     fn eq(&self, other: &Self) -> bool {
         self.shape == other.shape && self.as_slice() == other.as_slice()

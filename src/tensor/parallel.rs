@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use super::shape::{self, Shape};
 use super::{Tensor, num_threads};
-use crate::Float;
+use crate::Element;
 
 /// How much work one element costs, which sets the length from which a loop is split.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,7 +56,7 @@ fn chunk_for(len: usize, work: Work) -> Option<usize> {
 ///
 /// # Safety
 /// Unless it panics, `write` must write every element of every piece it is given.
-unsafe fn build_in_chunks<T: Float>(
+unsafe fn build_in_chunks<T: Element>(
     shape: &[usize],
     chunk: usize,
     write: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync,
@@ -72,7 +72,7 @@ unsafe fn build_in_chunks<T: Float>(
 }
 
 /// `f(a[i])` for every element, as a tensor of `shape` (which holds `a.len()` elements).
-pub(crate) fn map<T: Float>(
+pub(crate) fn map<T: Element>(
     shape: &[usize],
     a: &[T],
     work: Work,
@@ -99,7 +99,7 @@ pub(crate) fn map<T: Float>(
 
 /// `f(a[i], b[i])` for every element of two slices of one length, as a tensor of `shape` (`f`
 /// is light work: arithmetic).
-pub(crate) fn zip<T: Float>(
+pub(crate) fn zip<T: Element>(
     shape: &[usize],
     a: &[T],
     b: &[T],
@@ -122,7 +122,7 @@ pub(crate) fn zip<T: Float>(
 }
 
 /// A tensor of `shape` with every element `value`.
-pub(crate) fn full<T: Float>(shape: &[usize], value: T) -> Option<Tensor<T>> {
+pub(crate) fn full<T: Element>(shape: &[usize], value: T) -> Option<Tensor<T>> {
     let chunk = chunk_for(shape::numel(shape), Work::Light)?;
     // SAFETY: `fill` writes the whole piece.
     Some(unsafe { build_in_chunks(shape, chunk, |_, piece| piece.fill(MaybeUninit::new(value))) })

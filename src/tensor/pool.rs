@@ -12,7 +12,7 @@ use std::any::{Any, TypeId};
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use crate::Float;
+use crate::Element;
 
 /// Buffers of more elements than this are not pooled.
 const MAX_LEN: usize = 256;
@@ -40,7 +40,7 @@ thread_local! {
 }
 
 /// Runs `f` on this thread's pool for `T`; `None` if `T` has no pool or the thread is exiting.
-fn with_pool<T: Float, R>(f: impl FnOnce(&mut Pool<T>) -> R) -> Option<R> {
+fn with_pool<T: Element, R>(f: impl FnOnce(&mut Pool<T>) -> R) -> Option<R> {
     POOLS
         .try_with(|pools| {
             let mut pools = pools.try_borrow_mut().ok()?;
@@ -57,7 +57,7 @@ fn with_pool<T: Float, R>(f: impl FnOnce(&mut Pool<T>) -> R) -> Option<R> {
 }
 
 /// A recycled buffer of exactly `len` elements (holding stale values), if the pool has one.
-pub(crate) fn take<T: Float>(len: usize) -> Option<Arc<[T]>> {
+pub(crate) fn take<T: Element>(len: usize) -> Option<Arc<[T]>> {
     if len > MAX_LEN {
         return None;
     }
@@ -70,7 +70,7 @@ pub(crate) fn take<T: Float>(len: usize) -> Option<Arc<[T]>> {
 }
 
 /// Offers the buffers of `tensors` to the pool; shared and large ones are simply dropped.
-pub(crate) fn recycle<T: Float>(tensors: impl Iterator<Item = crate::Tensor<T>>) {
+pub(crate) fn recycle<T: Element>(tensors: impl Iterator<Item = crate::Tensor<T>>) {
     let mut tensors = tensors.peekable();
     if tensors.peek().is_none() {
         return;

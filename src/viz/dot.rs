@@ -85,7 +85,7 @@ impl<'a, T: Float> Dot<'a, T> {
         keep[output] = true;
         for i in (0..=output).rev() {
             if keep[i] {
-                for &input in nodes[i].inputs() {
+                for &input in nodes.inputs_of(&nodes[i]) {
                     keep[input as usize] = true;
                 }
             }
@@ -120,12 +120,13 @@ impl<'a, T: Float> Dot<'a, T> {
         }
         let nodes = self.tape.nodes.borrow();
         for &id in &shown {
-            let inputs = nodes[id].inputs();
+            let inputs = nodes.inputs_of(&nodes[id]);
             for (k, input) in inputs.iter().enumerate() {
                 let label = match (inputs.len(), k) {
                     (1, _) => String::new(),
-                    (_, 0) => " [label=\"x\"]".to_string(),
-                    _ => " [label=\"y\"]".to_string(),
+                    (2, 0) => " [label=\"x\"]".to_string(),
+                    (2, _) => " [label=\"y\"]".to_string(),
+                    (_, k) => format!(" [label=\"{k}\"]"),
                 };
                 out.push_str(&format!("  n{input} -> n{id}{label};\n"));
             }
@@ -172,7 +173,10 @@ impl<'a, T: Float> Dot<'a, T> {
             }
         };
         lines.push(head);
-        let args = args.to_string();
+        let args = match args {
+            crate::ops::Args::Extra(_) => self.tape.args_text(var.id()),
+            args => args.to_string(),
+        };
         if !args.is_empty() {
             lines.push(args);
         }

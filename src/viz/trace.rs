@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use super::format;
-use crate::ops::Vjp;
+use crate::ops::{Vjp, VjpMany};
 use crate::{Float, Gradients, LeafKind, Tensor, Var};
 
 /// What one step of a backward pass sent to one input.
@@ -230,34 +230,47 @@ fn replay<T: Float>(output: Var<'_, T>, grads: &Gradients<T>) -> BackwardTrace<T
             id,
             name: var.name(),
             op: op.map(|op| op.name()),
-            args: args.to_string(),
+            args: tape.args_text(id),
             leaf: op.is_none().then_some(node.leaf),
-            inputs: node.inputs().iter().map(|&i| i as usize).collect(),
+            inputs: var.input_ids(),
             value: tape.value_of(node.value()).clone(),
             grad_out: grad_out.clone(),
             rule: op.map(|op| op.rule()),
             contributions: Vec::new(),
         };
         if let Some(op) = op {
+            let (ids, extra) = tape.inputs_and_extra(id);
             let (grad_in, needs) = {
                 let nodes = tape.nodes.borrow();
-                let ids = node.inputs();
-                let x = nodes[ids[0] as usize];
-                let y = ids.get(1).map_or(x, |&j| nodes[j as usize]);
-                let needs = [x.requires_grad, ids.len() > 1 && y.requires_grad];
-                let (xv, yv, out) = (
-                    tape.value_of(x.value()),
-                    tape.value_of(y.value()),
-                    tape.value_of(node.value()),
-                );
-                let cx = Vjp {
-                    args,
-                    inputs: [&*xv, &*yv],
-                    output: &*out,
-                    grad_out,
-                    needs,
+                let needs: Vec<bool> = ids.iter().map(|&j| nodes[j as usize].requires_grad).collect();
+                let values: Vec<_> = ids
+                    .iter()
+                    .map(|&j| tape.value_of(nodes[j as usize].value()))
+                    .collect();
+                let out = tape.value_of(node.value());
+                let grad_in = if node.has_many_inputs() {
+                    let refs: Vec<&Tensor<T>> = values.iter().map(|v| &**v).collect();
+                    op.vjp_many_tensor(&VjpMany {
+                        args,
+                        extra: extra.as_ref(),
+                        inputs: &refs,
+                        output: &*out,
+                        grad_out,
+                        needs: &needs,
+                    })
+                } else {
+                    let (xv, yv) = (&*values[0], &*values[values.len() - 1]);
+                    let cx = Vjp {
+                        args,
+                        extra: extra.as_ref(),
+                        inputs: [xv, yv],
+                        output: &*out,
+                        grad_out,
+                        needs: [needs[0], ids.len() > 1 && needs[1]],
+                    };
+                    op.vjp_tensor(&cx).into_iter().take(ids.len()).collect()
                 };
-                (op.vjp_tensor(&cx), needs)
+                (grad_in, needs)
             };
             for (k, added) in grad_in.into_iter().enumerate() {
                 let (Some(added), true) = (added, needs[k]) else {
@@ -281,7 +294,11 @@ fn replay<T: Float>(output: Var<'_, T>, grads: &Gradients<T>) -> BackwardTrace<T
                         id: input as u32,
                     }
                     .name(),
-                    role: if k == 0 { "x" } else { "y" },
+                    role: match (ids.len() > 2, k) {
+                        (true, _) => "input",
+                        (false, 0) => "x",
+                        _ => "y",
+                    },
                     added,
                     total,
                 });

@@ -1,0 +1,1 @@
+//! Clamping and elementwise extrema: clamp, maximum, minimum.

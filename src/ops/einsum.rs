@@ -1,0 +1,1 @@
+//! Einstein summation, lowered to permutes, reshapes and batched matrix products.

@@ -1,0 +1,1 @@
+//! Masks: masked_fill, where_cond, tril, triu, and comparisons of vars giving masks.
