@@ -33,6 +33,7 @@
 mod activation;
 mod arith;
 mod clamp;
+mod compare;
 pub(crate) mod conv;
 mod einsum;
 mod erf;

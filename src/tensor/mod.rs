@@ -1,6 +1,7 @@
 //! [`Tensor`]: plain n-dimensional data (a shape and contiguous row-major storage) and its eager
 //! kernels. A tensor knows nothing of gradients; the tape records operations on tensors.
 
+mod compare;
 mod display;
 pub(crate) mod gemm;
 mod kernels;
