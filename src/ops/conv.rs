@@ -8,7 +8,7 @@
 //! values back at those positions, and each is the other's backward (the positions are constants
 //! of the rule, so second derivatives are exactly 0 at the kinks, as with `max_axis`).
 
-use super::{Args, Op, Operand, Vjp};
+use super::{Args, Extra, Fwd, Op, Operand, Primitive, Vjp};
 use crate::tensor::Shape;
 use crate::{Float, Tensor, Var};
 
@@ -240,8 +240,20 @@ impl<T: Float> Op<T> for Unfold {
     fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
         let window = window_of(cx.args, "unfold");
         let xs = cx.x().shape();
-        [cx.need(0, || cx.grad_out.fold((xs[2], xs[3]), window)), None]
+        [cx.need(0, || fold(cx.grad_out, (xs[2], xs[3]), window)), None]
     }
+}
+
+impl<T: Float> Primitive<T> for Unfold {
+    fn forward(&self, cx: &Fwd<'_, T>) -> Tensor<T> {
+        cx.x().unfold(&window_of(cx.args, "unfold"))
+    }
+}
+
+/// im2col of any operand (see [`Var::unfold`]); the window is checked by the caller.
+fn unfold<T: Float, G: Operand<T>>(x: &G, window: Window2d) -> G {
+    let args = Args::Window(PackedWindow::pack("unfold", &window));
+    G::apply(&Unfold, args, None, &[x])
 }
 
 /// col2im: the adjoint of [`Unfold`], summing window columns into an image. The gradient is
@@ -257,9 +269,37 @@ impl<T: Float> Op<T> for Fold {
          gradient of its pixel"
     }
     fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
-        let window = window_of(cx.args, "fold");
-        [cx.need(0, || cx.grad_out.unfold(window)), None]
+        let (_, window) = fold_args(cx.extra());
+        [cx.need(0, || unfold(cx.grad_out, window)), None]
     }
+}
+
+impl<T: Float> Primitive<T> for Fold {
+    fn forward(&self, cx: &Fwd<'_, T>) -> Tensor<T> {
+        let (size, window) = fold_args(cx.extra());
+        cx.x().fold(size, &window)
+    }
+}
+
+/// Fold's arguments as [`Extra`] integers: the output size, then the window's kernel, stride,
+/// padding and dilation.
+fn fold_extra(size: (usize, usize), w: &Window2d) -> Extra {
+    let pairs = [size, w.kernel, w.stride, w.padding, w.dilation];
+    Extra::ints(&pairs.map(|(a, b)| [a, b]).concat())
+}
+
+fn fold_args(extra: &Extra) -> ((usize, usize), Window2d) {
+    let pair = |i: usize| (extra.ints[2 * i], extra.ints[2 * i + 1]);
+    let window = Window2d::new(pair(1))
+        .stride(pair(2))
+        .padding(pair(3))
+        .dilation(pair(4));
+    (pair(0), window)
+}
+
+/// col2im of any operand into `[N, C, size.0, size.1]` (see [`Var::fold`]).
+fn fold<T: Float, G: Operand<T>>(x: &G, size: (usize, usize), window: Window2d) -> G {
+    G::apply(&Fold, Args::None, Some(fold_extra(size, &window)), &[x])
 }
 
 /// Calls `f(x_index, column_index)` for every pair of an input pixel of `[n, c, h, w]` and the
@@ -312,8 +352,16 @@ impl<T: Float> Op<T> for GatherMax {
          summed where windows overlap, 0 elsewhere"
     }
     fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
-        let window = window_of(cx.args, "max_pool2d");
-        [cx.need(0, || cx.grad_out.unpool_max(cx.y(), window)), None]
+        [
+            cx.need(0, || G::apply(&UnpoolMax, cx.args, None, &[cx.grad_out, cx.y()])),
+            None,
+        ]
+    }
+}
+
+impl<T: Float> Primitive<T> for GatherMax {
+    fn forward(&self, cx: &Fwd<'_, T>) -> Tensor<T> {
+        cx.x().gather_max(cx.inputs[1], &window_of(cx.args, "max_pool2d"))
     }
 }
 
@@ -329,8 +377,17 @@ impl<T: Float> Op<T> for UnpoolMax {
         "places x at the maximum of each window: grad_x = grad_out read at those maxima"
     }
     fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
-        let window = window_of(cx.args, "max_unpool2d");
-        [cx.need(0, || cx.grad_out.gather_max(cx.y(), window)), None]
+        [
+            cx.need(0, || G::apply(&GatherMax, cx.args, None, &[cx.grad_out, cx.y()])),
+            None,
+        ]
+    }
+}
+
+impl<T: Float> Primitive<T> for UnpoolMax {
+    fn forward(&self, cx: &Fwd<'_, T>) -> Tensor<T> {
+        cx.x()
+            .unpool_max(cx.inputs[1], &window_of(cx.args, "max_unpool2d"))
     }
 }
 
@@ -490,9 +547,7 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn unfold(self, window: Window2d) -> Var<'t, T> {
         window.check("unfold", &self.shape());
-        let args = Args::Window(PackedWindow::pack("unfold", &window));
-        let value = self.value_ref().unfold(&window);
-        self.record_unary(&Unfold, args, value)
+        unfold(&self, window)
     }
 
     /// Sums `[N, C·kh·kw, L]` window columns into an `[N, C, H, W]` image with
@@ -533,9 +588,8 @@ impl<'t, T: Float> Var<'t, T> {
              positions over an output of {output_size:?}",
             oh * ow
         );
-        let args = Args::Window(PackedWindow::pack("fold", &window));
-        let value = self.value_ref().fold(output_size, &window);
-        self.record_unary(&Fold, args, value)
+        PackedWindow::pack("fold", &window); // the same size limits as unfold's
+        fold(&self, output_size, window)
     }
 
     /// 2-D convolution (cross-correlation, as in PyTorch's `torch.nn.functional.conv2d`) of an
@@ -652,21 +706,8 @@ impl<'t, T: Float> Var<'t, T> {
             "tapegrad: max_pool2d: padding {padding:?} is more than half the kernel {kernel:?} \
              (input shape {xs:?})"
         );
-        self.gather_max(self, window)
-    }
-
-    /// `self` read at the first maximum of `src` in each window (see [`GatherMax`]).
-    pub(crate) fn gather_max(self, src: Var<'t, T>, window: Window2d) -> Var<'t, T> {
         let args = Args::Window(PackedWindow::pack("max_pool2d", &window));
-        let value = self.value_ref().gather_max(&src.value_ref(), &window);
-        self.record_binary(src, &GatherMax, args, value)
-    }
-
-    /// `self` placed at the first maximum of `src` in each window (see [`UnpoolMax`]).
-    pub(crate) fn unpool_max(self, src: Var<'t, T>, window: Window2d) -> Var<'t, T> {
-        let args = Args::Window(PackedWindow::pack("max_pool2d", &window));
-        let value = self.value_ref().unpool_max(&src.value_ref(), &window);
-        self.record_binary(src, &UnpoolMax, args, value)
+        Var::record_op(&GatherMax, args, None, &[self, self])
     }
 }
 

@@ -497,14 +497,6 @@ pub(crate) trait Operand<T: Float>: Sized + Clone {
     fn matmul_nt(&self, other: &Self) -> Self;
     /// `selfᵀ @ other` over the last two axes.
     fn matmul_tn(&self, other: &Self) -> Self;
-    /// im2col of an `[N, C, H, W]` value (see [`Var::unfold`]).
-    fn unfold(&self, window: conv::Window2d) -> Self;
-    /// col2im into `[N, C, size.0, size.1]`: the adjoint of `unfold` (see [`Var::fold`]).
-    fn fold(&self, size: (usize, usize), window: conv::Window2d) -> Self;
-    /// `self` read at the first maximum of `src` in each window (max pooling when equal).
-    fn gather_max(&self, src: &Self, window: conv::Window2d) -> Self;
-    /// The adjoint of `gather_max`: `self` placed at those maxima, in zeros of `src`'s shape.
-    fn unpool_max(&self, src: &Self, window: conv::Window2d) -> Self;
 }
 
 impl<T: Float> Operand<T> for Tensor<T> {
@@ -602,18 +594,6 @@ impl<T: Float> Operand<T> for Tensor<T> {
     }
     fn matmul_tn(&self, other: &Self) -> Self {
         crate::tensor::matmul_transposed("matmul backward", self, true, other, false)
-    }
-    fn unfold(&self, window: conv::Window2d) -> Self {
-        Tensor::unfold(self, &window)
-    }
-    fn fold(&self, size: (usize, usize), window: conv::Window2d) -> Self {
-        Tensor::fold(self, size, &window)
-    }
-    fn gather_max(&self, src: &Self, window: conv::Window2d) -> Self {
-        Tensor::gather_max(self, src, &window)
-    }
-    fn unpool_max(&self, src: &Self, window: conv::Window2d) -> Self {
-        Tensor::unpool_max(self, src, &window)
     }
 }
 
@@ -730,18 +710,6 @@ impl<T: Float> Operand<T> for Scalar<T> {
     fn matmul_tn(&self, _other: &Self) -> Self {
         unreachable!("matmul of rank-0 values is rejected when recorded")
     }
-    fn unfold(&self, _window: conv::Window2d) -> Self {
-        unreachable!("unfold of a rank-0 value is rejected when recorded")
-    }
-    fn fold(&self, _size: (usize, usize), _window: conv::Window2d) -> Self {
-        unreachable!("fold of a rank-0 value is rejected when recorded")
-    }
-    fn gather_max(&self, _src: &Self, _window: conv::Window2d) -> Self {
-        unreachable!("max_pool2d of a rank-0 value is rejected when recorded")
-    }
-    fn unpool_max(&self, _src: &Self, _window: conv::Window2d) -> Self {
-        unreachable!("max_pool2d of a rank-0 value is rejected when recorded")
-    }
 }
 
 impl<'t, T: Float> Operand<T> for Var<'t, T> {
@@ -835,18 +803,6 @@ impl<'t, T: Float> Operand<T> for Var<'t, T> {
     fn matmul_tn(&self, other: &Self) -> Self {
         let r = self.shape().len();
         Var::transpose(*self, r - 2, r - 1).matmul(other)
-    }
-    fn unfold(&self, window: conv::Window2d) -> Self {
-        Var::unfold(*self, window)
-    }
-    fn fold(&self, size: (usize, usize), window: conv::Window2d) -> Self {
-        Var::fold(*self, size, window)
-    }
-    fn gather_max(&self, src: &Self, window: conv::Window2d) -> Self {
-        Var::gather_max(*self, *src, window)
-    }
-    fn unpool_max(&self, src: &Self, window: conv::Window2d) -> Self {
-        Var::unpool_max(*self, *src, window)
     }
 }
 
