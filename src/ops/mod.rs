@@ -25,10 +25,12 @@
 //! }
 //! ```
 //!
-//! The `Var` method that users call computes the value with the tensor kernel and records the
-//! node: `let value = self.value_ref().mul(&other.value_ref()); self.record_binary(other, &Mul,
-//! Args::None, value)`. Adding an op touches its family file
-//! (and a test), nothing else; a new family adds one `mod` line here.
+//! An op that also implements [`Primitive`] (its forward kernel on tensors) can be applied by
+//! every operand type with [`Operand::apply`], so other rules may use it, and its public `Var`
+//! method is a check of the arguments followed by [`Var::record_op`]. Arguments beyond the
+//! small inline [`Args`] go in an [`Extra`]; ops with more than two inputs implement
+//! [`Op::vjp_many`]. Adding an op touches its family file (and a test), nothing else; a new
+//! family adds one `mod` line here. ARCHITECTURE.md walks through an example (`permute`).
 
 mod activation;
 mod arith;
