@@ -75,7 +75,9 @@ impl<L: Labels + ?Sized> Labels for &L {}
 fn class_indices<'a>(op: &str, targets: &'a (impl Labels + ?Sized)) -> &'a [usize] {
     match sealed::Labels::class_indices(targets) {
         Ok(indices) => indices,
-        Err(shape) => panic!("tapegrad: {op}: targets must be a rank-1 tensor [N] of class indices, got shape {shape:?}"),
+        Err(shape) => panic!(
+            "tapegrad: {op}: targets must be a rank-1 tensor [N] of class indices, got shape {shape:?}"
+        ),
     }
 }
 

@@ -265,7 +265,7 @@ fn arg_extremum<T: Element + PartialOrd>(
     keepdim: bool,
     better: impl Fn(T, T) -> bool,
 ) -> Tensor<usize> {
-    let (outer, n, inner) = shape::split_at_axis(t.shape(), axis);
+    let (_, n, inner) = shape::split_at_axis(t.shape(), axis);
     let x = t.as_slice();
     // Once `best` is NaN, nothing replaces it: neither `better` (false against NaN) nor a NaN.
     let beats = |v: T, best: T| better(v, best) || (unordered(v) && !unordered(best));
@@ -288,7 +288,7 @@ fn arg_extremum<T: Element + PartialOrd>(
         // Along an outer axis: sweep the rows of the block in order, keeping a running best
         // per column, so that every read is contiguous.
         let mut best = x[..inner].to_vec();
-        for (o, args) in out.chunks_exact_mut(inner).enumerate().take(outer) {
+        for (o, args) in out.chunks_exact_mut(inner).enumerate() {
             let block = &x[o * n * inner..(o + 1) * n * inner];
             best.copy_from_slice(&block[..inner]);
             for (j, row) in block.chunks_exact(inner).enumerate().skip(1) {
