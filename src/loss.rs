@@ -1,14 +1,95 @@
 //! Loss functions: scalar summaries of a prediction's error, ready for [`Var::backward`].
 
-use crate::{Float, Var};
+use crate::{Float, Tensor, Var};
 
-/// Mean cross-entropy of `logits` `[N, C]` against class indices `targets` (one per row):
+/// Class indices, one per row of `[N, C]` scores: what [`cross_entropy`], [`cross_entropy_with`]
+/// and [`nll`] take as targets, by reference. Implemented for slices `[usize]`, arrays
+/// `[usize; N]`, `Vec<usize>`, rank-1 `Tensor<usize>` (e.g. from
+/// [`argmax_axis`](Tensor::argmax_axis) or a data set) and references to any of these.
+///
+/// The trait is sealed: it is implemented for exactly these types.
+///
+/// ```
+/// use tapegrad::{loss, Tape, Tensor};
+/// let tape = Tape::<f64>::new();
+/// let logits = tape.var(Tensor::from_vec(vec![0.0, 1.0, 2.0, 0.5], &[2, 2]));
+/// let from_slice = loss::cross_entropy(logits, &[1, 0]);
+/// let from_vec = loss::cross_entropy(logits, &vec![1, 0]);
+/// let from_tensor = loss::cross_entropy(logits, &Tensor::<usize>::from(vec![1, 0]));
+/// assert_eq!(from_slice.item(), from_vec.item());
+/// assert_eq!(from_slice.item(), from_tensor.item());
+/// ```
+pub trait Labels: sealed::Labels {}
+
+mod sealed {
+    use crate::Tensor;
+
+    /// The access the losses use, kept out of the public trait so that it may change.
+    pub trait Labels {
+        /// The indices, or the shape of a tensor that is not rank 1.
+        fn class_indices(&self) -> Result<&[usize], &[usize]>;
+    }
+
+    impl Labels for [usize] {
+        fn class_indices(&self) -> Result<&[usize], &[usize]> {
+            Ok(self)
+        }
+    }
+    impl<const N: usize> Labels for [usize; N] {
+        fn class_indices(&self) -> Result<&[usize], &[usize]> {
+            Ok(self)
+        }
+    }
+    impl Labels for Vec<usize> {
+        fn class_indices(&self) -> Result<&[usize], &[usize]> {
+            Ok(self)
+        }
+    }
+    impl Labels for Tensor<usize> {
+        fn class_indices(&self) -> Result<&[usize], &[usize]> {
+            if self.rank() == 1 {
+                Ok(self.as_slice())
+            } else {
+                Err(self.shape())
+            }
+        }
+    }
+    impl<L: Labels + ?Sized> Labels for &L {
+        fn class_indices(&self) -> Result<&[usize], &[usize]> {
+            (**self).class_indices()
+        }
+    }
+}
+
+impl Labels for [usize] {}
+impl<const N: usize> Labels for [usize; N] {}
+impl Labels for Vec<usize> {}
+impl Labels for Tensor<usize> {}
+impl<L: Labels + ?Sized> Labels for &L {}
+
+/// The targets as a slice.
+///
+/// # Panics
+/// If they are a tensor of another rank than 1, naming `op`.
+#[track_caller]
+fn class_indices<'a>(op: &str, targets: &'a (impl Labels + ?Sized)) -> &'a [usize] {
+    match sealed::Labels::class_indices(targets) {
+        Ok(indices) => indices,
+        Err(shape) => panic!(
+            "tapegrad: {op}: targets must be a rank-1 tensor [N] of class indices, got shape {shape:?}"
+        ),
+    }
+}
+
+/// Mean cross-entropy of `logits` `[N, C]` against class indices `targets` (one per row; a
+/// slice, array, `Vec` or rank-1 `Tensor<usize>`, see [`Labels`]):
 /// `mean_i( -log_softmax(logits)[i, targets[i]] )`, as PyTorch's `cross_entropy`.
 ///
 /// The log-softmax is computed stably, so logits of ±1000 give finite losses and gradients.
 ///
 /// # Panics
-/// If `logits` is not rank 2, `targets.len()` differs from `N`, or a target is not below `C`.
+/// If `logits` is not rank 2, the number of targets differs from `N`, a target is not below
+/// `C`, or the targets are a tensor of another rank than 1.
 ///
 /// ```
 /// use tapegrad::{loss, Tape, Tensor};
@@ -24,7 +105,8 @@ use crate::{Float, Var};
 /// assert!((loss::cross_entropy(logits, &[0]).item() - std::f64::consts::LN_2).abs() < 1e-12);
 /// ```
 #[track_caller]
-pub fn cross_entropy<'t, T: Float>(logits: Var<'t, T>, targets: &[usize]) -> Var<'t, T> {
+pub fn cross_entropy<'t, T: Float>(logits: Var<'t, T>, targets: &(impl Labels + ?Sized)) -> Var<'t, T> {
+    let targets = class_indices("cross_entropy", targets);
     let shape = logits.shape();
     assert!(
         shape.len() == 2,
@@ -162,7 +244,8 @@ pub fn binary_cross_entropy_with_logits<'t, T: Float>(logits: Var<'t, T>, target
 /// as PyTorch's `nll_loss`.
 ///
 /// # Panics
-/// If `log_probs` is not rank 2, `targets.len()` differs from `N`, or a target is not below `C`.
+/// If `log_probs` is not rank 2, the number of targets differs from `N`, a target is not below
+/// `C`, or the targets are a tensor of another rank than 1.
 ///
 /// ```
 /// use tapegrad::{loss, Tape, Tensor};
@@ -173,7 +256,8 @@ pub fn binary_cross_entropy_with_logits<'t, T: Float>(logits: Var<'t, T>, target
 /// assert_eq!(l.backward()[lp].to_vec(), vec![0.0, -0.5, -0.5, 0.0]);
 /// ```
 #[track_caller]
-pub fn nll<'t, T: Float>(log_probs: Var<'t, T>, targets: &[usize]) -> Var<'t, T> {
+pub fn nll<'t, T: Float>(log_probs: Var<'t, T>, targets: &(impl Labels + ?Sized)) -> Var<'t, T> {
+    let targets = class_indices("nll", targets);
     let n = check_class_targets("nll", log_probs, targets);
     -log_probs.pick(targets).sum() * (T::ONE / T::from_usize(n.max(1)))
 }
@@ -234,9 +318,10 @@ pub struct CrossEntropyConfig {
 #[track_caller]
 pub fn cross_entropy_with<'t, T: Float>(
     logits: Var<'t, T>,
-    targets: &[usize],
+    targets: &(impl Labels + ?Sized),
     config: CrossEntropyConfig,
 ) -> Var<'t, T> {
+    let targets = class_indices("cross_entropy_with", targets);
     let eps = config.label_smoothing;
     assert!(
         (0.0..=1.0).contains(&eps),
