@@ -41,7 +41,7 @@ impl Element for f64 {
 macro_rules! float_display {
     ($($t:ty),*) => {$(
         impl crate::tensor::ElementDisplay for $t {
-            fn writer(values: &[$t]) -> Box<dyn Fn(&mut String, $t) + '_> {
+            fn writer(values: &[$t]) -> crate::tensor::ElementWriter<'_, $t> {
                 crate::tensor::float_writer(values)
             }
             fn scalar_text(self) -> String {

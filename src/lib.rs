@@ -48,6 +48,7 @@ pub use backward::Gradients;
 pub use element::Element;
 pub use error::Error;
 pub use float::Float;
+pub use ops::CompareWith;
 pub use ops::conv::Window2d;
 pub use param::Param;
 pub use tape::{LeafKind, Tape, Var};

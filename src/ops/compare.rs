@@ -79,7 +79,7 @@ macro_rules! var_comparisons {
                 #[doc = $doc]
                 ///
                 /// Elementwise, with NumPy broadcasting, on the values; see [`Tensor::lt`] for the
-                /// NaN rules. `other` is a var, a tensor or a scalar (`CompareWith`); a var may
+                /// NaN rules. `other` is a var, a tensor or a scalar ([`CompareWith`]); a var may
                 /// come from another tape, since only values are read. Nothing is recorded.
                 ///
                 /// # Panics

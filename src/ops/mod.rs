@@ -36,6 +36,7 @@ mod activation;
 mod arith;
 mod clamp;
 mod compare;
+pub use compare::CompareWith;
 pub(crate) mod conv;
 mod einsum;
 mod erf;

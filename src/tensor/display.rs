@@ -178,14 +178,17 @@ fn write_block<T: Element>(
 
 /// How one element type prints: a writer of aligned elements for a whole tensor, and the text of
 /// a rank-0 value.
+/// Writes one element, aligned for the whole tensor.
+pub type ElementWriter<'a, T> = Box<dyn Fn(&mut String, T) + 'a>;
+
 #[doc(hidden)]
 pub trait ElementDisplay: Sized {
-    fn writer(values: &[Self]) -> Box<dyn Fn(&mut String, Self) + '_>;
+    fn writer(values: &[Self]) -> ElementWriter<'_, Self>;
     fn scalar_text(self) -> String;
 }
 
 /// Floats: NumPy's layout, aligned on the decimal point.
-pub(crate) fn float_writer<T: Float>(values: &[T]) -> Box<dyn Fn(&mut String, T) + '_> {
+pub(crate) fn float_writer<T: Float>(values: &[T]) -> ElementWriter<'_, T> {
     let fmt = ElementFormat::new(values);
     Box::new(move |out, v| fmt.write(out, v))
 }
@@ -205,7 +208,7 @@ fn push_right_aligned(out: &mut String, text: &str, width: usize) {
 
 impl ElementDisplay for bool {
     /// PyTorch's words, `True` and `False`, aligned as NumPy aligns them: `[ True False]`.
-    fn writer(values: &[bool]) -> Box<dyn Fn(&mut String, bool) + '_> {
+    fn writer(values: &[bool]) -> ElementWriter<'_, bool> {
         let width = if values.iter().any(|&b| !b) { 5 } else { 4 };
         Box::new(move |out, v| push_right_aligned(out, &v.scalar_text(), width))
     }
@@ -216,7 +219,7 @@ impl ElementDisplay for bool {
 
 impl ElementDisplay for usize {
     /// Integers right-aligned to the widest: `[ 3 10  7]`.
-    fn writer(values: &[usize]) -> Box<dyn Fn(&mut String, usize) + '_> {
+    fn writer(values: &[usize]) -> ElementWriter<'_, usize> {
         let width = values.iter().map(|v| v.to_string().len()).max().unwrap_or(1);
         Box::new(move |out, v| push_right_aligned(out, &v.to_string(), width))
     }

@@ -17,7 +17,7 @@ use smallvec::SmallVec;
 
 use crate::{Element, Float};
 
-pub(crate) use display::{ElementDisplay, float_scalar_text, float_writer};
+pub(crate) use display::{ElementDisplay, ElementWriter, float_scalar_text, float_writer};
 pub use gemm::{num_threads, set_num_threads};
 pub(crate) use kernels::{elementwise, gather as gather_strided, matmul_transposed};
 pub(crate) use parallel::{Work, elementwise_chunk};
