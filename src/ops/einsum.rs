@@ -26,6 +26,8 @@
 //!    per batch element;
 //! 4. the last result is permuted to the output order, unless it is already in it.
 
+use smallvec::SmallVec;
+
 use super::shape::permute;
 use super::{Args, Extra, Fwd, Op, Operand, Primitive, Vjp};
 use crate::tensor::{Shape, shape};
@@ -33,6 +35,10 @@ use crate::{Element, Float, Tensor, Var};
 
 /// An index of an equation: `a`–`z` are 0–25, `A`–`Z` are 26–51.
 type Label = u8;
+
+/// The labels of an operand's axes, in order. Inline, so that planning a product allocates
+/// nothing (it is done on every call, and must cost little beside a small GEMM).
+type Labels = SmallVec<[Label; 8]>;
 
 /// A set of labels, one bit each.
 type LabelSet = u64;
@@ -64,16 +70,20 @@ fn contains(set: LabelSet, label: Label) -> bool {
 }
 
 /// The labels of `order` that are in `set`, in `order`'s order.
-fn order_of(order: &[Label], set: LabelSet) -> Vec<Label> {
+fn order_of(order: &[Label], set: LabelSet) -> Labels {
     order.iter().copied().filter(|&l| contains(set, l)).collect()
 }
 
 /// The labels of one subscript (`what` names it in the message), spaces left out.
 #[track_caller]
-fn parse_labels(equation: &str, part: &str, what: &str) -> Vec<Label> {
-    let mut labels = Vec::new();
+fn parse_labels(equation: &str, part: &str, operand: Option<usize>) -> Labels {
+    let mut labels = Labels::new();
     for c in part.chars().filter(|c| !c.is_whitespace()) {
         let Some(l) = label_of(c) else {
+            let what = match operand {
+                Some(i) => format!("subscript of operand {i}"),
+                None => "output".to_string(),
+            };
             panic!(
                 "tapegrad: einsum: bad character {c:?} in the {what} of {equation:?}: indices are \
                  the letters a-z and A-Z (no ellipsis), subscripts are separated by ',' and one \
@@ -87,8 +97,8 @@ fn parse_labels(equation: &str, part: &str, what: &str) -> Vec<Label> {
 
 /// A checked equation: each operand's labels (one per axis), the output's, and each label's size.
 struct Spec {
-    inputs: Vec<Vec<Label>>,
-    output: Vec<Label>,
+    inputs: Vec<Labels>,
+    output: Labels,
     sizes: [usize; LABELS],
 }
 
@@ -102,11 +112,11 @@ impl Spec {
                  (\"ij,jk->ik\") is supported (operand shapes {shapes:?})"
             )
         };
-        let mut inputs: Vec<Vec<Label>> = Vec::new();
+        let mut inputs: Vec<Labels> = Vec::with_capacity(shapes.len());
         for (i, part) in lhs.split(',').enumerate() {
-            inputs.push(parse_labels(equation, part, &format!("subscript of operand {i}")));
+            inputs.push(parse_labels(equation, part, Some(i)));
         }
-        let output = parse_labels(equation, rhs, "output");
+        let output = parse_labels(equation, rhs, None);
         assert!(
             inputs.len() == shapes.len(),
             "tapegrad: einsum: equation {equation:?} has {} input subscripts but {} operands were \
@@ -169,7 +179,11 @@ impl Spec {
                 char_of(l)
             );
         }
-        Spec { inputs, output, sizes }
+        Spec {
+            inputs,
+            output,
+            sizes,
+        }
     }
 
     fn size(&self, label: Label) -> usize {
@@ -194,8 +208,12 @@ impl Spec {
     /// Whether bringing labels `from` into the order `to` moves elements: not when the two agree
     /// once the axes of size 1 are left out (then a reshape does it).
     fn needs_permute(&self, from: &[Label], to: &[Label]) -> bool {
-        let big = |labels: &[Label]| -> Vec<Label> {
-            labels.iter().copied().filter(|&l| self.size(l) != 1).collect()
+        let big = |labels: &[Label]| {
+            labels
+                .iter()
+                .copied()
+                .filter(|&l| self.size(l) != 1)
+                .collect::<Labels>()
         };
         from != to && big(from) != big(to)
     }
@@ -204,7 +222,7 @@ impl Spec {
 /// An operand during the lowering: its value, whose shape is its labels' sizes, and its labels.
 struct Term<G> {
     value: G,
-    labels: Vec<Label>,
+    labels: Labels,
 }
 
 fn reshape_to<T: Float, G: Operand<T>>(x: G, shape: &[usize]) -> G {
@@ -287,7 +305,7 @@ fn sum_out<T: Float, G: Operand<T>>(spec: &Spec, term: &mut Term<G>, keep: Label
         value = value.sum_axis(axis, false);
     }
     term.value = value;
-    term.labels.retain(|&l| contains(keep, l));
+    term.labels.retain(|l| contains(keep, *l));
 }
 
 /// `op(a) @ op(b)` over the last two axes, `op` transposing (read through strides) when the flag
@@ -307,10 +325,10 @@ fn gemm<T: Float, G: Operand<T>>(a: &G, ta: bool, b: &G, tb: bool) -> G {
 
 /// How two terms are laid out for their product.
 struct Layout {
-    x_order: Vec<Label>,
-    y_order: Vec<Label>,
+    x_order: Labels,
+    y_order: Labels,
     /// The result's labels in the order the product gives them.
-    out_order: Vec<Label>,
+    out_order: Labels,
     /// `x` is `[batch.., K, M]` rather than `[batch.., M, K]`.
     ta: bool,
     /// `y` is `[batch.., N, K]` rather than `[batch.., K, N]`.
@@ -335,7 +353,13 @@ fn contract<T: Float, G: Operand<T>>(
     let (m_set, n_set) = (sx & !sy, sy & !sx);
     debug_assert!(m_set & !keep == 0 && n_set & !keep == 0);
 
-    let layout = best_layout(spec, &x.labels, &y.labels, [batch, contracted, m_set, n_set], want);
+    let layout = best_layout(
+        spec,
+        &x.labels,
+        &y.labels,
+        [batch, contracted, m_set, n_set],
+        want,
+    );
     let bo = order_of(&layout.out_order, batch);
     let batch_dims: Shape = spec.shape_of(&bo);
     let (mp, np, kp) = (
@@ -361,8 +385,16 @@ fn contract<T: Float, G: Operand<T>>(
         let yv = relayout(spec, yv, &y.labels, &layout.y_order, &with(&[kp]));
         xv.mul(&yv).sum_axis(batch_dims.len(), false)
     } else {
-        let xs = if layout.ta { with(&[kp, mp]) } else { with(&[mp, kp]) };
-        let ys = if layout.tb { with(&[np, kp]) } else { with(&[kp, np]) };
+        let xs = if layout.ta {
+            with(&[kp, mp])
+        } else {
+            with(&[mp, kp])
+        };
+        let ys = if layout.tb {
+            with(&[np, kp])
+        } else {
+            with(&[kp, np])
+        };
         let xv = relayout(spec, xv, &x.labels, &layout.x_order, &xs);
         let yv = relayout(spec, yv, &y.labels, &layout.y_order, &ys);
         if layout.swap {
@@ -376,7 +408,7 @@ fn contract<T: Float, G: Operand<T>>(
     let value = relayout(spec, product, &layout.out_order, target, &spec.shape_of(target));
     Term {
         value,
-        labels: target.to_vec(),
+        labels: Labels::from_slice(target),
     }
 }
 
@@ -389,26 +421,60 @@ fn best_layout(
     [batch, contracted, m_set, n_set]: [LabelSet; 4],
     want: Option<&[Label]>,
 ) -> Layout {
-    let mut batch_orders = vec![order_of(lx, batch), order_of(ly, batch)];
-    let mut m_orders = vec![order_of(lx, m_set)];
-    let mut n_orders = vec![order_of(ly, n_set)];
-    if let Some(w) = want {
-        batch_orders.push(order_of(w, batch));
-        m_orders.push(order_of(w, m_set));
-        n_orders.push(order_of(w, n_set));
+    // Each group's candidate orders, without repeats (usually there is one).
+    fn options(orders: impl IntoIterator<Item = Labels>) -> SmallVec<[Labels; 3]> {
+        let mut out: SmallVec<[Labels; 3]> = SmallVec::new();
+        for o in orders {
+            if !out.contains(&o) {
+                out.push(o);
+            }
+        }
+        out
     }
-    let k_orders = [order_of(lx, contracted), order_of(ly, contracted)];
-    let cat = |parts: &[&[Label]]| -> Vec<Label> { parts.concat() };
+    let from_want = |set| want.map(|w| order_of(w, set));
+    let batch_orders = options(
+        [
+            Some(order_of(lx, batch)),
+            Some(order_of(ly, batch)),
+            from_want(batch),
+        ]
+        .into_iter()
+        .flatten(),
+    );
+    let k_orders = options([order_of(lx, contracted), order_of(ly, contracted)]);
+    let m_orders = options(
+        [Some(order_of(lx, m_set)), from_want(m_set)]
+            .into_iter()
+            .flatten(),
+    );
+    let n_orders = options(
+        [Some(order_of(ly, n_set)), from_want(n_set)]
+            .into_iter()
+            .flatten(),
+    );
+    let cat = |parts: [&[Label]; 3]| -> Labels { parts.iter().flat_map(|p| p.iter().copied()).collect() };
     let (x_size, y_size) = (spec.numel(lx), spec.numel(ly));
     let mut best: Option<(usize, Layout)> = None;
     for bo in &batch_orders {
         for ko in &k_orders {
             for mo in &m_orders {
                 for no in &n_orders {
-                    for (ta, tb, swap) in (0..8).map(|f| (f & 1 != 0, f & 2 != 0, f & 4 != 0)) {
-                        let x_order = if ta { cat(&[bo, ko, mo]) } else { cat(&[bo, mo, ko]) };
-                        let y_order = if tb { cat(&[bo, no, ko]) } else { cat(&[bo, ko, no]) };
-                        let out_order = if swap { cat(&[bo, no, mo]) } else { cat(&[bo, mo, no]) };
+                    for flags in 0..8 {
+                        let (ta, tb, swap) = (flags & 1 != 0, flags & 2 != 0, flags & 4 != 0);
+                        // A flag that reorders an empty group changes nothing: skip the copy.
+                        if (ta && (ko.is_empty() || mo.is_empty()))
+                            || (tb && (ko.is_empty() || no.is_empty()))
+                            || (swap && (mo.is_empty() || no.is_empty()))
+                        {
+                            continue;
+                        }
+                        let x_order = if ta { cat([bo, ko, mo]) } else { cat([bo, mo, ko]) };
+                        let y_order = if tb { cat([bo, no, ko]) } else { cat([bo, ko, no]) };
+                        let out_order = if swap {
+                            cat([bo, no, mo])
+                        } else {
+                            cat([bo, mo, no])
+                        };
                         let mut cost = 0;
                         if spec.needs_permute(lx, &x_order) {
                             cost += x_size;
@@ -430,6 +496,9 @@ fn best_layout(
                                 tb,
                                 swap,
                             };
+                            if cost == 0 {
+                                return layout;
+                            }
                             best = Some((cost, layout));
                         }
                     }
@@ -518,12 +587,20 @@ impl<T: Float> Op<T> for TransposedMatMul {
         [
             // op(A) = A: dA = G op(B)ᵀ;  op(A) = Aᵀ: dA = (G op(B)ᵀ)ᵀ = op(B) Gᵀ.
             cx.need(0, || {
-                let d = if ta { gemm(b, tb, g, true) } else { gemm(g, false, b, !tb) };
+                let d = if ta {
+                    gemm(b, tb, g, true)
+                } else {
+                    gemm(g, false, b, !tb)
+                };
                 d.sum_to_like(a)
             }),
             // op(B) = B: dB = op(A)ᵀ G;  op(B) = Bᵀ: dB = Gᵀ op(A).
             cx.need(1, || {
-                let d = if tb { gemm(g, true, a, ta) } else { gemm(a, !ta, g, false) };
+                let d = if tb {
+                    gemm(g, true, a, ta)
+                } else {
+                    gemm(a, !ta, g, false)
+                };
                 d.sum_to_like(b)
             }),
         ]
