@@ -74,9 +74,10 @@ fn order_of(order: &[Label], set: LabelSet) -> Labels {
     order.iter().copied().filter(|&l| contains(set, l)).collect()
 }
 
-/// The labels of one subscript (`what` names it in the message), spaces left out.
+/// The labels of one subscript, spaces left out: operand `operand`'s, or the output's for `None`
+/// (`equation` and `shapes` are for the message).
 #[track_caller]
-fn parse_labels(equation: &str, part: &str, operand: Option<usize>) -> Labels {
+fn parse_labels(equation: &str, shapes: &[&[usize]], part: &str, operand: Option<usize>) -> Labels {
     let mut labels = Labels::new();
     for c in part.chars().filter(|c| !c.is_whitespace()) {
         let Some(l) = label_of(c) else {
@@ -87,7 +88,7 @@ fn parse_labels(equation: &str, part: &str, operand: Option<usize>) -> Labels {
             panic!(
                 "tapegrad: einsum: bad character {c:?} in the {what} of {equation:?}: indices are \
                  the letters a-z and A-Z (no ellipsis), subscripts are separated by ',' and one \
-                 \"->\" leads to the output"
+                 \"->\" leads to the output (operand shapes {shapes:?})"
             )
         };
         labels.push(l);
@@ -114,9 +115,9 @@ impl Spec {
         };
         let mut inputs: Vec<Labels> = Vec::with_capacity(shapes.len());
         for (i, part) in lhs.split(',').enumerate() {
-            inputs.push(parse_labels(equation, part, Some(i)));
+            inputs.push(parse_labels(equation, shapes, part, Some(i)));
         }
-        let output = parse_labels(equation, rhs, None);
+        let output = parse_labels(equation, shapes, rhs, None);
         assert!(
             inputs.len() == shapes.len(),
             "tapegrad: einsum: equation {equation:?} has {} input subscripts but {} operands were \
