@@ -331,6 +331,9 @@ fn erfcx_f64(z: f64) -> f64 {
 /// [`gaussian`] in f64, accurate to a few ulps everywhere: the series `erf_f64` near 0, and
 /// `Φ(-|x|) = e^(-x²/2) erfcx(|x|/√2)/2` elsewhere, so the tail does not cancel.
 fn gaussian_f64(x: f64) -> (f64, f64) {
+    if x.is_nan() {
+        return (x, x);
+    }
     let e = exp_neg_half_square_f64(x);
     let z = x.abs() * FRAC_1_SQRT_2;
     let cdf = if z < 0.5 {
@@ -937,5 +940,239 @@ impl<'t, T: Float> Var<'t, T> {
             return v;
         }
         Var::record_op(&Elu, args, None, &[self])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Distance in units in the last place of `f32` around the exact value.
+    fn ulps(got: f32, exact: f64) -> f64 {
+        if exact == 0.0 {
+            return if got == 0.0 { 0.0 } else { f64::INFINITY };
+        }
+        let e = exact.abs() as f32;
+        let spacing = if e == 0.0 {
+            f32::from_bits(1) as f64
+        } else {
+            (f32::from_bits(e.to_bits() + 1) - e) as f64
+        };
+        (got as f64 - exact).abs() / spacing
+    }
+
+    /// The worst distance in f32 ulps of `f32_fn` from `exact` over every `step`-th f32 of
+    /// magnitude 2^-30 to `limit` (both signs), with the input where it occurs.
+    fn worst_ulps(f32_fn: impl Fn(f32) -> f32, exact: impl Fn(f64) -> f64, limit: f32, step: usize) -> (f64, f32) {
+        let from = (2.0f32).powi(-30).to_bits();
+        (from..limit.to_bits())
+            .step_by(step)
+            .map(f32::from_bits)
+            .flat_map(|x| [x, -x])
+            .map(|x| (ulps(f32_fn(x), exact(x as f64)), x))
+            .fold((0.0, 0.0), |w, n| if n.0 > w.0 { n } else { w })
+    }
+
+    fn assert_rel(got: f64, want: f64, tol: f64, what: &str) {
+        assert!(
+            (got - want).abs() <= tol * want.abs(),
+            "{what}: {got:e}, want {want:e} (relative error {:e})",
+            ((got - want) / want).abs()
+        );
+    }
+
+    #[test]
+    fn gaussian_f64_matches_high_precision_values() {
+        // mpmath, 30 digits: x, Φ(x), x·Φ(x), Φ(x) + x·φ(x).
+        let table = [
+            (-0.5, 0.3085375387259869, -0.15426876936299344, 0.13250487534383715),
+            (-1.0, 0.15865525393145705, -0.15865525393145705, -0.0833154705876863),
+            (-2.0, 0.02275013194817921, -0.04550026389635842, -0.0852318010781969),
+            (-3.5, 0.00023262907903552504, -0.0008142017766243376, -0.002821760353624635),
+            (-5.0, 2.866515718791939e-07, -1.4332578593959695e-06, -7.146946001792295e-06),
+            (-8.0, 6.220960574271784e-16, -4.976768459417427e-15, -3.979607261086796e-14),
+            (-12.0, 1.776482112077679e-33, -2.1317785344932147e-32, -2.5578956616748956e-31),
+            (-20.0, 2.7536241186062337e-89, -5.507248237212468e-88, -1.1014360483133464e-86),
+            (-30.0, 4.906713927148187e-198, -1.472014178144456e-196, -4.416031690708495e-195),
+            (1.5, 0.9331927987311419, 1.399789198096713, 1.1274691922299795),
+            (4.0, 0.9999683287581669, 3.9998733150326675, 1.0005036496612265),
+        ];
+        for (x, cdf, gelu, slope) in table {
+            assert_rel(gaussian_f64(x).0, cdf, 4e-15, &format!("Φ({x})"));
+            assert_rel(Gelu::value(x), gelu, 4e-15, &format!("gelu({x})"));
+            assert_rel(Gelu::slope(x), slope, 4e-14, &format!("gelu'({x})"));
+        }
+        // erfcx(z) = e^(z²) erfc(z), mpmath, on both sides of the switch at 4.
+        for (z, want) in [
+            (0.5, 0.6156903441929259),
+            (1.0, 0.427583576155807),
+            (2.5, 0.2108063640611436),
+            (4.0, 0.13699945762506138),
+            (4.5, 0.12248480427384142),
+            (7.0, 0.07980005432915294),
+            (30.0, 0.01879588886141675),
+        ] {
+            assert_rel(erfcx_f64(z), want, 3e-16, &format!("erfcx({z})"));
+        }
+        assert_eq!(gaussian_f64(0.0), (0.5, FRAC_1_SQRT_2PI));
+        assert_eq!(gaussian_f64(f64::INFINITY), (1.0, 0.0));
+        assert_eq!(gaussian_f64(f64::NEG_INFINITY), (0.0, 0.0));
+        assert!(gaussian_f64(f64::NAN).0.is_nan());
+    }
+
+    #[test]
+    fn gaussian_f64_agrees_with_erf_where_one_plus_erf_does_not_cancel() {
+        // Above x = -1, 1 + erf(x/√2) ≥ 0.3 loses at most two bits: the series `erf_f64`
+        // (checked against mpmath in erf.rs) is a reference there, across the switch at 0.5.
+        for i in -1000..=4000 {
+            let x = i as f64 * 1e-3;
+            let want = 0.5 * (1.0 + erf_f64(x * FRAC_1_SQRT_2));
+            assert_rel(gaussian_f64(x).0, want, 1e-15, &format!("Φ({x})"));
+        }
+    }
+
+    #[test]
+    fn gaussian_f32_is_within_a_few_ulps_everywhere() {
+        let (ulp, x) = worst_ulps(|x| gaussian_f32(x).0, |x| gaussian_f64(x).0, 15.0, 997);
+        assert!(ulp <= 7.0, "Φ: {ulp} ulp at x = {x:e}");
+        let (ulp, x) = worst_ulps(|x| x * gaussian_f32(x).0, Gelu::value::<f64>, 13.0, 997);
+        assert!(ulp <= 7.0, "gelu: {ulp} ulp at x = {x:e}");
+        let (ulp, x) = worst_ulps(|x| gaussian_f32(x).1, |x| gaussian_f64(x).1, 13.0, 997);
+        assert!(ulp <= 3.0, "φ: {ulp} ulp at x = {x:e}");
+        // The f32 Φ against the series erf, where that is accurate to f32's precision.
+        for i in -3000..=3000 {
+            let x = i as f32 * 1e-3;
+            let want = 0.5 * (1.0 + erf_f64(x as f64 * FRAC_1_SQRT_2));
+            let ulp = ulps(gaussian_f32(x).0, want);
+            assert!(ulp <= 7.0, "Φ({x}): {ulp} ulp from the series");
+        }
+        assert_eq!(gaussian_f32(f32::INFINITY), (1.0, 0.0));
+        assert_eq!(gaussian_f32(f32::NEG_INFINITY), (0.0, 0.0));
+        assert_eq!(gaussian_f32(-20.0).0, 0.0);
+        assert_eq!(gaussian_f32(0.0).0, 0.5);
+        assert!(gaussian_f32(f32::NAN).0.is_nan());
+    }
+
+    #[test]
+    fn log1p_unit_f32_is_within_one_and_a_half_ulp() {
+        // Every 1009th f32 from the smallest normal number to 1.
+        let (ulp, e) = (f32::MIN_POSITIVE.to_bits()..1.0f32.to_bits())
+            .step_by(1009)
+            .map(f32::from_bits)
+            .map(|e| (ulps(log1p_unit_f32(e), (e as f64).ln_1p()), e))
+            .fold((0.0, 0.0), |w, n| if n.0 > w.0 { n } else { w });
+        assert!(ulp <= 1.5, "{ulp} ulp at e = {e:e}");
+        assert_eq!(log1p_unit_f32(0.0), 0.0);
+        assert_eq!(log1p_unit_f32(1.0), std::f32::consts::LN_2);
+    }
+
+    #[test]
+    fn f32_kernels_are_close_to_f64() {
+        type Check = (&'static str, fn(f32) -> f32, fn(f64) -> f64, f32, f64);
+        let checks: [Check; 5] = [
+            ("silu", Silu::value, Silu::value, 85.0, 4.0),
+            ("softplus", Softplus::value, Softplus::value, 85.0, 3.0),
+            ("softplus'", Softplus::slope, Softplus::slope, 85.0, 3.0),
+            ("log1p", Log1p::value, Log1p::value, 1e6, 0.5),
+            ("expm1", Expm1::value, Expm1::value, 88.0, 0.5),
+        ];
+        for (name, f, exact, limit, tol) in checks {
+            let (ulp, x) = worst_ulps(f, exact, limit, 4999);
+            assert!(ulp <= tol, "{name}: {ulp} ulp at x = {x:e}");
+        }
+        // gelu_tanh's negative tail is about x·e^(2u), 2u = 2β(x + κx³) rounded to a couple of
+        // ulps: its relative error grows like 2-3 |2u| ulps (as for any f32 evaluation of it).
+        // (Below -9 the result leaves f32's normal range.)
+        for i in -9000..=13000 {
+            let x = i as f32 * 1e-3;
+            let (got, want) = (GeluTanh::value(x) as f64, GeluTanh::value(x as f64));
+            let two_u = 2.0 * GELU_BETA * (x as f64).abs() * (1.0 + GELU_KAPPA * (x as f64).powi(2));
+            let tol = if x > 0.0 { 3.0 } else { 4.0 + 3.0 * two_u };
+            assert_rel(got, want, tol * 2f64.powi(-24), &format!("gelu_tanh({x})"));
+        }
+        // The slopes of silu and both gelus go through 0 (near x = -1.28 and -0.75), where ulps
+        // of the result mean little: compare absolutely, against the size of their terms (≤ 1.2).
+        type Slope = (&'static str, fn(f32) -> f32, fn(f64) -> f64);
+        let slopes: [Slope; 3] = [
+            ("silu'", Silu::slope, Silu::slope),
+            ("gelu'", Gelu::slope, Gelu::slope),
+            ("gelu_tanh'", GeluTanh::slope, GeluTanh::slope),
+        ];
+        for (name, f, exact) in slopes {
+            for i in -30000..=30000 {
+                let x = i as f32 * 1e-3;
+                let (got, want) = (f(x) as f64, exact(x as f64));
+                assert!((got - want).abs() <= 3e-7, "{name}({x}): {got} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn kernels_at_extreme_inputs_are_finite_and_exact_in_the_limit() {
+        for x in [1e4f32, 1e30, f32::MAX] {
+            assert_eq!(Silu::value(x), x);
+            assert_eq!(Gelu::value(x), x);
+            assert_eq!(GeluTanh::value(x), x);
+            assert_eq!(Softplus::value(x), x);
+            assert_eq!((Silu::slope(x), Gelu::slope(x), GeluTanh::slope(x)), (1.0, 1.0, 1.0));
+            assert_eq!(Softplus::slope(x), 1.0);
+            assert_eq!(Silu::value(-x), 0.0);
+            assert_eq!(Gelu::value(-x), 0.0);
+            assert_eq!(GeluTanh::value(-x), 0.0);
+            assert_eq!(Softplus::value(-x), 0.0);
+            assert_eq!((Silu::slope(-x), Gelu::slope(-x), GeluTanh::slope(-x)), (0.0, 0.0, 0.0));
+            assert_eq!(Softplus::slope(-x), 0.0);
+        }
+        assert_eq!(Softplus::value(20.5f32), 20.5);
+        assert_eq!(Softplus::value(-100.0f64), (-100f64).exp());
+        assert!(Gelu::value(f32::NAN).is_nan() && Softplus::value(f32::NAN).is_nan());
+        assert!(Silu::value(f64::NAN).is_nan() && GeluTanh::value(f32::NAN).is_nan());
+    }
+
+    /// `derivative(k)` against central differences of `derivative(k - 1)` (the slope for k = 2,
+    /// the value for the slope itself), for orders up to 6.
+    fn check_derivatives<F: Smooth>(points: &[f64]) {
+        let order = |k: i32, x: f64| match k {
+            0 => F::value(x),
+            1 => F::slope(x),
+            k => F::derivative(k, x),
+        };
+        for &x in points {
+            for k in 1..=6.min(F::DEGREE) {
+                let h = 1e-5 * (1.0 + x.abs());
+                let numeric = (order(k - 1, x + h) - order(k - 1, x - h)) / (2.0 * h);
+                let analytic = order(k, x);
+                let scale = 1.0 + numeric.abs();
+                assert!(
+                    (analytic - numeric).abs() <= 1e-5 * scale,
+                    "{} order {k} at {x}: {analytic} vs finite difference {numeric}",
+                    F::NAME
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn derivatives_of_every_order_match_finite_differences() {
+        let points = [-7.0, -2.5, -1.0, -0.3, 0.0, 0.4, 1.3, 3.0, 6.5];
+        check_derivatives::<Silu>(&points);
+        check_derivatives::<Gelu>(&points);
+        check_derivatives::<GeluTanh>(&points);
+        check_derivatives::<Softplus>(&points);
+        check_derivatives::<Expm1>(&points);
+        check_derivatives::<Square>(&points);
+        check_derivatives::<Log1p>(&[-0.7, -0.2, 0.0, 0.5, 3.0]);
+        check_derivatives::<Rsqrt>(&[0.3, 1.0, 2.5, 9.0]);
+        // Closed forms: gelu'' = φ(x)(2 - x²), silu'' = σ'(x)(2 + x(1 - 2σ(x))).
+        for x in [-3.0, -0.5, 0.0, 0.8, 2.0f64] {
+            let phi = (-0.5 * x * x).exp() * FRAC_1_SQRT_2PI;
+            assert_rel(Gelu::derivative(2, x) + 1e-300, phi * (2.0 - x * x) + 1e-300, 1e-14, "gelu''");
+            let s = 1.0 / (1.0 + (-x).exp());
+            let want = s * (1.0 - s) * (2.0 + x * (1.0 - 2.0 * s));
+            assert_rel(Silu::derivative(2, x), want, 1e-13, "silu''");
+        }
+        // Saturated sides: no cancellation, the derivatives decay like e^-|x|.
+        assert_rel(Silu::derivative(2, 40.0), -(-40f64).exp() * 38.0, 1e-12, "silu''(40)");
+        assert_eq!(Softplus::derivative(2, 25.0), 0.0);
     }
 }
