@@ -30,9 +30,8 @@ impl<T: Float> Op<T> for Clamp {
         [
             cx.need(0, || {
                 let inside = cx.x().with_value(|x| {
-                    cx.output.with_value(|y| {
-                        x.zip_map("clamp", y, |x, y| if x == y { T::ONE } else { T::ZERO })
-                    })
+                    cx.output
+                        .with_value(|y| x.zip_map("clamp", y, |x, y| if x == y { T::ONE } else { T::ZERO }))
                 });
                 cx.grad_out.mul_constant(inside)
             }),
@@ -70,8 +69,12 @@ pub(crate) struct Minimum;
 fn extremum_vjp<T: Float, G: Operand<T>>(op: &str, cx: &Vjp<'_, G>, larger: bool) -> [Option<G>; 2] {
     let (x, y, g) = (cx.x(), cx.y(), cx.grad_out);
     [
-        cx.need(0, || g.mul_constant(side_weights(op, x, y, larger)).sum_to_like(x)),
-        cx.need(1, || g.mul_constant(side_weights(op, y, x, larger)).sum_to_like(y)),
+        cx.need(0, || {
+            g.mul_constant(side_weights(op, x, y, larger)).sum_to_like(x)
+        }),
+        cx.need(1, || {
+            g.mul_constant(side_weights(op, y, x, larger)).sum_to_like(y)
+        }),
     ]
 }
 
@@ -136,10 +139,7 @@ impl<'t, T: Float> Var<'t, T> {
             !min.is_nan() && !max.is_nan(),
             "tapegrad: clamp: the bounds must not be NaN, got min {min} and max {max}"
         );
-        assert!(
-            min <= max,
-            "tapegrad: clamp: min {min} is greater than max {max}"
-        );
+        assert!(min <= max, "tapegrad: clamp: min {min} is greater than max {max}");
         if let Some(v) = self
             .tape
             .record_scalar(&Clamp, Args::None, &[self.id], |x, _| clamp_value(x, min, max))
@@ -199,12 +199,15 @@ impl<'t, T: Float> Var<'t, T> {
     }
 
     #[track_caller]
-    fn extremum<O: Op<T>>(self, other: Var<'t, T>, op: &'static O, name: &str, f: fn(T, T) -> T) -> Var<'t, T> {
+    fn extremum<O: Op<T>>(
+        self,
+        other: Var<'t, T>,
+        op: &'static O,
+        name: &str,
+        f: fn(T, T) -> T,
+    ) -> Var<'t, T> {
         self.check_same_tape(other, name);
-        if let Some(v) = self
-            .tape
-            .record_scalar(op, Args::None, &[self.id, other.id], f)
-        {
+        if let Some(v) = self.tape.record_scalar(op, Args::None, &[self.id, other.id], f) {
             return v;
         }
         let value = {
