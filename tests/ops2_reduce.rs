@@ -403,7 +403,9 @@ fn logsumexp_is_stable_at_plus_and_minus_1000_in_f32() {
     assert!(g.iter().all(|v| v.is_finite()), "{g:?}");
     let third = 1.0 / 3.0;
     let want = [0.5, 0.5, 0.0, third, third, third, 1.0, 0.0, 0.0];
-    assert!(g.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6), "{g:?}");
+    // exp(x − out) with `out` rounded to f32 at 1000 (an ulp of 6e-5): PyTorch's f32 gradient
+    // is as far from 1/2.
+    assert!(g.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-4), "{g:?}");
 }
 
 #[test]
