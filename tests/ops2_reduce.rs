@@ -135,7 +135,10 @@ fn tensor(shape: Vec<usize>, range: Range<f64>) -> BoxedStrategy<Tensor<f64>> {
 /// the ties where min's gradient jumps, and from std's zero.
 fn distinct(shape: Vec<usize>) -> BoxedStrategy<Tensor<f64>> {
     let n: usize = shape.iter().product();
-    (Just((0..n).collect::<Vec<usize>>()).prop_shuffle(), vec(-0.1..0.1, n))
+    (
+        Just((0..n).collect::<Vec<usize>>()).prop_shuffle(),
+        vec(-0.1..0.1, n),
+    )
         .prop_map(move |(order, jitter)| {
             let data = order
                 .iter()
@@ -364,11 +367,17 @@ fn logsumexp_values_match_pytorch() {
     let x = Tensor::<f64>::from_vec(vec![1., 2., 3., 4., 5., 6.], &[2, 3]);
     let want = 3.0 + (1.0 + (-1.0f64).exp() + (-2.0f64).exp()).ln();
     let got = x.logsumexp(1, false).to_vec();
-    assert!(close(got[0], want, 1e-15) && close(got[1], want + 3.0, 1e-15), "{got:?}");
+    assert!(
+        close(got[0], want, 1e-15) && close(got[1], want + 3.0, 1e-15),
+        "{got:?}"
+    );
     assert_eq!(x.logsumexp(1, true).shape(), &[2, 1]);
     // dim=0: logsumexp(1, 4) = 4 + ln(1 + e^-3)
     let col = x.logsumexp(0, false).to_vec();
-    assert!(close(col[0], 4.0 + (1.0 + (-3.0f64).exp()).ln(), 1e-15), "{col:?}");
+    assert!(
+        close(col[0], 4.0 + (1.0 + (-3.0f64).exp()).ln(), 1e-15),
+        "{col:?}"
+    );
 
     let inf = f64::INFINITY;
     let lse = |v: Vec<f64>| Tensor::from_vec(v.clone(), &[v.len()]).logsumexp(0, false).item();
@@ -390,7 +399,17 @@ fn logsumexp_values_match_pytorch() {
 fn logsumexp_is_stable_at_plus_and_minus_1000_in_f32() {
     let tape = Tape::<f32>::new();
     let x = tape.var(Tensor::from_vec(
-        vec![1000., 1000., -1000., -1000., -1000., -1000., 1000., -1000., f32::NEG_INFINITY],
+        vec![
+            1000.,
+            1000.,
+            -1000.,
+            -1000.,
+            -1000.,
+            -1000.,
+            1000.,
+            -1000.,
+            f32::NEG_INFINITY,
+        ],
         &[3, 3],
     ));
     let l = x.logsumexp(1, false);
@@ -442,7 +461,11 @@ fn logsumexp_third_derivative_is_softplus_third_derivative() {
     assert!(close(f.item(), (1.0 + 0.7f64.exp()).ln(), 1e-15));
     assert!(close(d1.item(), s, 1e-15), "{}", d1.item());
     assert!(close(d2.item(), s * (1.0 - s), 1e-14), "{}", d2.item());
-    assert!(close(d3.item(), s * (1.0 - s) * (1.0 - 2.0 * s), 1e-13), "{}", d3.item());
+    assert!(
+        close(d3.item(), s * (1.0 - s) * (1.0 - 2.0 * s), 1e-13),
+        "{}",
+        d3.item()
+    );
 }
 
 #[test]
@@ -487,7 +510,10 @@ fn cumsum_values_match_pytorch() {
     // The gradient is the reversed cumsum: d(Σ w · cumsum(x))/dx_k = Σ_{j ≥ k} w_j.
     let tape = Tape::<f64>::new();
     let x = tape.var(Tensor::from_vec(vec![1., 2., 3., 4., 5., 6.], &[3, 2]));
-    let w = tape.constant(Tensor::from_vec(vec![1., 10., 100., 1000., 10000., 100000.], &[3, 2]));
+    let w = tape.constant(Tensor::from_vec(
+        vec![1., 10., 100., 1000., 10000., 100000.],
+        &[3, 2],
+    ));
     let g = (x.cumsum(0) * w).sum().backward()[x].to_vec();
     assert_eq!(g, vec![10101., 101010., 10100., 101000., 10000., 100000.]);
     let g = (x.cumsum(1) * w).sum().backward()[x].to_vec();
@@ -569,7 +595,13 @@ fn sum_axes_and_mean_axes_match_pytorch() {
     let e = tape.var(Tensor::<f64>::zeros(&[2, 0, 3]));
     let sum = e.sum_axes(&[1], false);
     assert_eq!((sum.shape(), sum.value().to_vec()), (vec![2, 3], vec![0.0; 6]));
-    assert!(e.mean_axes(&[1, 2], false).value().as_slice().iter().all(|v| v.is_nan()));
+    assert!(
+        e.mean_axes(&[1, 2], false)
+            .value()
+            .as_slice()
+            .iter()
+            .all(|v| v.is_nan())
+    );
     assert_eq!(e.mean_axes(&[0, 2], false).shape(), vec![0]);
     assert_eq!(e.sum_axes(&[1], false).sum().backward()[e].shape(), &[2, 0, 3]);
     // Gradients: 1 for sums, 1/count for means.
@@ -653,17 +685,28 @@ fn large_tensors_agree_with_naive_loops_whatever_the_split() {
                     "logsumexp {shape:?} axis {axis}, element {i}: {a} vs {b}"
                 );
             }
-            assert_eq!(x.cumsum(axis).to_vec(), naive_cumsum(&x, axis, false), "cumsum {shape:?} axis {axis}");
+            assert_eq!(
+                x.cumsum(axis).to_vec(),
+                naive_cumsum(&x, axis, false),
+                "cumsum {shape:?} axis {axis}"
+            );
             // Backward: the reversed cumsum, and the softmax.
             let tape = Tape::<f32>::new();
             let v = tape.var(x.clone());
             let w = Tensor::<f32>::from_fn(shape, |i| (i % 5) as f32 - 2.0);
             let g = (v.cumsum(axis) * tape.constant(w.clone())).sum().backward();
-            assert_eq!(g[v].to_vec(), naive_cumsum(&w, axis, true), "cumsum backward {shape:?} axis {axis}");
+            assert_eq!(
+                g[v].to_vec(),
+                naive_cumsum(&w, axis, true),
+                "cumsum backward {shape:?} axis {axis}"
+            );
             let g = v.logsumexp(axis, true).sum().backward();
             let softmax = x.softmax(axis);
             for (&a, &b) in g[v].as_slice().iter().zip(softmax.as_slice()) {
-                assert!((a - b).abs() <= 1e-6 + 1e-4 * b.abs(), "logsumexp backward {shape:?} axis {axis}: {a} vs {b}");
+                assert!(
+                    (a - b).abs() <= 1e-6 + 1e-4 * b.abs(),
+                    "logsumexp backward {shape:?} axis {axis}: {a} vs {b}"
+                );
             }
         }
     }
@@ -686,21 +729,105 @@ fn message_on(shape: &[usize], f: fn(Var<'_, f64>)) -> String {
 fn bad_axes_panic_naming_the_op_the_axis_and_the_shape() {
     type Case = (&'static [usize], fn(Var<'_, f64>), &'static str);
     let cases: [Case; 14] = [
-        (&[2, 3], |x| { let _ = x.logsumexp(2, false); }, "tapegrad: logsumexp: axis 2 is out of range for shape [2, 3] (rank 2)"),
-        (&[2, 3], |x| { let _ = x.min_axis(5, true); }, "tapegrad: min_axis: axis 5 is out of range for shape [2, 3] (rank 2)"),
-        (&[2, 3], |x| { let _ = x.cumsum(2); }, "tapegrad: cumsum: axis 2 is out of range for shape [2, 3] (rank 2)"),
-        (&[2, 3], |x| { let _ = x.var_axis(2, 1, false); }, "tapegrad: var_axis: axis 2 is out of range for shape [2, 3] (rank 2)"),
-        (&[2, 3], |x| { let _ = x.std_axis(3, 0, false); }, "tapegrad: std_axis: axis 3 is out of range for shape [2, 3] (rank 2)"),
-        (&[2, 3], |x| { let _ = x.sum_axes(&[0, 3], false); }, "tapegrad: sum_axes: axis 3 in [0, 3] is out of range for shape [2, 3] (rank 2)"),
-        (&[2, 3], |x| { let _ = x.mean_axes(&[2], true); }, "tapegrad: mean_axes: axis 2 in [2] is out of range for shape [2, 3] (rank 2)"),
-        (&[2, 3], |x| { let _ = x.sum_axes(&[1, 0, 1], false); }, "tapegrad: sum_axes: axis 1 appears twice in [1, 0, 1]"),
-        (&[2, 3], |x| { let _ = x.mean_axes(&[0, 0], false); }, "tapegrad: mean_axes: axis 0 appears twice in [0, 0]"),
+        (
+            &[2, 3],
+            |x| {
+                let _ = x.logsumexp(2, false);
+            },
+            "tapegrad: logsumexp: axis 2 is out of range for shape [2, 3] (rank 2)",
+        ),
+        (
+            &[2, 3],
+            |x| {
+                let _ = x.min_axis(5, true);
+            },
+            "tapegrad: min_axis: axis 5 is out of range for shape [2, 3] (rank 2)",
+        ),
+        (
+            &[2, 3],
+            |x| {
+                let _ = x.cumsum(2);
+            },
+            "tapegrad: cumsum: axis 2 is out of range for shape [2, 3] (rank 2)",
+        ),
+        (
+            &[2, 3],
+            |x| {
+                let _ = x.var_axis(2, 1, false);
+            },
+            "tapegrad: var_axis: axis 2 is out of range for shape [2, 3] (rank 2)",
+        ),
+        (
+            &[2, 3],
+            |x| {
+                let _ = x.std_axis(3, 0, false);
+            },
+            "tapegrad: std_axis: axis 3 is out of range for shape [2, 3] (rank 2)",
+        ),
+        (
+            &[2, 3],
+            |x| {
+                let _ = x.sum_axes(&[0, 3], false);
+            },
+            "tapegrad: sum_axes: axis 3 in [0, 3] is out of range for shape [2, 3] (rank 2)",
+        ),
+        (
+            &[2, 3],
+            |x| {
+                let _ = x.mean_axes(&[2], true);
+            },
+            "tapegrad: mean_axes: axis 2 in [2] is out of range for shape [2, 3] (rank 2)",
+        ),
+        (
+            &[2, 3],
+            |x| {
+                let _ = x.sum_axes(&[1, 0, 1], false);
+            },
+            "tapegrad: sum_axes: axis 1 appears twice in [1, 0, 1]",
+        ),
+        (
+            &[2, 3],
+            |x| {
+                let _ = x.mean_axes(&[0, 0], false);
+            },
+            "tapegrad: mean_axes: axis 0 appears twice in [0, 0]",
+        ),
         // Rank 0: every axis is out of range.
-        (&[], |x| { let _ = x.logsumexp(0, false); }, "tapegrad: logsumexp: axis 0 is out of range for shape [] (rank 0)"),
-        (&[], |x| { let _ = x.min_axis(0, false); }, "tapegrad: min_axis: axis 0 is out of range for shape [] (rank 0)"),
-        (&[], |x| { let _ = x.cumsum(0); }, "tapegrad: cumsum: axis 0 is out of range for shape [] (rank 0)"),
-        (&[], |x| { let _ = x.var_axis(0, 0, false); }, "tapegrad: var_axis: axis 0 is out of range for shape [] (rank 0)"),
-        (&[], |x| { let _ = x.sum_axes(&[0], false); }, "tapegrad: sum_axes: axis 0 in [0] is out of range for shape [] (rank 0)"),
+        (
+            &[],
+            |x| {
+                let _ = x.logsumexp(0, false);
+            },
+            "tapegrad: logsumexp: axis 0 is out of range for shape [] (rank 0)",
+        ),
+        (
+            &[],
+            |x| {
+                let _ = x.min_axis(0, false);
+            },
+            "tapegrad: min_axis: axis 0 is out of range for shape [] (rank 0)",
+        ),
+        (
+            &[],
+            |x| {
+                let _ = x.cumsum(0);
+            },
+            "tapegrad: cumsum: axis 0 is out of range for shape [] (rank 0)",
+        ),
+        (
+            &[],
+            |x| {
+                let _ = x.var_axis(0, 0, false);
+            },
+            "tapegrad: var_axis: axis 0 is out of range for shape [] (rank 0)",
+        ),
+        (
+            &[],
+            |x| {
+                let _ = x.sum_axes(&[0], false);
+            },
+            "tapegrad: sum_axes: axis 0 in [0] is out of range for shape [] (rank 0)",
+        ),
     ];
     for (shape, f, want) in cases {
         let got = message_on(shape, f);
