@@ -209,7 +209,9 @@ proptest! {
     }
 
     #[test]
-    fn min_axis_is_minus_max_of_minus((x, axis, keepdim) in with_axis(1..MAX_DIM + 1, |s| tensor(s, -3.0..3.0))) {
+    fn min_axis_is_minus_max_of_minus(
+        (x, axis, keepdim) in with_axis(1..MAX_DIM + 1, |s| tensor(s, -3.0..3.0))
+    ) {
         let tape = Tape::<f64>::new();
         let v = tape.var(x.clone());
         let min = v.min_axis(axis, keepdim);

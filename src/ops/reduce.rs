@@ -396,7 +396,7 @@ impl<T: Float> Op<T> for LogSumExp {
         "logsumexp"
     }
     fn rule(&self) -> &'static str {
-        "d(ln sum_j e^x_j)/dx_j = e^(x_j - out): grad_x = grad_out * exp(x - out), both broadcast over the axis"
+        "d(ln sum_j e^x_j)/dx_j = e^(x_j - out): grad_x = grad_out * exp(x - out), broadcast on the axis"
     }
     fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
         let Args::Axis { axis, keepdim } = cx.args else {
@@ -452,7 +452,7 @@ impl<T: Float> Op<T> for LseGrad {
         "logsumexp_grad"
     }
     fn rule(&self) -> &'static str {
-        "y = g * exp(x - lse): grad_x = G * y, grad_lse = -sum(G * y, axis), grad_g = sum(G * exp(x - lse), axis)"
+        "y = g exp(x - lse): grad_x = G y, grad_lse = -sum(G y, axis), grad_g = sum(G exp(x - lse), axis)"
     }
     fn vjp<G: Operand<T>>(&self, cx: &Vjp<'_, G>) -> [Option<G>; 2] {
         let Args::Axis { axis, .. } = cx.args else {
@@ -571,36 +571,49 @@ fn lse_lane<T: Float>(lane: &[T], threads: usize) -> T {
 }
 
 /// logsumexp down columns `c0..c0 + out.len()` of block `o` of `x` (`[outer, n, inner]`), into
-/// `out`: whole rows at a time, so that every inner loop runs over contiguous columns.
-fn lse_columns<T: Float>(x: &[T], (n, inner): (usize, usize), o: usize, c0: usize, out: &mut [T]) {
+/// `out`: whole rows at a time, so that every inner loop runs over contiguous columns. `scratch`
+/// is reused between calls (many small blocks would otherwise allocate per block).
+fn lse_columns<T: Float>(
+    x: &[T],
+    (n, inner): (usize, usize),
+    (o, c0): (usize, usize),
+    out: &mut [T],
+    scratch: &mut Vec<T>,
+) {
     // The column sums are added up in blocks of rows, then block by block: the rounding error
     // grows with `ROWS + n / ROWS` rather than with `n`.
     const ROWS: usize = 64;
     let w = out.len();
     let row = |j: usize| &x[(o * n + j) * inner + c0..][..w];
-    let mut shift = vec![T::from_f64(f64::NEG_INFINITY); w];
+    scratch.clear();
+    scratch.resize(2 * w, T::ZERO);
+    let (shift, partial) = scratch.split_at_mut(w);
+    shift.fill(T::from_f64(f64::NEG_INFINITY));
     for j in 0..n {
         for (m, &v) in shift.iter_mut().zip(row(j)) {
             *m = m.max(v);
         }
     }
-    for m in &mut shift {
+    for m in shift.iter_mut() {
         *m = lse_shift(*m);
     }
     out.fill(T::ZERO);
-    let mut partial = vec![T::ZERO; w];
     for start in (0..n).step_by(ROWS) {
-        partial.fill(T::ZERO);
+        // A single block of rows sums straight into `out`.
+        let sums: &mut [T] = if n <= ROWS { &mut *out } else { &mut *partial };
+        sums.fill(T::ZERO);
         for j in start..(start + ROWS).min(n) {
-            for ((s, &v), &c) in partial.iter_mut().zip(row(j)).zip(&shift) {
+            for ((s, &v), &c) in sums.iter_mut().zip(row(j)).zip(&*shift) {
                 *s += (v - c).exp();
             }
         }
-        for (total, &p) in out.iter_mut().zip(&partial) {
-            *total += p;
+        if n > ROWS {
+            for (total, &p) in out.iter_mut().zip(&*partial) {
+                *total += p;
+            }
         }
     }
-    for (total, &c) in out.iter_mut().zip(&shift) {
+    for (total, &c) in out.iter_mut().zip(&*shift) {
         *total = total.ln() + c;
     }
 }
@@ -728,8 +741,9 @@ impl<T: Float> Tensor<T> {
             if outer >= threads {
                 let per = outer.div_ceil(threads);
                 for_each_chunk(out, per * inner, threads > 1, |p, part| {
+                    let mut scratch = Vec::new();
                     for (k, row) in part.chunks_mut(inner).enumerate() {
-                        lse_columns(x, (n, inner), p * per + k, 0, row);
+                        lse_columns(x, (n, inner), (p * per + k, 0), row, &mut scratch);
                     }
                 });
             } else {
@@ -746,7 +760,7 @@ impl<T: Float> Tensor<T> {
                     .collect();
                 pieces
                     .into_par_iter()
-                    .for_each(|(o, c0, piece)| lse_columns(x, (n, inner), o, c0, piece));
+                    .for_each(|(o, c0, piece)| lse_columns(x, (n, inner), (o, c0), piece, &mut Vec::new()));
             }
         })
     }
