@@ -856,3 +856,45 @@ fn tensor_logsumexp_checks_its_axis() {
 fn tensor_cumsum_checks_its_axis() {
     let _ = Tensor::<f64>::scalar(1.0).cumsum(0);
 }
+
+thread_local! {
+    static LAST_PANIC: std::cell::RefCell<Option<(String, u32)>> = const { std::cell::RefCell::new(None) };
+}
+
+#[test]
+fn panics_report_the_callers_location() {
+    // The hook is process-wide but records into a thread-local, so other tests' panics only
+    // touch their own slot.
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|info| {
+        let site = info.location().map(|l| (l.file().to_string(), l.line()));
+        LAST_PANIC.with(|p| *p.borrow_mut() = site);
+    }));
+    type Case = (&'static str, fn(Var<'_, f64>, Var<'_, f64>));
+    let cases: [Case; 9] = [
+        ("min_axis", |x, _| _ = x.min_axis(2, false)),
+        ("min_axis of an empty axis", |_, e| _ = e.min_axis(1, false)),
+        ("logsumexp", |x, _| _ = x.logsumexp(2, false)),
+        ("cumsum", |x, _| _ = x.cumsum(2)),
+        ("var_axis", |x, _| _ = x.var_axis(2, 1, false)),
+        ("std_axis", |x, _| _ = x.std_axis(2, 1, false)),
+        ("sum_axes", |x, _| _ = x.sum_axes(&[1, 1], false)),
+        ("mean_axes", |x, _| _ = x.mean_axes(&[4], false)),
+        ("Tensor::logsumexp", |x, _| _ = x.value().logsumexp(2, true)),
+    ];
+    let mut wrong = Vec::new();
+    for (name, f) in cases {
+        LAST_PANIC.with(|p| p.borrow_mut().take());
+        let result = std::panic::catch_unwind(move || {
+            let tape = Tape::<f64>::new();
+            f(tape.var(Tensor::zeros(&[2, 3])), tape.var(Tensor::zeros(&[2, 0])));
+        });
+        let site = LAST_PANIC.with(|p| p.borrow_mut().take());
+        match (result, site) {
+            (Err(_), Some((file, _))) if file.ends_with("ops2_reduce.rs") => {}
+            (_, site) => wrong.push(format!("{name}: {site:?}")),
+        }
+    }
+    std::panic::set_hook(previous);
+    assert!(wrong.is_empty(), "panics not at the caller's line: {wrong:?}");
+}
