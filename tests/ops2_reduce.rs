@@ -485,6 +485,11 @@ fn min_axis_values_and_gradients_match_pytorch() {
     let n = y.min_axis(0, false);
     assert!(n.item().is_nan());
     assert_eq!(n.backward()[y].to_vec(), vec![0., 1., 0.]);
+    // Another axis empty: an empty result (and gradient).
+    let e = tape.var(Tensor::<f64>::zeros(&[3, 0]));
+    assert_eq!(e.min_axis(0, false).shape(), vec![0]);
+    assert_eq!(e.min_axis(0, true).shape(), vec![1, 0]);
+    assert_eq!(e.min_axis(0, true).sum().backward()[e].shape(), &[3, 0]);
     // A size-1 axis passes the values and the gradient through.
     let z = tape.var(Tensor::from_vec(vec![3., -2.], &[2, 1]));
     let s = z.min_axis(1, false);

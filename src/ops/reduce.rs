@@ -311,6 +311,10 @@ fn min_and_argmin<T: Float>(t: &Tensor<T>, axis: usize) -> (Vec<T>, Vec<usize>) 
         "tapegrad: min_axis: axis {axis} of shape {:?} is empty: there is no minimum of no elements",
         t.shape()
     );
+    if outer * inner == 0 {
+        // Nothing to reduce into (another axis is empty), as PyTorch: an empty result.
+        return (Vec::new(), Vec::new());
+    }
     let x = t.as_slice();
     let better = |v: T, best: T| v < best || (v.is_nan() && !best.is_nan());
     if inner == 1 {
