@@ -45,6 +45,11 @@ pub trait Float:
     const ZERO: Self;
     /// `1`.
     const ONE: Self;
+    /// `+∞`: as a bound of [`Var::clamp`](crate::Var::clamp), it leaves that side open.
+    const INFINITY: Self;
+    /// `-∞`: as a bound of [`Var::clamp`](crate::Var::clamp), it leaves that side open; as the fill of
+    /// [`Var::masked_fill`](crate::Var::masked_fill) before a softmax, it removes a position.
+    const NEG_INFINITY: Self;
     /// The type's name, `"f32"` or `"f64"`, used in messages.
     const NAME: &'static str;
     /// Converts from `f64` (rounding for `f32`).
@@ -117,6 +122,8 @@ macro_rules! impl_float {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
+            const INFINITY: Self = $t::INFINITY;
+            const NEG_INFINITY: Self = $t::NEG_INFINITY;
             const NAME: &'static str = stringify!($t);
             #[inline]
             fn from_f64(x: f64) -> Self {
