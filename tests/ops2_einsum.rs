@@ -2,6 +2,7 @@
 //! (nested loops over every index value), gradients of first and second order against finite
 //! differences, f32 against f64, the lowering's graph (no copies where none are needed), exact
 //! values as PyTorch gives them, and every error message.
+#![allow(clippy::type_complexity, reason = "tables of test cases read best inline")]
 
 use proptest::collection::vec;
 use proptest::prelude::*;

@@ -236,6 +236,9 @@ fn var_comparison<'t>(name: &str, x: Var<'t, f64>, y: Var<'t, f64>) -> Tensor<bo
 // Property tests
 // ---------------------------------------------------------------------------------------------
 
+/// An op's name, its result and the rule it should follow element by element.
+type LogicalCase = (&'static str, Tensor<bool>, fn(bool, bool) -> bool);
+
 proptest! {
     #![proptest_config(config())]
 
@@ -300,7 +303,7 @@ proptest! {
 
     #[test]
     fn logical_ops_match_naive_broadcasting((a, b) in bool_pair()) {
-        let ops: [(&str, Tensor<bool>, fn(bool, bool) -> bool); 3] = [
+        let ops: [LogicalCase; 3] = [
             ("logical_and", a.logical_and(&b), |x, y| x && y),
             ("logical_or", a.logical_or(&b), |x, y| x || y),
             ("logical_xor", a.logical_xor(&b), |x, y| x != y),
@@ -616,11 +619,14 @@ fn unbroadcastable_comparisons_name_the_op_and_shapes() {
     );
 }
 
+/// A call to run later under `catch_unwind`.
+type Deferred<'a> = Box<dyn FnOnce() + 'a>;
+
 #[test]
 fn unbroadcastable_logical_ops_name_the_op_and_shapes() {
     let a = Tensor::<bool>::from_vec(vec![true; 6], &[3, 2]);
     let b = Tensor::<bool>::from_vec(vec![true; 3], &[3]);
-    let cases: [(&str, Box<dyn FnOnce()>); 6] = [
+    let cases: [(&str, Deferred<'_>); 6] = [
         ("logical_and", Box::new(|| _ = a.logical_and(&b))),
         ("logical_or", Box::new(|| _ = a.logical_or(&b))),
         ("logical_xor", Box::new(|| _ = a.logical_xor(&b))),

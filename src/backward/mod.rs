@@ -299,9 +299,19 @@ impl<'t, T: Float> Var<'t, T> {
             let x = &nodes[ids[0] as usize];
             let y = if arity > 1 { &nodes[ids[1] as usize] } else { x };
             let needs = [x.requires_grad, arity > 1 && y.requires_grad];
-            if let (ValueKind::Scalar(xv), ValueKind::Scalar(yv), ValueKind::Scalar(out), Slot::Scalar(g), None) =
-                (x.value().kind(), y.value().kind(), node.value().kind(), grad_out, extra)
-            {
+            if let (
+                ValueKind::Scalar(xv),
+                ValueKind::Scalar(yv),
+                ValueKind::Scalar(out),
+                Slot::Scalar(g),
+                None,
+            ) = (
+                x.value().kind(),
+                y.value().kind(),
+                node.value().kind(),
+                grad_out,
+                extra,
+            ) {
                 // Micrograd-style scalar graph: plain arithmetic, nothing to allocate.
                 // Only ops without an inline rule reach here (see above); ops with `Extra`
                 // arguments take the tensor path, whose context carries them.
