@@ -88,8 +88,6 @@ pub(crate) struct Extra {
     pub(crate) index: Option<Tensor<usize>>,
 }
 
-// TEMPORARY (issue 14): the index and mask ops that use the builders below land next.
-#[allow(dead_code)]
 impl Extra {
     /// Integer arguments only.
     pub(crate) fn ints(ints: &[usize]) -> Extra {

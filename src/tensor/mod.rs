@@ -20,7 +20,7 @@ use crate::{Element, Float};
 pub(crate) use display::{ElementDisplay, ElementWriter, float_scalar_text, float_writer};
 pub use gemm::{num_threads, set_num_threads};
 pub(crate) use kernels::{elementwise, gather as gather_strided, matmul_transposed};
-pub(crate) use parallel::{Work, elementwise_chunk};
+pub(crate) use parallel::{Work, elementwise_chunk, for_each_piece};
 pub use shape::Shape;
 
 /// Element storage: one element inline (no heap; every rank-0 scalar lives here), otherwise a

@@ -121,6 +121,18 @@ pub(crate) fn zip<T: Element>(
     })
 }
 
+/// Runs `write(start, piece)` over consecutive pieces of `out` (`start` is the piece's offset),
+/// on several threads when `out` is long enough for `work`, else in one call.
+pub(crate) fn for_each_piece<T: Send>(out: &mut [T], work: Work, write: impl Fn(usize, &mut [T]) + Sync) {
+    match chunk_for(out.len(), work) {
+        Some(chunk) => out
+            .par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(i, piece)| write(i * chunk, piece)),
+        None => write(0, out),
+    }
+}
+
 /// A tensor of `shape` with every element `value`.
 pub(crate) fn full<T: Element>(shape: &[usize], value: T) -> Option<Tensor<T>> {
     let chunk = chunk_for(shape::numel(shape), Work::Light)?;
