@@ -16,7 +16,7 @@ fn masked_fill_kernel<T: Element>(x: &Tensor<T>, mask: &Tensor<bool>, value: T) 
         for_each_piece(out, Work::Light, |start, out| {
             let (src, mask) = (&src[start..][..out.len()], &mask[start..][..out.len()]);
             for ((o, &v), &m) in out.iter_mut().zip(src).zip(mask) {
-                *o = if m { value } else { v };
+                *o = T::select(m, value, v);
             }
         })
     })
@@ -30,7 +30,7 @@ fn where_kernel<T: Element>(mask: &Tensor<bool>, on_true: &Tensor<T>, on_false: 
             let n = out.len();
             let (mask, a, b) = (&mask[start..][..n], &a[start..][..n], &b[start..][..n]);
             for (((o, &m), &p), &q) in out.iter_mut().zip(mask).zip(a).zip(b) {
-                *o = if m { p } else { q };
+                *o = T::select(m, p, q);
             }
         })
     })

@@ -32,12 +32,27 @@ enum Storage<T> {
     Many(Arc<[T]>),
 }
 
+/// A buffer of `n` zeros (`T::default()`), recycled from the pool when it has one.
+fn zeroed_buffer<T: Element>(n: usize) -> Arc<[T]> {
+    match pool::take::<T>(n) {
+        Some(mut buffer) => {
+            Arc::get_mut(&mut buffer)
+                .expect("pooled buffers are not shared")
+                .fill(T::default());
+            buffer
+        }
+        None => std::iter::repeat_n(T::default(), n).collect(),
+    }
+}
+
 /// A buffer holding `values`: a recycled one (see [`pool`]) when this thread has one of that
 /// length, else a new allocation filled in place.
 fn shared_buffer<T: Element>(values: impl ExactSizeIterator<Item = T>) -> Arc<[T]> {
-    let Some(mut buffer) = pool::take::<T>(values.len()) else {
-        return values.collect();
-    };
+    // Collecting a mapped iterator straight into an `Arc<[T]>` does not vectorise (gelu on 2^20
+    // f32 took 10 ms on one thread against 1.3 ms split in two); zeroing first and writing
+    // through the slots does.
+    let n = values.len();
+    let mut buffer = pool::take::<T>(n).unwrap_or_else(|| std::iter::repeat_n(T::default(), n).collect());
     let slots = Arc::get_mut(&mut buffer).expect("pooled buffers are not shared");
     // `for_each` rather than a counting loop, so that elementwise maps still vectorise.
     slots
@@ -251,7 +266,7 @@ impl<T: Element> Tensor<T> {
                 data: Storage::One(one[0]),
             };
         }
-        let mut data = shared_buffer(std::iter::repeat_n(T::default(), n));
+        let mut data = zeroed_buffer(n);
         fill(Arc::get_mut(&mut data).expect("a freshly allocated buffer is not shared"));
         Tensor {
             shape,
