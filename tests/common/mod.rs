@@ -4,6 +4,8 @@
 // Every test crate compiles this module on its own and uses a different part of it.
 #![allow(dead_code)]
 
+pub mod ops2;
+
 use std::path::PathBuf;
 
 use serde_json::Value;
