@@ -123,7 +123,7 @@ fn check_in_range(op: &str, axis: usize, index: &Tensor<usize>, shape: &[usize])
     let values = index.as_slice();
     // One branch-free pass finds whether anything is out of range; the position is looked up
     // only to write the message.
-    if values.iter().fold(0, |m, &i| m.max(i)) < len || values.is_empty() {
+    if values.is_empty() || values.iter().fold(0, |m, &i| m.max(i)) < len {
         return;
     }
     let flat = values.iter().position(|&i| i >= len).unwrap_or_default();

@@ -36,12 +36,6 @@ fn where_kernel<T: Element>(mask: &Tensor<bool>, on_true: &Tensor<T>, on_false: 
     })
 }
 
-/// The broadcast shape of `a` and `b`, for `op`'s message.
-#[track_caller]
-fn joint_shape(op: &str, a: &[usize], b: &[usize]) -> Shape {
-    shape::broadcast_shape(op, a, b)
-}
-
 /// `mask` broadcast to `shape` (a copy only when it differs).
 fn mask_as(mask: &Tensor<bool>, shape: &[usize]) -> Tensor<bool> {
     if mask.shape() == shape {
@@ -142,7 +136,7 @@ impl<T: Element> Tensor<T> {
     /// ```
     #[track_caller]
     pub fn masked_fill(&self, mask: &Tensor<bool>, value: T) -> Tensor<T> {
-        let out = joint_shape("masked_fill", self.shape(), mask.shape());
+        let out = shape::broadcast_shape("masked_fill", self.shape(), mask.shape());
         masked_fill_kernel(&self.broadcast_to(&out), &mask_as(mask, &out), value)
     }
 
@@ -160,8 +154,8 @@ impl<T: Element> Tensor<T> {
     /// ```
     #[track_caller]
     pub fn where_cond(mask: &Tensor<bool>, on_true: &Tensor<T>, on_false: &Tensor<T>) -> Tensor<T> {
-        let ab = joint_shape("where_cond", on_true.shape(), on_false.shape());
-        let out = joint_shape("where_cond", mask.shape(), &ab);
+        let ab = shape::broadcast_shape("where_cond", on_true.shape(), on_false.shape());
+        let out = shape::broadcast_shape("where_cond", mask.shape(), &ab);
         where_kernel(
             &mask_as(mask, &out),
             &on_true.broadcast_to(&out),
@@ -227,7 +221,7 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn masked_fill(self, mask: &Tensor<bool>, value: T) -> Var<'t, T> {
         let shape = self.shape();
-        let out = joint_shape("masked_fill", &shape, mask.shape());
+        let out = shape::broadcast_shape("masked_fill", &shape, mask.shape());
         let x = self.broadcast_to(&out);
         let extra = Extra::default()
             .with_mask(mask_as(mask, &out))
@@ -253,8 +247,8 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn where_cond(mask: &Tensor<bool>, on_true: Var<'t, T>, on_false: Var<'t, T>) -> Var<'t, T> {
         on_true.check_same_tape(on_false, "where_cond");
-        let ab = joint_shape("where_cond", &on_true.shape(), &on_false.shape());
-        let out = joint_shape("where_cond", mask.shape(), &ab);
+        let ab = shape::broadcast_shape("where_cond", &on_true.shape(), &on_false.shape());
+        let out = shape::broadcast_shape("where_cond", mask.shape(), &ab);
         let (a, b) = (on_true.broadcast_to(&out), on_false.broadcast_to(&out));
         let extra = Extra::default().with_mask(mask_as(mask, &out));
         Var::record_op(&WhereCond, Args::None, Some(extra), &[a, b])
