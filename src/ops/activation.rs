@@ -20,6 +20,7 @@ use std::marker::PhantomData;
 use super::erf::erf_f64;
 use super::{Args, Fwd, Op, Operand, Primitive, Vjp};
 use crate::tensor::Work;
+use crate::tensor::exp::{exp_split_f32, exp_vec};
 use crate::{Float, Tensor, Var};
 
 // ---------------------------------------------------------------------------------------------
@@ -105,7 +106,7 @@ impl<T: Float, F: Smooth> Primitive<T> for Derivative<F> {
         };
         let (g, x) = (cx.inputs[0], cx.inputs[1]);
         match k {
-            1 => g.zip_map(F::DERIVATIVE, x, |g, x| g * F::slope(x)),
+            1 => g.zip_map_work(F::DERIVATIVE, x, F::WORK, |g, x| g * F::slope(x)),
             k if k > F::DEGREE => g.zip_map(F::DERIVATIVE, x, |_, _| T::ZERO),
             k => g.zip_map(F::DERIVATIVE, x, |g, x| {
                 g * T::from_f64(F::derivative(k, x.to_f64()))
@@ -144,7 +145,7 @@ fn is_f32<T: Float>() -> bool {
 /// accurate relative to their own size for every `x` (neither is computed as a difference).
 #[inline(always)]
 fn sigmoid_parts<T: Float>(x: T) -> (T, T) {
-    let e = (-x.abs()).exp();
+    let e = exp_vec(-x.abs());
     let d = T::ONE / (T::ONE + e);
     let s = if x >= T::ZERO { d } else { e * d };
     (s, e * d * d)
@@ -191,37 +192,6 @@ fn gaussian<T: Float>(x: T) -> (T, T) {
         let (c, d) = gaussian_f64(x.to_f64());
         (T::from_f64(c), T::from_f64(d))
     }
-}
-
-/// `e^(hi + lo)` in f32 for `hi ≤ 0` and `|lo|` small, without branches or library calls, and
-/// without rounding `hi + lo` first (the caller splits `-x²/2` exactly): Cody–Waite reduction
-/// `hi + lo = n ln2 + r` with `|r| ≤ ln2/2`, the degree-7 Taylor polynomial of `e^r` (truncation
-/// below 0.1 ulp) and `2^n` built from exponent bits in two normal factors, so that subnormal
-/// results round once. Below `hi = -104` the result is 0 anyway.
-#[inline(always)]
-fn exp_split_f32(hi: f32, lo: f32) -> f32 {
-    const LOG2_E: f32 = std::f32::consts::LOG2_E;
-    // ln 2 in two parts: `n * LN2_HI` is exact for the |n| ≤ 150 that occur.
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    // Adding and subtracting 1.5·2²³ rounds to an integer; the integer is then in the low bits.
-    const ROUND: f32 = 12_582_912.0;
-    let hi = hi.max(-104.0);
-    let shifted = (hi + lo) * LOG2_E + ROUND;
-    let n = shifted - ROUND;
-    let r = ((hi - n * LN2_HI) - n * LN2_LO) + lo;
-    let p = 1.0 / 5040.0;
-    let p = p * r + 1.0 / 720.0;
-    let p = p * r + 1.0 / 120.0;
-    let p = p * r + 1.0 / 24.0;
-    let p = p * r + 1.0 / 6.0;
-    let p = p * r + 0.5;
-    let p = p * r + 1.0;
-    let p = p * r + 1.0;
-    let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
-    let half = n_bits >> 1;
-    let power = |k: i32| f32::from_bits(((k + 127) as u32) << 23);
-    p * power(half) * power(n_bits - half)
 }
 
 /// [`gaussian`] in f32, vectorisable: one division, one exponential and a degree-10 polynomial.
@@ -570,7 +540,7 @@ impl Smooth for Softplus {
     const WORK: Work = Work::Heavy;
     fn value<T: Float>(x: T) -> T {
         // max(x, 0) + ln(1 + e^-|x|): nothing overflows and the logarithm's argument is in [1, 2].
-        let l = log1p_unit((-x.abs()).exp());
+        let l = log1p_unit(exp_vec(-x.abs()));
         let y = if x > T::ZERO { x + l } else { l };
         if x > T::from_f64(SOFTPLUS_THRESHOLD) { x } else { y }
     }
@@ -1163,6 +1133,45 @@ mod tests {
                 let (got, want) = (f(x) as f64, exact(x as f64));
                 assert!((got - want).abs() <= 3e-7, "{name}({x}): {got} vs {want}");
             }
+        }
+    }
+
+    /// The f32 kernels over a sweep that crosses every branch, compiled for `level`.
+    fn f32_kernels_at(level: crate::tensor::simd::Level) -> Vec<u32> {
+        let xs: Vec<f32> = (-40_000..40_000)
+            .map(|i| i as f32 * 7.3e-4)
+            .chain([f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 1e30, -1e30, 0.0, -0.0])
+            .collect();
+        let mut out = vec![0.0f32; xs.len() * 9];
+        crate::tensor::simd::run_at(
+            level,
+            #[inline(always)]
+            || {
+                for (o, &x) in out.chunks_exact_mut(9).zip(&xs) {
+                    o[0] = Gelu::value(x);
+                    o[1] = Gelu::slope(x);
+                    o[2] = Softplus::value(x);
+                    o[3] = Softplus::slope(x);
+                    o[4] = Silu::value(x);
+                    o[5] = Silu::slope(x);
+                    o[6] = GeluTanh::value(x);
+                    o[7] = GeluTanh::slope(x);
+                    o[8] = crate::tensor::exp::exp_f32(x);
+                }
+            },
+        );
+        out.into_iter().map(f32::to_bits).collect()
+    }
+
+    #[test]
+    fn wide_vector_kernels_round_exactly_as_the_portable_ones() {
+        use crate::tensor::simd::{Level, best};
+        let portable = f32_kernels_at(Level::Portable);
+        for level in [Level::Avx2, Level::Avx512, best()] {
+            assert!(
+                portable == f32_kernels_at(level),
+                "{level:?} differs from the portable kernels"
+            );
         }
     }
 

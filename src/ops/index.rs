@@ -7,7 +7,7 @@
 //! once, when the op is recorded, with a message naming the offending entry.
 
 use super::{Args, Extra, Fwd, Op, Operand, Primitive, Vjp};
-use crate::tensor::{Shape, shape};
+use crate::tensor::{Shape, Work, for_each_slab, shape, write_copy};
 use crate::{Element, Float, Tensor, Var};
 
 /// `out[i] = x[i, idx[i]]`. The gradient goes back to the picked elements only.
@@ -123,7 +123,7 @@ fn check_in_range(op: &str, axis: usize, index: &Tensor<usize>, shape: &[usize])
     let values = index.as_slice();
     // One branch-free pass finds whether anything is out of range; the position is looked up
     // only to write the message.
-    if values.is_empty() || values.iter().fold(0, |m, &i| m.max(i)) < len {
+    if values.is_empty() || largest(values) < len {
         return;
     }
     let flat = values.iter().position(|&i| i >= len).unwrap_or_default();
@@ -138,6 +138,33 @@ fn check_in_range(op: &str, axis: usize, index: &Tensor<usize>, shape: &[usize])
          axis {axis} of length {len} (shape {shape:?})",
         values[flat]
     );
+}
+
+/// The largest entry of a non-empty index, on several threads when it is long. Eight running
+/// maxima rather than one: a single `max` chain waits on its previous step at every entry, and
+/// on `gather`'s 2²⁰-entry bench index that check took longer than the gather itself.
+fn largest(values: &[usize]) -> usize {
+    fn serial(values: &[usize]) -> usize {
+        let mut lanes = [0usize; 8];
+        let chunks = values.chunks_exact(8);
+        let tail = chunks.remainder().iter().copied().max().unwrap_or(0);
+        for chunk in chunks {
+            for (lane, &v) in lanes.iter_mut().zip(chunk) {
+                *lane = (*lane).max(v);
+            }
+        }
+        lanes.into_iter().fold(tail, usize::max)
+    }
+    let threads = crate::tensor::reduction_threads(values.len());
+    if threads < 2 {
+        return serial(values);
+    }
+    use rayon::prelude::*;
+    values
+        .par_chunks(values.len().div_ceil(threads))
+        .map(serial)
+        .max()
+        .unwrap_or(0)
 }
 
 /// Checks an index for `gather` and `scatter_add`: as many axes as `shape`, and no longer than
@@ -180,57 +207,81 @@ fn selected_shape(shape: &[usize], axis: usize, count: usize) -> Shape {
     out
 }
 
-/// `out[o, j, :] = x[o, index[j], :]` around `axis`: one block copy per index entry.
+/// `out[o, j, :] = x[o, index[j], :]` around `axis`: one block copy per index entry, the rows
+/// split between threads when there are many.
 fn index_select_kernel<T: Element>(x: &Tensor<T>, axis: usize, index: &[usize]) -> Tensor<T> {
     let (_, n, inner) = shape::split_at_axis(x.shape(), axis);
     let m = index.len();
     let src = x.as_slice();
-    Tensor::build(selected_shape(x.shape(), axis, m), |out| {
-        if inner == 0 || m == 0 {
-            return;
-        }
-        for (o, block) in out.chunks_exact_mut(m * inner).enumerate() {
-            let from = &src[o * n * inner..(o + 1) * n * inner];
-            for (row, &i) in block.chunks_exact_mut(inner).zip(index) {
-                row.copy_from_slice(&from[i * inner..(i + 1) * inner]);
+    // SAFETY: every output row (`o`, `j`) is one copy of `inner` elements.
+    unsafe {
+        Tensor::build_overwritten(selected_shape(x.shape(), axis, m), |out| {
+            if out.is_empty() {
+                return;
             }
-        }
-    })
+            for_each_slab(out, inner, Work::Light, |first, piece| {
+                for (r, row) in (first..).zip(piece.chunks_exact_mut(inner)) {
+                    let (o, j) = (r / m, r % m);
+                    write_copy(row, &src[(o * n + index[j]) * inner..][..inner]);
+                }
+            });
+        })
+    }
 }
 
-/// Zeros of `full` with `g[o, j, :]` added at `[o, index[j], :]`: the adjoint of
-/// [`index_select_kernel`] (`torch.index_add` into zeros).
+/// `out[o, index[j], :] += g[o, j, :]` into zeros of shape `full`: the adjoint of
+/// [`index_select_kernel`]. Threads own disjoint output rows and each adds the entries that land
+/// in its rows, so repeated entries never race.
 fn index_add_kernel<T: Float>(g: &Tensor<T>, axis: usize, index: &[usize], full: &[usize]) -> Tensor<T> {
     let (_, n, inner) = shape::split_at_axis(full, axis);
     let m = index.len();
     let src = g.as_slice();
     Tensor::build(Shape::from_slice(full), |out| {
-        if inner == 0 || m == 0 {
+        if out.is_empty() || m == 0 {
             return;
         }
-        for (o, block) in out.chunks_exact_mut(n * inner).enumerate() {
-            let from = &src[o * m * inner..(o + 1) * m * inner];
-            for (row, &i) in from.chunks_exact(inner).zip(index) {
-                for (acc, &v) in block[i * inner..(i + 1) * inner].iter_mut().zip(row) {
-                    *acc += v;
+        for_each_slab(out, inner, Work::Light, |first, piece| {
+            let rows = first..first + piece.len() / inner;
+            for o in rows.start / n..rows.end.div_ceil(n) {
+                for (j, &i) in index.iter().enumerate() {
+                    let r = o * n + i;
+                    if !rows.contains(&r) {
+                        continue;
+                    }
+                    let acc = &mut piece[(r - rows.start) * inner..][..inner];
+                    let from = &src[(o * m + j) * inner..][..inner];
+                    acc.iter_mut().zip(from).for_each(|(a, &v)| *a += v);
                 }
             }
-        }
+        });
     })
 }
 
-/// Walks the last-axis rows of an index of shape `ishape` used along `axis` of a value with
-/// strides `strides`: calls `row(r, base)` for row `r`, where `base` is the value offset of
-/// the row's first position with the `axis` coordinate left out.
-fn for_each_index_row(ishape: &[usize], strides: &[usize], axis: usize, mut row: impl FnMut(usize, usize)) {
+/// Calls `row(r, base)` for the rows `rows` of an index of shape `ishape` (rows along its last
+/// axis), `base` being the offset, in a value with `strides`, of the row's first position with
+/// the `axis` coordinate left at 0.
+fn for_each_index_row(
+    ishape: &[usize],
+    strides: &[usize],
+    axis: usize,
+    rows: std::ops::Range<usize>,
+    mut row: impl FnMut(usize, usize),
+) {
     let rank = ishape.len();
-    if shape::numel(ishape) == 0 {
+    if rows.is_empty() || shape::numel(ishape) == 0 {
         return;
     }
-    let rows = shape::numel(&ishape[..rank - 1]);
     let mut position: Shape = smallvec::smallvec![0; rank - 1];
     let mut base = 0;
-    for r in 0..rows {
+    let mut rest = rows.start;
+    for d in (0..rank - 1).rev() {
+        position[d] = rest % ishape[d];
+        rest /= ishape[d];
+        if d != axis {
+            base += position[d] * strides[d];
+        }
+    }
+    for r in rows {
         row(r, base);
         for d in (0..rank - 1).rev() {
             position[d] += 1;
@@ -246,35 +297,44 @@ fn for_each_index_row(ishape: &[usize], strides: &[usize], axis: usize, mut row:
 }
 
 /// `out[p] = x[p with its axis coordinate replaced by index[p]]`, for every position `p` of
-/// `index` (`torch.gather`).
+/// `index` (`torch.gather`), the index rows split between threads when there are many.
 fn gather_kernel<T: Element>(x: &Tensor<T>, axis: usize, index: &Tensor<usize>) -> Tensor<T> {
     let ishape = index.shape();
     let strides = shape::strides(x.shape());
     let (src, idx) = (x.as_slice(), index.as_slice());
     let inner = ishape.last().copied().unwrap_or(1);
     let along_rows = axis + 1 == ishape.len();
-    let step = strides[axis];
-    Tensor::build(Shape::from_slice(ishape), |out| {
-        for_each_index_row(ishape, &strides, axis, |r, base| {
-            let (out, idx) = (
-                &mut out[r * inner..(r + 1) * inner],
-                &idx[r * inner..(r + 1) * inner],
-            );
-            if along_rows {
-                for (o, &i) in out.iter_mut().zip(idx) {
-                    *o = src[base + i];
-                }
-            } else {
-                for (k, (o, &i)) in out.iter_mut().zip(idx).enumerate() {
-                    *o = src[base + k + i * step];
-                }
+    let (len, step) = (x.shape().get(axis).copied().unwrap_or(1), strides[axis]);
+    // SAFETY: each index row writes its `inner` outputs, and the rows cover the output.
+    unsafe {
+        Tensor::build_overwritten(Shape::from_slice(ishape), |out| {
+            if out.is_empty() {
+                return;
             }
-        });
-    })
+            for_each_slab(out, inner, Work::Light, |first, piece| {
+                let rows = first..first + piece.len() / inner;
+                for_each_index_row(ishape, &strides, axis, rows, |r, base| {
+                    let out = &mut piece[(r - first) * inner..][..inner];
+                    let idx = &idx[r * inner..][..inner];
+                    if along_rows {
+                        let from = &src[base..base + len];
+                        for (o, &i) in out.iter_mut().zip(idx) {
+                            o.write(from[i]);
+                        }
+                    } else {
+                        for (k, (o, &i)) in out.iter_mut().zip(idx).enumerate() {
+                            o.write(src[base + k + i * step]);
+                        }
+                    }
+                });
+            });
+        })
+    }
 }
 
-/// Zeros of `full` with `g[p]` added at `p` with its axis coordinate replaced by `index[p]`:
-/// the adjoint of [`gather_kernel`].
+/// `out[p with its axis coordinate replaced by index[p]] += g[p]` into zeros of shape `full`:
+/// the adjoint of [`gather_kernel`]. Along the last axis with an index as long as the value
+/// elsewhere, index row `r` only writes output row `r`, so rows are split between threads.
 fn scatter_add_kernel<T: Float>(
     g: &Tensor<T>,
     axis: usize,
@@ -285,10 +345,25 @@ fn scatter_add_kernel<T: Float>(
     let strides = shape::strides(full);
     let (src, idx) = (g.as_slice(), index.as_slice());
     let inner = ishape.last().copied().unwrap_or(1);
-    let along_rows = axis + 1 == ishape.len();
+    let rank = ishape.len();
+    let along_rows = axis + 1 == rank;
     let step = strides[axis];
     Tensor::build(Shape::from_slice(full), |out| {
-        for_each_index_row(ishape, &strides, axis, |r, base| {
+        let rows = shape::numel(ishape).checked_div(inner).unwrap_or(0);
+        let row_per_row = along_rows && rank > 0 && ishape[..rank - 1] == full[..rank - 1];
+        if row_per_row && !out.is_empty() {
+            let len = full[axis];
+            for_each_slab(out, len, Work::Light, |first, piece| {
+                for (r, acc) in (first..).zip(piece.chunks_exact_mut(len)) {
+                    let (g, idx) = (&src[r * inner..][..inner], &idx[r * inner..][..inner]);
+                    for (&v, &i) in g.iter().zip(idx) {
+                        acc[i] += v;
+                    }
+                }
+            });
+            return;
+        }
+        for_each_index_row(ishape, &strides, axis, 0..rows, |r, base| {
             let (g, idx) = (&src[r * inner..(r + 1) * inner], &idx[r * inner..(r + 1) * inner]);
             if along_rows {
                 for (&v, &i) in g.iter().zip(idx) {

@@ -98,19 +98,7 @@ impl<T: Element> Tensor<T> {
         check_joinable("cat", &shapes, axis);
         let mut out_shape = Shape::from_slice(shapes[0]);
         out_shape[axis] = shapes.iter().map(|s| s[axis]).sum();
-        let (outer, total, inner) = shape::split_at_axis(&out_shape, axis);
-        Tensor::build(out_shape, |out| {
-            let mut offset = 0;
-            for t in tensors {
-                let len = t.shape()[axis] * inner;
-                let src = t.as_slice();
-                for o in 0..outer {
-                    let dst = o * total * inner + offset;
-                    out[dst..dst + len].copy_from_slice(&src[o * len..(o + 1) * len]);
-                }
-                offset += len;
-            }
-        })
+        crate::tensor::cat(tensors, axis, out_shape)
     }
 }
 

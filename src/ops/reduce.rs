@@ -12,7 +12,8 @@ use rayon::prelude::*;
 use smallvec::SmallVec;
 
 use super::{Args, Fwd, Op, Operand, Primitive, Vjp, VjpMany};
-use crate::tensor::{Shape, num_threads, shape};
+use crate::tensor::exp::exp_vec;
+use crate::tensor::{Shape, num_threads, shape, simd};
 use crate::{Float, Tensor, Var};
 
 /// Sum of all elements. d(Σx)/dx_i = 1.
@@ -548,15 +549,20 @@ fn exp_sum<T: Float>(values: &[T], shift: T, threads: usize) -> T {
     let chunks = values.chunks_exact(8);
     let rest = chunks.remainder();
     let mut lanes = [T::ZERO; 8];
-    for chunk in chunks {
-        for (s, &v) in lanes.iter_mut().zip(chunk) {
-            *s += (v - shift).exp();
-        }
-    }
+    simd::run(
+        #[inline(always)]
+        || {
+            for chunk in chunks {
+                for (s, &v) in lanes.iter_mut().zip(chunk) {
+                    *s += exp_vec(v - shift);
+                }
+            }
+        },
+    );
     let [a, b, c, d, e, f, g, h] = lanes;
     let mut total = ((a + b) + (c + d)) + ((e + f) + (g + h));
     for &v in rest {
-        total += (v - shift).exp();
+        total += exp_vec(v - shift);
     }
     total
 }
@@ -606,11 +612,17 @@ fn lse_columns<T: Float>(
         // A single block of rows sums straight into `out`.
         let sums: &mut [T] = if n <= ROWS { &mut *out } else { &mut *partial };
         sums.fill(T::ZERO);
-        for j in start..(start + ROWS).min(n) {
-            for ((s, &v), &c) in sums.iter_mut().zip(row(j)).zip(&*shift) {
-                *s += (v - c).exp();
-            }
-        }
+        let shift = &*shift;
+        simd::run(
+            #[inline(always)]
+            || {
+                for j in start..(start + ROWS).min(n) {
+                    for ((s, &v), &c) in sums.iter_mut().zip(row(j)).zip(shift) {
+                        *s += exp_vec(v - c);
+                    }
+                }
+            },
+        );
         if n > ROWS {
             for (total, &p) in out.iter_mut().zip(&*partial) {
                 *total += p;
@@ -632,52 +644,57 @@ fn lse_grad_fill<T: Float>(
     start: usize,
     out: &mut [T],
 ) {
-    let end = start + out.len();
-    let mut pos = start;
-    while pos < end {
-        let o = pos / (n * inner);
-        // A run of elements read against one lse (the rest of a lane, inner == 1) or against
-        // consecutive ones (the rest of a row): either way a loop that vectorises.
-        let stop = if inner == 1 {
-            ((o + 1) * n).min(end)
-        } else {
-            (pos - pos % inner + inner).min(end)
-        };
-        let dst = &mut out[pos - start..stop - start];
-        let src = &x[pos..stop];
-        if inner == 1 {
-            let c = lse[o];
-            match g {
-                Some(g) => {
-                    let s = g[o];
-                    for (d, &v) in dst.iter_mut().zip(src) {
-                        *d = s * (v - c).exp();
+    simd::run(
+        #[inline(always)]
+        || {
+            let end = start + out.len();
+            let mut pos = start;
+            while pos < end {
+                let o = pos / (n * inner);
+                // A run of elements read against one lse (the rest of a lane, inner == 1) or against
+                // consecutive ones (the rest of a row): either way a loop that vectorises.
+                let stop = if inner == 1 {
+                    ((o + 1) * n).min(end)
+                } else {
+                    (pos - pos % inner + inner).min(end)
+                };
+                let dst = &mut out[pos - start..stop - start];
+                let src = &x[pos..stop];
+                if inner == 1 {
+                    let c = lse[o];
+                    match g {
+                        Some(g) => {
+                            let s = g[o];
+                            for (d, &v) in dst.iter_mut().zip(src) {
+                                *d = s * exp_vec(v - c);
+                            }
+                        }
+                        None => {
+                            for (d, &v) in dst.iter_mut().zip(src) {
+                                *d = exp_vec(v - c);
+                            }
+                        }
+                    }
+                } else {
+                    let k = o * inner + pos % inner;
+                    let c = &lse[k..k + dst.len()];
+                    match g {
+                        Some(g) => {
+                            for (((d, &v), &c), &s) in dst.iter_mut().zip(src).zip(c).zip(&g[k..]) {
+                                *d = s * exp_vec(v - c);
+                            }
+                        }
+                        None => {
+                            for ((d, &v), &c) in dst.iter_mut().zip(src).zip(c) {
+                                *d = exp_vec(v - c);
+                            }
+                        }
                     }
                 }
-                None => {
-                    for (d, &v) in dst.iter_mut().zip(src) {
-                        *d = (v - c).exp();
-                    }
-                }
+                pos = stop;
             }
-        } else {
-            let k = o * inner + pos % inner;
-            let c = &lse[k..k + dst.len()];
-            match g {
-                Some(g) => {
-                    for (((d, &v), &c), &s) in dst.iter_mut().zip(src).zip(c).zip(&g[k..]) {
-                        *d = s * (v - c).exp();
-                    }
-                }
-                None => {
-                    for ((d, &v), &c) in dst.iter_mut().zip(src).zip(c) {
-                        *d = (v - c).exp();
-                    }
-                }
-            }
-        }
-        pos = stop;
-    }
+        },
+    )
 }
 
 /// The kernel of [`LseGrad`]: one pass over `x`, split between threads for large tensors.

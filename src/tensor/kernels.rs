@@ -3,47 +3,11 @@
 
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
+use super::copy::gather;
+use super::exp::exp_vec;
 use super::shape::{self, Shape};
 use super::{Tensor, Work, parallel};
 use crate::{Element, Float};
-
-/// Reads `src` through `strides` (0 on broadcast axes) in the row-major order of `out_shape`
-/// into a new tensor.
-pub(crate) fn gather<T: Element>(src: &[T], offset: usize, strides: &[usize], out_shape: Shape) -> Tensor<T> {
-    let rank = out_shape.len();
-    let n = shape::numel(&out_shape);
-    Tensor::build(Shape::from_slice(&out_shape), |out| {
-        if n == 0 {
-            return;
-        }
-        if rank == 0 {
-            out[0] = src[offset];
-            return;
-        }
-        let inner = out_shape[rank - 1];
-        let inner_stride = strides[rank - 1];
-        let mut index: Shape = smallvec::smallvec![0; rank - 1];
-        let mut base = offset;
-        for row in out.chunks_exact_mut(inner) {
-            if inner_stride == 1 {
-                row.copy_from_slice(&src[base..base + inner]);
-            } else {
-                for (j, v) in row.iter_mut().enumerate() {
-                    *v = src[base + j * inner_stride];
-                }
-            }
-            for d in (0..rank - 1).rev() {
-                index[d] += 1;
-                base += strides[d];
-                if index[d] < out_shape[d] {
-                    break;
-                }
-                base -= strides[d] * out_shape[d];
-                index[d] = 0;
-            }
-        }
-    })
-}
 
 /// Applies `f` elementwise to `a` and `b` broadcast together (NumPy rules).
 #[track_caller]
@@ -51,26 +15,23 @@ fn zip_broadcast<T: Float>(
     op: &str,
     a: &Tensor<T>,
     b: &Tensor<T>,
+    work: Work,
     f: impl Fn(T, T) -> T + Sync,
 ) -> Tensor<T> {
     if let (Some(x), Some(y)) = (a.as_rank0(), b.as_rank0()) {
         return Tensor::scalar(f(x, y));
     }
     if shape::same(a.shape(), b.shape()) {
-        if let Some(large) = parallel::zip(a.shape(), a.as_slice(), b.as_slice(), &f) {
-            return large;
-        }
-        let values = a.as_slice().iter().zip(b.as_slice()).map(|(&x, &y)| f(x, y));
-        return Tensor::from_exact_iter(Shape::from_slice(&a.shape), values);
+        return parallel::zip(a.shape(), a.as_slice(), b.as_slice(), work, &f);
     }
     let out_shape = shape::broadcast_shape(op, a.shape(), b.shape());
     if b.numel() == 1 && shape::same(a.shape(), &out_shape) {
         let y = b.as_slice()[0];
-        return a.map_elementwise(Work::Light, |x| f(x, y));
+        return a.map_elementwise(work, |x| f(x, y));
     }
     if a.numel() == 1 && shape::same(b.shape(), &out_shape) {
         let x = a.as_slice()[0];
-        return b.map_elementwise(Work::Light, |y| f(x, y));
+        return b.map_elementwise(work, |y| f(x, y));
     }
     let (sa, sb) = (
         shape::broadcast_strides(a.shape(), &out_shape),
@@ -110,7 +71,20 @@ impl<T: Float> Tensor<T> {
     /// otherwise chain several kernels (and allocate a buffer for each).
     #[track_caller]
     pub(crate) fn zip_map(&self, op: &str, other: &Tensor<T>, f: impl Fn(T, T) -> T + Sync) -> Tensor<T> {
-        zip_broadcast(op, self, other, f)
+        zip_broadcast(op, self, other, Work::Light, f)
+    }
+
+    /// [`zip_map`](Self::zip_map) for a function that costs `work` per element (which sets when
+    /// large tensors are split between threads).
+    #[track_caller]
+    pub(crate) fn zip_map_work(
+        &self,
+        op: &str,
+        other: &Tensor<T>,
+        work: Work,
+        f: impl Fn(T, T) -> T + Sync,
+    ) -> Tensor<T> {
+        zip_broadcast(op, self, other, work, f)
     }
 }
 
@@ -131,7 +105,7 @@ macro_rules! binary_methods {
                 /// ```
                 #[track_caller]
                 pub fn $name(&self, other: &Tensor<T>) -> Tensor<T> {
-                    zip_broadcast(stringify!($name), self, other, |x, y| x $sym y)
+                    zip_broadcast(stringify!($name), self, other, Work::Light, |x, y| x $sym y)
                 }
             )*
         }
@@ -194,6 +168,7 @@ macro_rules! unary_methods {
         /// instructions per scalar node).
         pub(crate) mod elementwise {
             use crate::Float;
+            use crate::tensor::exp::exp_vec;
             $(
                 #[doc = $doc]
                 #[inline]
@@ -221,7 +196,7 @@ macro_rules! unary_methods {
 }
 
 unary_methods! {
-    exp, Heavy, "Elementwise `e^x`.", |x| x.exp();
+    exp, Heavy, "Elementwise `e^x`.", |x| exp_vec(x);
     ln, Heavy, "Elementwise natural logarithm.", |x| x.ln();
     sqrt, Light, "Elementwise square root.", |x| x.sqrt();
     abs, Light, "Elementwise absolute value.", |x| x.abs();
@@ -239,7 +214,7 @@ unary_methods! {
 /// rather than a branch around two: the loop over a tensor vectorises, where the branch was
 /// mispredicted on mixed signs (2²⁰ normal samples: 15.7 ms, BENCHMARKS.md). NaN stays NaN.
 fn sigmoid<T: Float>(x: T) -> T {
-    let e = (-x.abs()).exp();
+    let e = exp_vec(-x.abs());
     let numerator = if x >= T::ZERO { T::ONE } else { e };
     numerator / (T::ONE + e)
 }
@@ -564,7 +539,7 @@ impl<T: Float> Tensor<T> {
             let m = lane.iter().fold(lane[0], |a, &b| a.max(b));
             let mut total = T::ZERO;
             for v in lane.iter_mut() {
-                *v = (*v - m).exp();
+                *v = exp_vec(*v - m);
                 total += *v;
             }
             for v in lane.iter_mut() {
@@ -584,7 +559,7 @@ impl<T: Float> Tensor<T> {
     pub fn log_softmax(&self, axis: usize) -> Tensor<T> {
         self.along_axis("log_softmax", axis, |lane| {
             let m = lane.iter().fold(lane[0], |a, &b| a.max(b));
-            let total: T = lane.iter().map(|&v| (v - m).exp()).sum();
+            let total: T = lane.iter().map(|&v| exp_vec(v - m)).sum();
             let shift = m + total.ln();
             for v in lane.iter_mut() {
                 *v -= shift;

@@ -2,12 +2,15 @@
 //! kernels. A tensor knows nothing of gradients; the tape records operations on tensors.
 
 mod compare;
+mod copy;
 mod display;
+pub(crate) mod exp;
 pub(crate) mod gemm;
 mod kernels;
 mod parallel;
 pub(crate) mod pool;
 pub(crate) mod shape;
+pub(crate) mod simd;
 
 use std::mem::MaybeUninit;
 use std::sync::Arc;
@@ -17,10 +20,11 @@ use smallvec::SmallVec;
 
 use crate::{Element, Float};
 
+pub(crate) use copy::{cat, gather as gather_strided, write_copy};
 pub(crate) use display::{ElementDisplay, ElementWriter, float_scalar_text, float_writer};
 pub use gemm::{num_threads, set_num_threads};
-pub(crate) use kernels::{elementwise, gather as gather_strided, matmul_transposed};
-pub(crate) use parallel::{Work, elementwise_chunk, for_each_piece};
+pub(crate) use kernels::{elementwise, matmul_transposed};
+pub(crate) use parallel::{Work, elementwise_chunk, for_each_piece, for_each_slab, reduction_threads};
 pub use shape::Shape;
 
 /// Element storage: one element inline (no heap; every rank-0 scalar lives here), otherwise a
@@ -478,12 +482,13 @@ impl<T: Float> Tensor<T> {
     /// [`map`](Self::map) for the crate's own elementwise functions: large tensors are split
     /// between threads, from a length that depends on the `work` per element (see [`parallel`]).
     pub(crate) fn map_elementwise(&self, work: Work, f: impl Fn(T) -> T + Sync) -> Self {
-        if let Storage::Many(values) = &self.data {
-            if let Some(large) = parallel::map(&self.shape, values, work, &f) {
-                return large;
-            }
+        match &self.data {
+            Storage::One(x) => Tensor {
+                shape: Shape::from_slice(&self.shape),
+                data: Storage::One(f(*x)),
+            },
+            Storage::Many(values) => parallel::map(&self.shape, values, work, &f),
         }
-        self.map(f)
     }
 
     /// Converts the elements to another float type.

@@ -14,6 +14,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::shape::{self, Shape};
+use super::simd;
 use super::{Tensor, num_threads};
 use crate::Element;
 
@@ -27,7 +28,7 @@ pub(crate) enum Work {
 }
 
 impl Work {
-    fn min_len(self) -> usize {
+    pub(crate) fn min_len(self) -> usize {
         match self {
             Work::Light => 1 << 18,
             Work::Heavy => 1 << 15,
@@ -71,54 +72,62 @@ unsafe fn build_in_chunks<T: Element>(
     }
 }
 
-/// `f(a[i])` for every element, as a tensor of `shape` (which holds `a.len()` elements).
-pub(crate) fn map<T: Element>(
-    shape: &[usize],
-    a: &[T],
-    work: Work,
-    f: impl Fn(T) -> T + Sync,
-) -> Option<Tensor<T>> {
-    let chunk = chunk_for(a.len(), work)?;
+/// `f(a[i])` for every element, as a tensor of `shape` (which holds `a.len()` elements),
+/// compiled for the CPU's widest vectors ([`simd`]).
+pub(crate) fn map<T: Element>(shape: &[usize], a: &[T], work: Work, f: impl Fn(T) -> T + Sync) -> Tensor<T> {
     assert_eq!(
         shape::numel(shape),
         a.len(),
         "parallel map: shape and data disagree"
     );
-    // SAFETY: piece `i` covers elements `i·chunk ..` of the output, and `a`'s chunk `i` has the
-    // same length (both are split into `chunk`-sized pieces of equally long slices), so zipping
-    // them writes every slot.
-    Some(unsafe {
-        build_in_chunks(shape, chunk, |i, piece| {
-            let a = &a[i * chunk..][..piece.len()];
-            for (slot, &x) in piece.iter_mut().zip(a) {
-                slot.write(f(x));
-            }
+    // SAFETY: each piece is zipped with the input elements at its own offset, which are as
+    // many (the input and the output have one length), so every slot is written.
+    unsafe {
+        Tensor::build_overwritten(Shape::from_slice(shape), |out| {
+            for_each_piece(out, work, |start, piece| {
+                let a = &a[start..][..piece.len()];
+                simd::run(
+                    #[inline(always)]
+                    || {
+                        for (slot, &x) in piece.iter_mut().zip(a) {
+                            slot.write(f(x));
+                        }
+                    },
+                )
+            })
         })
-    })
+    }
 }
 
 /// `f(a[i], b[i])` for every element of two slices of one length, as a tensor of `shape` (`f`
-/// is light work: arithmetic).
+/// is `work` per element), compiled for the CPU's widest vectors ([`simd`]).
 pub(crate) fn zip<T: Element>(
     shape: &[usize],
     a: &[T],
     b: &[T],
+    work: Work,
     f: impl Fn(T, T) -> T + Sync,
-) -> Option<Tensor<T>> {
-    let chunk = chunk_for(a.len(), Work::Light)?;
+) -> Tensor<T> {
     assert!(
         shape::numel(shape) == a.len() && a.len() == b.len(),
         "parallel zip: shape and data disagree"
     );
-    // SAFETY: as in `map`: each piece is zipped with input chunks of its own length.
-    Some(unsafe {
-        build_in_chunks(shape, chunk, |i, piece| {
-            let (a, b) = (&a[i * chunk..][..piece.len()], &b[i * chunk..][..piece.len()]);
-            for ((slot, &x), &y) in piece.iter_mut().zip(a).zip(b) {
-                slot.write(f(x, y));
-            }
+    // SAFETY: as in `map`: each piece is zipped with input elements of its own length.
+    unsafe {
+        Tensor::build_overwritten(Shape::from_slice(shape), |out| {
+            for_each_piece(out, work, |start, piece| {
+                let (a, b) = (&a[start..][..piece.len()], &b[start..][..piece.len()]);
+                simd::run(
+                    #[inline(always)]
+                    || {
+                        for ((slot, &x), &y) in piece.iter_mut().zip(a).zip(b) {
+                            slot.write(f(x, y));
+                        }
+                    },
+                )
+            })
         })
-    })
+    }
 }
 
 /// Runs `write(start, piece)` over consecutive pieces of `out` (`start` is the piece's offset),
@@ -131,6 +140,27 @@ pub(crate) fn for_each_piece<T: Send>(out: &mut [T], work: Work, write: impl Fn(
             .for_each(|(i, piece)| write(i * chunk, piece)),
         None => write(0, out),
     }
+}
+
+/// Runs `write(first, piece)` over pieces of `out` made of whole slabs of `slab` elements
+/// (`first` is the index of the piece's first slab), on several threads when `out` is long
+/// enough for `work` and has a slab for each.
+pub(crate) fn for_each_slab<T: Send>(
+    out: &mut [T],
+    slab: usize,
+    work: Work,
+    write: impl Fn(usize, &mut [T]) + Sync,
+) {
+    let slabs = out.len().checked_div(slab).unwrap_or(0);
+    let threads = num_threads();
+    if slabs < 2 || threads < 2 || out.len() < work.min_len() {
+        write(0, out);
+        return;
+    }
+    let per_piece = slabs.div_ceil(threads);
+    out.par_chunks_mut(per_piece * slab)
+        .enumerate()
+        .for_each(|(i, piece)| write(i * per_piece, piece));
 }
 
 /// A tensor of `shape` with every element `value`.
@@ -148,16 +178,17 @@ pub(crate) fn reduction_threads(len: usize) -> usize {
     }
 }
 
+/// Holds the thread count for one unit test: the count is global, and tests that set it (here
+/// and in the kernels split by it) take turns.
+#[cfg(test)]
+pub(crate) fn tests_lock_threads() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Mutex, MutexGuard};
-
-    /// The thread count is global: the two tests here set it in turn.
-    fn tests_lock_threads() -> MutexGuard<'static, ()> {
-        static LOCK: Mutex<()> = Mutex::new(());
-        LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
 
     /// Long enough to be split between threads, even for light work.
     const LONG: usize = (1 << 18) + 3;
@@ -218,17 +249,20 @@ mod tests {
     fn short_inputs_stay_on_the_calling_thread_and_cheap_work_needs_longer_ones() {
         let _threads = tests_lock_threads();
         crate::set_num_threads(2);
-        let short = vec![1.0f32; 1000];
-        assert!(map(&[1000], &short, Work::Heavy, |x| x).is_none());
-        let medium = vec![1.0f32; 1 << 16];
-        assert!(map(&[1 << 16], &medium, Work::Light, |x| x).is_none());
-        assert!(map(&[1 << 16], &medium, Work::Heavy, |x| x).is_some());
+        assert_eq!(chunk_for(1000, Work::Heavy), None);
+        assert_eq!(chunk_for(1 << 16, Work::Light), None);
+        assert_eq!(chunk_for(1 << 16, Work::Heavy), Some(1 << 15));
         assert!(full::<f32>(&[1000], 0.0).is_none());
         assert_eq!(reduction_threads(1000), 1);
         let long = vec![1.0f32; LONG];
         assert_eq!(
-            map(&[LONG], &long, Work::Light, |x| x + 1.0).map(|t| t.to_vec()),
-            Some(vec![2.0; LONG])
+            map(&[LONG], &long, Work::Light, |x| x + 1.0).to_vec(),
+            vec![2.0; LONG]
+        );
+        let (short, other) = (vec![1.0f32; 1000], vec![2.0f32; 1000]);
+        assert_eq!(
+            zip(&[1000], &short, &other, Work::Light, |x, y| x + y).to_vec(),
+            vec![3.0; 1000]
         );
         assert_eq!(reduction_threads(LONG), 2);
         crate::set_num_threads(0);
