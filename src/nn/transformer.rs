@@ -273,34 +273,45 @@ impl<T: Float> TransformerEncoderLayer<T> {
         src_key_padding_mask: Option<&Tensor<bool>>,
         is_causal: bool,
     ) -> Var<'t, T> {
-        let sa = |x: Var<'t, T>| {
-            let opts = AttentionOptions {
-                attn_mask: src_mask,
-                key_padding_mask: src_key_padding_mask,
-                need_weights: false,
-                average_attn_weights: true,
-                is_causal,
-            };
-            let (y, _) = self.self_attn.forward_attn(tape, x, x, x, opts);
-            self.dropout1.forward(tape, y)
-        };
-        let ff = |x: Var<'t, T>| {
-            let h = self.linear1.forward(tape, x);
-            let h = match self.activation {
-                Activation::Relu => h.relu(),
-                Activation::Gelu => h.gelu(),
-                other => other.apply(h),
-            };
-            let y = self.linear2.forward(tape, self.dropout.forward(tape, h));
-            self.dropout2.forward(tape, y)
-        };
+        let masks = (src_mask, src_key_padding_mask, is_causal);
         if self.norm_first {
-            let x = src + sa(self.norm1.forward(tape, src));
-            x + ff(self.norm2.forward(tape, x))
+            let x = src + self.sa_block(tape, self.norm1.forward(tape, src), masks);
+            x + self.ff_block(tape, self.norm2.forward(tape, x))
         } else {
-            let x = self.norm1.forward(tape, src + sa(src));
-            self.norm2.forward(tape, x + ff(x))
+            let x = self.norm1.forward(tape, src + self.sa_block(tape, src, masks));
+            self.norm2.forward(tape, x + self.ff_block(tape, x))
         }
+    }
+
+    /// Self-attention and its dropout (PyTorch's `_sa_block`).
+    #[track_caller]
+    fn sa_block<'t>(
+        &self,
+        tape: &'t Tape<T>,
+        x: Var<'t, T>,
+        (attn_mask, key_padding_mask, is_causal): (Option<&Tensor<bool>>, Option<&Tensor<bool>>, bool),
+    ) -> Var<'t, T> {
+        let opts = AttentionOptions {
+            attn_mask,
+            key_padding_mask,
+            need_weights: false,
+            average_attn_weights: true,
+            is_causal,
+        };
+        let (y, _) = self.self_attn.forward_attn(tape, x, x, x, opts);
+        self.dropout1.forward(tape, y)
+    }
+
+    /// The feed-forward block and its dropout (PyTorch's `_ff_block`).
+    fn ff_block<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+        let h = self.linear1.forward(tape, x);
+        let h = match self.activation {
+            Activation::Relu => h.relu(),
+            Activation::Gelu => h.gelu(),
+            other => other.apply(h),
+        };
+        let y = self.linear2.forward(tape, self.dropout.forward(tape, h));
+        self.dropout2.forward(tape, y)
     }
 }
 
@@ -374,7 +385,11 @@ pub struct TransformerEncoder<T: Float = f32> {
 impl<T: Float> TransformerEncoder<T> {
     /// `num_layers` independent copies of `encoder_layer` (the first is the layer itself) and
     /// an optional final norm. Each copy's dropout generators get seeds of their own.
-    pub fn new(encoder_layer: TransformerEncoderLayer<T>, num_layers: usize, norm: Option<LayerNorm<T>>) -> Self {
+    pub fn new(
+        encoder_layer: TransformerEncoderLayer<T>,
+        num_layers: usize,
+        norm: Option<LayerNorm<T>>,
+    ) -> Self {
         let training = encoder_layer.training;
         let base = encoder_layer.seed;
         let mut layers: Vec<_> = (1..num_layers)
