@@ -9,6 +9,8 @@
 //! Heads are batched: one matrix product per projection (a single `[3E, E]` product for
 //! self-attention), a reshape and a permute to `[N, heads, L, head_dim]`, and one batched product
 //! for the scores and one for the weighted values, with no loop over heads.
+//!
+//! The items are also re-exported from [`nn`](crate::nn).
 
 use rand::{Rng, RngExt};
 
@@ -159,14 +161,14 @@ pub fn scaled_dot_product_attention<'t, T: Float>(
     // The scores' batch axes: q's and k's, broadcast.
     let rank = qs.len().max(ks.len());
     let mut scores = vec![0; rank];
-    for i in 0..rank - 2 {
+    for (i, size) in scores.iter_mut().enumerate().take(rank - 2) {
         let a = (i + qs.len()).checked_sub(rank).map_or(1, |j| qs[j]);
         let b = (i + ks.len()).checked_sub(rank).map_or(1, |j| ks[j]);
         assert!(
             a == b || a == 1 || b == 1,
             "tapegrad: {op}: the batch axes of q {qs:?} and k {ks:?} do not broadcast"
         );
-        scores[i] = a.max(b);
+        *size = a.max(b);
     }
     scores[rank - 2] = l;
     scores[rank - 1] = s;
@@ -319,9 +321,7 @@ impl<T: Float> MultiheadAttention<T> {
             b.set_value(Tensor::zeros(&[embed_dim]));
         }
         let in_proj_weight = Param::new(init::xavier_uniform(&[3 * embed_dim, embed_dim], 1.0, rng));
-        let in_proj_bias = config
-            .bias
-            .then(|| Param::new(Tensor::zeros(&[3 * embed_dim])));
+        let in_proj_bias = config.bias.then(|| Param::new(Tensor::zeros(&[3 * embed_dim])));
         let seed = rng.random::<u64>();
         MultiheadAttention {
             in_proj_weight,
@@ -334,13 +334,17 @@ impl<T: Float> MultiheadAttention<T> {
         }
     }
 
-    /// The number of features `E`.
+    /// The number of features `E` (also [`num_heads`](Self::num_heads),
+    /// [`head_dim`](Self::head_dim), [`batch_first`](Self::batch_first) and
+    /// [`dropout`](Self::dropout)).
     ///
     /// ```
-    /// use tapegrad::nn::MultiheadAttention;
+    /// use tapegrad::nn::{MultiheadAttention, MultiheadAttentionConfig};
     /// use tapegrad::rand::{SeedableRng, rngs::StdRng};
-    /// let mha = MultiheadAttention::<f64>::new(12, 3, Default::default(), &mut StdRng::seed_from_u64(0));
+    /// let cfg = MultiheadAttentionConfig { dropout: 0.25, ..Default::default() };
+    /// let mha = MultiheadAttention::<f64>::new(12, 3, cfg, &mut StdRng::seed_from_u64(0));
     /// assert_eq!((mha.embed_dim(), mha.num_heads(), mha.head_dim()), (12, 3, 4));
+    /// assert_eq!((mha.batch_first(), mha.dropout()), (false, 0.25));
     /// ```
     pub fn embed_dim(&self) -> usize {
         self.in_proj_weight.shape()[1]
@@ -441,7 +445,11 @@ impl<T: Float> MultiheadAttention<T> {
             (qs.len() == 3 || qs.len() == 2) && ks.len() == qs.len() && vs.len() == qs.len(),
             "tapegrad: {op}: query, key and value must all be rank 3 ({}) or all rank 2 (unbatched \
              [L, E]), got shapes {qs:?}, {ks:?} and {vs:?}",
-            if self.batch_first { "[N, L, E]" } else { "[L, N, E]" }
+            if self.batch_first {
+                "[N, L, E]"
+            } else {
+                "[L, N, E]"
+            }
         );
         assert!(
             qs.last() == Some(&e) && ks.last() == Some(&e) && vs.last() == Some(&e),
@@ -490,7 +498,11 @@ impl<T: Float> MultiheadAttention<T> {
                 None => qkv,
             };
             // [A, B, 3, H, D] -> [3, N, H, L, D] in one permute.
-            let axes: &[usize] = if batch_first { &[2, 0, 3, 1, 4] } else { &[2, 1, 3, 0, 4] };
+            let axes: &[usize] = if batch_first {
+                &[2, 0, 3, 1, 4]
+            } else {
+                &[2, 1, 3, 0, 4]
+            };
             let qkv = qkv.reshape(&[xs[0], xs[1], 3, h, d]).permute(axes);
             let part = |i: usize| qkv.narrow(0, i, 1).reshape(&[n, h, l, d]);
             (part(0), part(1), part(2))

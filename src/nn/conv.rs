@@ -387,11 +387,23 @@ impl<T: Float> Conv1d<T> {
     }
 
     /// The number of output channels.
+    ///
+    /// ```
+    /// use tapegrad::nn::Conv1d;
+    /// use tapegrad::rand::{SeedableRng, rngs::StdRng};
+    /// assert_eq!(Conv1d::<f64>::new(2, 6, 3, &mut StdRng::seed_from_u64(0)).out_channels(), 6);
+    /// ```
     pub fn out_channels(&self) -> usize {
         self.weight.shape()[0]
     }
 
     /// The kernel size.
+    ///
+    /// ```
+    /// use tapegrad::nn::Conv1d;
+    /// use tapegrad::rand::{SeedableRng, rngs::StdRng};
+    /// assert_eq!(Conv1d::<f64>::new(2, 6, 7, &mut StdRng::seed_from_u64(0)).kernel(), 7);
+    /// ```
     pub fn kernel(&self) -> usize {
         self.weight.shape()[2]
     }

@@ -28,7 +28,7 @@
 //! ```
 
 mod activation;
-mod attention;
+pub mod attention;
 mod conv;
 mod dropout;
 mod embedding;
@@ -37,7 +37,7 @@ mod linear;
 mod mlp;
 mod norm;
 mod sequential;
-mod transformer;
+pub mod transformer;
 
 pub use activation::Activation;
 pub use attention::{

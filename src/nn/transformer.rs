@@ -4,8 +4,8 @@
 //! `nn.TransformerEncoder`, with the same `state_dict` names so that weights saved by PyTorch
 //! load with [`tapegrad::io::load`](crate::io::load).
 //!
-//! A causal (GPT-style) block: token and position embeddings, one pre-norm encoder layer with
-//! GELU and a causal mask, a final norm and a linear head predicting the next token.
+//! A Transformer block (GPT-style, causal): token and position embeddings, one pre-norm encoder
+//! layer with GELU and a causal mask, a final norm and a linear head predicting the next token.
 //!
 //! ```
 //! use tapegrad::nn::{Embedding, LayerNorm, TransformerEncoderLayer, TransformerEncoderLayerConfig};
@@ -44,6 +44,8 @@
 //! assert_eq!(names[0], "self_attn.in_proj_weight");
 //! assert!(grads.param(&block.linear1.weight).unwrap().all_finite());
 //! ```
+//!
+//! The layers are also re-exported from [`nn`](crate::nn).
 
 use rand::{Rng, RngExt};
 
@@ -194,6 +196,15 @@ impl<T: Float> TransformerEncoderLayer<T> {
     }
 
     /// Whether the norms come before the blocks.
+    ///
+    /// ```
+    /// use tapegrad::nn::{Activation, TransformerEncoderLayer, TransformerEncoderLayerConfig};
+    /// use tapegrad::rand::{SeedableRng, rngs::StdRng};
+    /// let cfg = TransformerEncoderLayerConfig { norm_first: true, activation: Activation::Gelu, ..Default::default() };
+    /// let layer = TransformerEncoderLayer::<f32>::new(4, 2, cfg, &mut StdRng::seed_from_u64(0));
+    /// assert!(layer.norm_first());
+    /// assert_eq!(layer.activation(), Activation::Gelu);
+    /// ```
     pub fn norm_first(&self) -> bool {
         self.norm_first
     }
