@@ -1,4 +1,5 @@
-//! Image layers: [`Conv2d`], [`MaxPool2d`] and [`Flatten`] (from images to feature vectors).
+//! Convolution layers: [`Conv1d`] (sequences: speech, text), [`Conv2d`], [`MaxPool2d`] and
+//! [`Flatten`] (from images to feature vectors).
 
 use rand::Rng;
 
@@ -194,6 +195,233 @@ impl<T: Float> Module<T> for Conv2d<T> {
         let w = tape.param(&self.weight);
         let b = self.bias.as_ref().map(|b| tape.param(b));
         x.conv2d(&w, b.as_ref(), self.stride, self.padding)
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
+        let mut out = vec![("weight".to_string(), self.weight.clone())];
+        if let Some(b) = &self.bias {
+            out.push(("bias".to_string(), b.clone()));
+        }
+        out
+    }
+
+    fn train(&mut self, mode: bool) {
+        self.training = mode;
+    }
+
+    fn is_training(&self) -> bool {
+        self.training
+    }
+}
+
+/// 1-D convolution layer (PyTorch's `nn.Conv1d`): weight `[out, in, k]`, bias `[out]`, applied
+/// to `[N, in, L]` inputs (or unbatched `[in, L]`) with [`Var::conv1d`].
+///
+/// Initialised as PyTorch does: weight by Kaiming-uniform with `a = √5` and bias uniformly, both
+/// in `U(-1/√fan_in, 1/√fan_in)` with `fan_in = in·k`. Stride 1, no padding and dilation 1
+/// unless set with the builders. Zero padding only, and no groups (as [`Conv2d`]).
+///
+/// # Panics
+/// `forward` panics as [`Var::conv1d`] does (wrong rank, channel count or kernel too large).
+///
+/// ```
+/// use tapegrad::prelude::*;
+/// use tapegrad::nn::Conv1d;
+/// use tapegrad::rand::{SeedableRng, rngs::StdRng};
+///
+/// let conv = Conv1d::<f32>::new(4, 8, 3, &mut StdRng::seed_from_u64(0)).with_padding(1);
+/// assert_eq!(conv.weight.shape(), vec![8, 4, 3]);
+/// let bound = 1.0 / 12f32.sqrt();
+/// assert!(conv.weight.value().as_slice().iter().all(|w| w.abs() <= bound));
+/// let tape = Tape::new();
+/// assert_eq!(conv.forward(&tape, tape.constant(Tensor::zeros(&[2, 4, 10]))).shape(), vec![2, 8, 10]);
+/// assert_eq!(conv.forward(&tape, tape.constant(Tensor::zeros(&[4, 10]))).shape(), vec![8, 10]);
+/// let names: Vec<String> = conv.named_parameters().into_iter().map(|(n, _)| n).collect();
+/// assert_eq!(names, ["weight", "bias"]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Conv1d<T: Float = f32> {
+    /// The weight, `[out_channels, in_channels, k]`.
+    pub weight: Param<T>,
+    /// The bias, `[out_channels]`, if the layer has one.
+    pub bias: Option<Param<T>>,
+    /// The step between windows.
+    pub stride: usize,
+    /// Zero padding on both ends.
+    pub padding: usize,
+    /// The spacing between kernel taps.
+    pub dilation: usize,
+    training: bool,
+}
+
+impl<T: Float> Conv1d<T> {
+    /// A layer with bias, stride 1, no padding and dilation 1, initialised as PyTorch's
+    /// `nn.Conv1d(in_channels, out_channels, kernel_size)`.
+    pub fn new<R: Rng + ?Sized>(in_channels: usize, out_channels: usize, kernel: usize, rng: &mut R) -> Self {
+        Self::with_bias(in_channels, out_channels, kernel, true, rng)
+    }
+
+    /// As [`new`](Conv1d::new), with or without a bias.
+    ///
+    /// ```
+    /// use tapegrad::nn::{Conv1d, Module};
+    /// use tapegrad::rand::{SeedableRng, rngs::StdRng};
+    /// let conv = Conv1d::<f64>::with_bias(2, 4, 5, false, &mut StdRng::seed_from_u64(1));
+    /// assert!(conv.bias.is_none());
+    /// assert_eq!(conv.parameters().len(), 1);
+    /// ```
+    pub fn with_bias<R: Rng + ?Sized>(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        bias: bool,
+        rng: &mut R,
+    ) -> Self {
+        let shape = [out_channels, in_channels, kernel];
+        let weight = init::kaiming_uniform(&shape, 5f64.sqrt(), rng);
+        let (fan_in, _) = init::fans(&shape);
+        let bound = if fan_in > 0 {
+            1.0 / (fan_in as f64).sqrt()
+        } else {
+            0.0
+        };
+        let bias = bias.then(|| Param::new(init::uniform(&[out_channels], -bound, bound, rng)));
+        Conv1d {
+            weight: Param::new(weight),
+            bias,
+            stride: 1,
+            padding: 0,
+            dilation: 1,
+            training: true,
+        }
+    }
+
+    /// A layer from a given weight `[out, in, k]` and optional bias `[out]`, with stride 1, no
+    /// padding and dilation 1.
+    ///
+    /// # Panics
+    /// If the weight is not rank 3 or the bias is not `[out]`.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// use tapegrad::nn::Conv1d;
+    /// let conv = Conv1d::from_params(Param::new(Tensor::<f64>::ones(&[1, 1, 2])), None);
+    /// let tape = Tape::new();
+    /// let y = conv.forward(&tape, tape.constant(Tensor::from_vec(vec![1., 2., 3.], &[1, 1, 3])));
+    /// assert_eq!(y.value().to_vec(), vec![3., 5.]);
+    /// ```
+    #[track_caller]
+    pub fn from_params(weight: Param<T>, bias: Option<Param<T>>) -> Self {
+        let ws = weight.shape();
+        assert!(
+            ws.len() == 3,
+            "tapegrad: Conv1d: weight must be [out, in, k], got shape {ws:?}"
+        );
+        if let Some(b) = &bias {
+            let bs = b.shape();
+            assert!(
+                bs == [ws[0]],
+                "tapegrad: Conv1d: bias shape {bs:?} does not match weight shape {ws:?} (want [{}])",
+                ws[0]
+            );
+        }
+        Conv1d {
+            weight,
+            bias,
+            stride: 1,
+            padding: 0,
+            dilation: 1,
+            training: true,
+        }
+    }
+
+    /// The same layer with another stride (builder style).
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// use tapegrad::nn::Conv1d;
+    /// use tapegrad::rand::{SeedableRng, rngs::StdRng};
+    /// let conv = Conv1d::<f32>::new(1, 1, 3, &mut StdRng::seed_from_u64(0)).with_stride(2);
+    /// let tape = Tape::new();
+    /// assert_eq!(conv.forward(&tape, tape.constant(Tensor::zeros(&[1, 1, 7]))).shape(), vec![1, 1, 3]);
+    /// ```
+    pub fn with_stride(self, stride: usize) -> Self {
+        Conv1d { stride, ..self }
+    }
+
+    /// The same layer with another zero padding (builder style).
+    ///
+    /// ```
+    /// use tapegrad::nn::Conv1d;
+    /// use tapegrad::rand::{SeedableRng, rngs::StdRng};
+    /// assert_eq!(Conv1d::<f32>::new(1, 1, 3, &mut StdRng::seed_from_u64(0)).with_padding(2).padding, 2);
+    /// ```
+    pub fn with_padding(self, padding: usize) -> Self {
+        Conv1d { padding, ..self }
+    }
+
+    /// The same layer with another dilation (builder style).
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// use tapegrad::nn::Conv1d;
+    /// use tapegrad::rand::{SeedableRng, rngs::StdRng};
+    /// let conv = Conv1d::<f32>::new(1, 1, 3, &mut StdRng::seed_from_u64(0)).with_dilation(2);
+    /// let tape = Tape::new();
+    /// assert_eq!(conv.forward(&tape, tape.constant(Tensor::zeros(&[1, 1, 7]))).shape(), vec![1, 1, 3]);
+    /// ```
+    pub fn with_dilation(self, dilation: usize) -> Self {
+        Conv1d { dilation, ..self }
+    }
+
+    /// The number of input channels.
+    ///
+    /// ```
+    /// use tapegrad::nn::Conv1d;
+    /// use tapegrad::rand::{SeedableRng, rngs::StdRng};
+    /// let conv = Conv1d::<f32>::new(3, 8, 5, &mut StdRng::seed_from_u64(0));
+    /// assert_eq!((conv.in_channels(), conv.out_channels(), conv.kernel()), (3, 8, 5));
+    /// ```
+    pub fn in_channels(&self) -> usize {
+        self.weight.shape()[1]
+    }
+
+    /// The number of output channels.
+    ///
+    /// ```
+    /// use tapegrad::nn::Conv1d;
+    /// use tapegrad::rand::{SeedableRng, rngs::StdRng};
+    /// assert_eq!(Conv1d::<f64>::new(2, 6, 3, &mut StdRng::seed_from_u64(0)).out_channels(), 6);
+    /// ```
+    pub fn out_channels(&self) -> usize {
+        self.weight.shape()[0]
+    }
+
+    /// The kernel size.
+    ///
+    /// ```
+    /// use tapegrad::nn::Conv1d;
+    /// use tapegrad::rand::{SeedableRng, rngs::StdRng};
+    /// assert_eq!(Conv1d::<f64>::new(2, 6, 7, &mut StdRng::seed_from_u64(0)).kernel(), 7);
+    /// ```
+    pub fn kernel(&self) -> usize {
+        self.weight.shape()[2]
+    }
+}
+
+impl<T: Float> Module<T> for Conv1d<T> {
+    #[track_caller]
+    fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+        let w = tape.param(&self.weight);
+        let b = self.bias.as_ref().map(|b| tape.param(b));
+        let shape = x.shape();
+        if shape.len() == 2 {
+            x.unsqueeze(0)
+                .conv1d(&w, b.as_ref(), self.stride, self.padding, self.dilation)
+                .squeeze(0)
+        } else {
+            x.conv1d(&w, b.as_ref(), self.stride, self.padding, self.dilation)
+        }
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {

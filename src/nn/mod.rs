@@ -1,5 +1,5 @@
-//! Neural-network building blocks: the [`Module`] trait, layers (dense, convolution, pooling),
-//! activations, normalisation and initialisers.
+//! Neural-network building blocks: the [`Module`] trait, layers (dense, convolution, pooling,
+//! attention and the Transformer encoder), activations, normalisation and initialisers.
 //!
 //! A module owns [`Param`]s (which live across tapes) and records its forward pass on whatever
 //! tape it is given, so a training step is: reset the tape, `forward`, a loss, `backward`, an
@@ -28,6 +28,7 @@
 //! ```
 
 mod activation;
+pub mod attention;
 mod conv;
 mod dropout;
 mod embedding;
@@ -36,15 +37,20 @@ mod linear;
 mod mlp;
 mod norm;
 mod sequential;
+pub mod transformer;
 
 pub use activation::Activation;
-pub use conv::{Conv2d, Flatten, MaxPool2d};
+pub use attention::{
+    AttentionOptions, MultiheadAttention, MultiheadAttentionConfig, scaled_dot_product_attention,
+};
+pub use conv::{Conv1d, Conv2d, Flatten, MaxPool2d};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use linear::Linear;
 pub use mlp::Mlp;
-pub use norm::{BatchNorm1d, LayerNorm};
+pub use norm::{BatchNorm1d, LayerNorm, RmsNorm};
 pub use sequential::Sequential;
+pub use transformer::{TransformerEncoder, TransformerEncoderLayer, TransformerEncoderLayerConfig};
 
 use crate::{Float, Param, Tape, Var};
 

@@ -1,4 +1,5 @@
-//! Normalisation layers: [`LayerNorm`] (per example, over features) and [`BatchNorm1d`] (per
+//! Normalisation layers: [`LayerNorm`] (per example, over features), [`RmsNorm`] (root mean
+//! square, no centring) and [`BatchNorm1d`] (per
 //! feature, over the batch, with running statistics for evaluation).
 
 use super::Module;
@@ -197,6 +198,117 @@ impl<T: Float> Module<T> for BatchNorm1d<T> {
             ("running_mean".to_string(), self.running_mean.clone()),
             ("running_var".to_string(), self.running_var.clone()),
         ]
+    }
+
+    fn train(&mut self, mode: bool) {
+        self.training = mode;
+    }
+
+    fn is_training(&self) -> bool {
+        self.training
+    }
+}
+
+/// Root-mean-square normalisation over the trailing `normalized_shape` axes (PyTorch's
+/// `nn.RMSNorm(normalized_shape, eps, elementwise_affine)`):
+/// `y = x / sqrt(mean(x²) + eps) · weight`, with no centring and no bias.
+///
+/// `eps: None` uses the machine epsilon of the element type (`f32::EPSILON` or `f64::EPSILON`),
+/// as PyTorch's `torch.finfo(x.dtype).eps`. With `elementwise_affine`, `weight` (of shape
+/// `normalized_shape`) starts at 1; without, there is no parameter.
+///
+/// # Panics
+/// `new` panics on an empty `normalized_shape`; `forward` panics if the input's trailing axes
+/// are not `normalized_shape`.
+///
+/// ```
+/// use tapegrad::prelude::*;
+/// use tapegrad::nn::RmsNorm;
+/// let norm = RmsNorm::<f64>::new(&[4], Some(1e-6), true);
+/// let tape = Tape::new();
+/// let y = norm.forward(&tape, tape.var(Tensor::from_vec(vec![1., -2., 3., -4.], &[1, 4]))).value();
+/// let rms = (30.0f64 / 4.0 + 1e-6).sqrt();
+/// assert!((y.get(&[0, 3]) + 4.0 / rms).abs() < 1e-12);
+/// let names: Vec<String> = norm.named_parameters().into_iter().map(|(n, _)| n).collect();
+/// assert_eq!(names, ["weight"]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct RmsNorm<T: Float = f32> {
+    /// The scale, of shape `normalized_shape`, if the norm is elementwise affine.
+    pub weight: Option<Param<T>>,
+    /// Added to the mean square; `None` is the element type's machine epsilon.
+    pub eps: Option<f64>,
+    normalized_shape: Vec<usize>,
+    training: bool,
+}
+
+impl<T: Float> RmsNorm<T> {
+    /// Normalisation over trailing axes of shape `normalized_shape`.
+    #[track_caller]
+    pub fn new(normalized_shape: &[usize], eps: Option<f64>, elementwise_affine: bool) -> Self {
+        assert!(
+            !normalized_shape.is_empty(),
+            "tapegrad: RmsNorm: normalized_shape must have at least one axis, got []"
+        );
+        RmsNorm {
+            weight: elementwise_affine.then(|| Param::new(Tensor::ones(normalized_shape))),
+            eps,
+            normalized_shape: normalized_shape.to_vec(),
+            training: true,
+        }
+    }
+
+    /// The shape of the normalised trailing axes.
+    ///
+    /// ```
+    /// use tapegrad::nn::RmsNorm;
+    /// assert_eq!(RmsNorm::<f32>::new(&[3, 4], None, false).normalized_shape(), &[3, 4]);
+    /// ```
+    pub fn normalized_shape(&self) -> &[usize] {
+        &self.normalized_shape
+    }
+
+    /// The `eps` in use: the given one, or the element type's machine epsilon.
+    ///
+    /// ```
+    /// use tapegrad::nn::RmsNorm;
+    /// assert_eq!(RmsNorm::<f32>::new(&[3], None, true).effective_eps(), f32::EPSILON as f64);
+    /// assert_eq!(RmsNorm::<f64>::new(&[3], None, true).effective_eps(), f64::EPSILON);
+    /// assert_eq!(RmsNorm::<f64>::new(&[3], Some(0.5), true).effective_eps(), 0.5);
+    /// ```
+    pub fn effective_eps(&self) -> f64 {
+        self.eps.unwrap_or(if T::NAME == "f32" {
+            f64::from(f32::EPSILON)
+        } else {
+            f64::EPSILON
+        })
+    }
+}
+
+impl<T: Float> Module<T> for RmsNorm<T> {
+    #[track_caller]
+    fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+        let shape = x.shape();
+        let k = self.normalized_shape.len();
+        assert!(
+            shape.len() >= k && shape[shape.len() - k..] == self.normalized_shape[..],
+            "tapegrad: RmsNorm: input shape {shape:?} does not end in normalized_shape {:?}",
+            self.normalized_shape
+        );
+        let axes: Vec<usize> = (shape.len() - k..shape.len()).collect();
+        let ms = x.square().mean_axes(&axes, true);
+        let y = x * (ms + T::from_f64(self.effective_eps())).rsqrt();
+        match &self.weight {
+            Some(w) => y * tape.param(w),
+            None => y,
+        }
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
+        self.weight
+            .iter()
+            .map(|w| ("weight".to_string(), w.clone()))
+            .collect()
     }
 
     fn train(&mut self, mode: bool) {

@@ -664,6 +664,80 @@ impl<'t, T: Float> Var<'t, T> {
         }
     }
 
+    /// 1-D convolution (cross-correlation, as PyTorch's `torch.nn.functional.conv1d`) of an
+    /// `[N, C_in, L]` input with a `[C_out, C_in, k]` weight and an optional `[C_out]` bias:
+    /// an `[N, C_out, oL]` result with `oL = (L + 2·padding - dilation·(k - 1) - 1) / stride + 1`.
+    ///
+    /// The 2-D convolution's path with a height of 1: `unfold` of the `[N, C_in, 1, L]` view
+    /// (im2col over one row, no extra work) and one matrix product per sequence; the gradients
+    /// are those of `unfold` and the product, differentiable again.
+    ///
+    /// # Panics
+    /// If the input or the weight is not rank 3, their channel counts differ, the bias is not
+    /// `[C_out]`, a kernel size, stride or dilation is 0, the dilated kernel is larger than the
+    /// padded input, dilation is above 255 or another size above 65535, or the vars live on
+    /// different tapes.
+    ///
+    /// ```
+    /// use tapegrad::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::from_vec(vec![1., 2., 3., 4., 5.], &[1, 1, 5]));
+    /// let w = tape.var(Tensor::from_vec(vec![1., -1.], &[1, 1, 2])); // x[i] - x[i + d]
+    /// let y = x.conv1d(&w, None, 1, 0, 2); // dilation 2
+    /// assert_eq!(y.value().to_vec(), vec![-2., -2., -2.]);
+    /// let y = x.conv1d(&w, None, 2, 1, 1); // stride 2, padding 1: [0 1 2 3 4 5 0]
+    /// assert_eq!(y.value().to_vec(), vec![-1., -1., -1.]);
+    /// assert_eq!(y.sum().backward()[w].to_vec(), vec![6., 9.]);
+    /// ```
+    #[track_caller]
+    pub fn conv1d(
+        self,
+        weight: &Var<'t, T>,
+        bias: Option<&Var<'t, T>>,
+        stride: usize,
+        padding: usize,
+        dilation: usize,
+    ) -> Var<'t, T> {
+        self.check_same_tape(*weight, "conv1d");
+        if let Some(b) = bias {
+            self.check_same_tape(*b, "conv1d");
+        }
+        let (xs, ws) = (self.shape(), weight.shape());
+        assert!(
+            xs.len() == 3 && ws.len() == 3,
+            "tapegrad: conv1d: needs an [N, C_in, L] input and a [C_out, C_in, k] weight, got \
+             shapes {xs:?} and {ws:?}"
+        );
+        assert!(
+            xs[1] == ws[1],
+            "tapegrad: conv1d: the input has {} channels but the weight expects {} \
+             (input shape {xs:?}, weight shape {ws:?})",
+            xs[1],
+            ws[1]
+        );
+        let c_out = ws[0];
+        if let Some(b) = bias {
+            let bs = b.shape();
+            assert!(
+                bs == [c_out],
+                "tapegrad: conv1d: bias shape {bs:?} does not match weight shape {ws:?} (want [{c_out}])"
+            );
+        }
+        let image = [xs[0], xs[1], 1, xs[2]];
+        let window = Window2d::new((1, ws[2]))
+            .stride((1, stride))
+            .padding((0, padding))
+            .dilation((1, dilation));
+        window.check("conv1d", &image);
+        PackedWindow::pack("conv1d", &window);
+        let cols = unfold(&self.reshape(&image), window);
+        let y = weight.reshape(&[c_out, ws[1] * ws[2]]).matmul(&cols);
+        match bias {
+            Some(b) => y + b.reshape(&[1, c_out, 1]),
+            None => y,
+        }
+    }
+
     /// 2-D max pooling of an `[N, C, H, W]` value (PyTorch's
     /// `torch.nn.functional.max_pool2d(x, kernel, stride, padding)`): the maximum of each
     /// `kernel` window, windows `stride` apart, the input padded with `-inf`. The gradient goes
