@@ -7,7 +7,7 @@
 //! once, when the op is recorded, with a message naming the offending entry.
 
 use super::{Args, Extra, Fwd, Op, Operand, Primitive, Vjp};
-use crate::tensor::{Shape, Work, for_each_slab, shape, write_copy};
+use crate::tensor::{Shape, Work, for_each_slab, shape, simd, write_copy};
 use crate::{Element, Float, Tensor, Var};
 
 /// `out[i] = x[i, idx[i]]`. The gradient goes back to the picked elements only.
@@ -140,20 +140,16 @@ fn check_in_range(op: &str, axis: usize, index: &Tensor<usize>, shape: &[usize])
     );
 }
 
-/// The largest entry of a non-empty index, on several threads when it is long. Eight running
-/// maxima rather than one: a single `max` chain waits on its previous step at every entry, and
-/// on `gather`'s 2²⁰-entry bench index that check took longer than the gather itself.
+/// The largest entry of a non-empty index, on several threads when it is long, and in wide
+/// vectors: on `gather`'s 2²⁰-entry bench index a scalar check took longer than the gather.
 fn largest(values: &[usize]) -> usize {
     fn serial(values: &[usize]) -> usize {
-        let mut lanes = [0usize; 8];
-        let chunks = values.chunks_exact(8);
-        let tail = chunks.remainder().iter().copied().max().unwrap_or(0);
-        for chunk in chunks {
-            for (lane, &v) in lanes.iter_mut().zip(chunk) {
-                *lane = (*lane).max(v);
-            }
-        }
-        lanes.into_iter().fold(tail, usize::max)
+        // Integer maxima may be reassociated, so this vectorises, given 64-bit vector compares
+        // (AVX2, AVX-512).
+        simd::run(
+            #[inline(always)]
+            move || values.iter().copied().fold(0, usize::max),
+        )
     }
     let threads = crate::tensor::reduction_threads(values.len());
     if threads < 2 {
@@ -317,10 +313,21 @@ fn gather_kernel<T: Element>(x: &Tensor<T>, axis: usize, index: &Tensor<usize>) 
                     let out = &mut piece[(r - first) * inner..][..inner];
                     let idx = &idx[r * inner..][..inner];
                     if along_rows {
+                        // The entries were checked when the op was recorded; the `min` only
+                        // lets the compiler drop the bounds check, so the loop vectorises
+                        // (with gather instructions where the CPU has them).
                         let from = &src[base..base + len];
-                        for (o, &i) in out.iter_mut().zip(idx) {
-                            o.write(from[i]);
-                        }
+                        let Some(last) = from.len().checked_sub(1) else {
+                            return;
+                        };
+                        simd::run(
+                            #[inline(always)]
+                            move || {
+                                for (o, &i) in out.iter_mut().zip(idx) {
+                                    o.write(from[i.min(last)]);
+                                }
+                            },
+                        );
                     } else {
                         for (k, (o, &i)) in out.iter_mut().zip(idx).enumerate() {
                             o.write(src[base + k + i * step]);

@@ -546,23 +546,30 @@ fn exp_sum<T: Float>(values: &[T], shift: T, threads: usize) -> T {
         }
         return exp_sum(left, shift, 1) + exp_sum(right, shift, 1);
     }
-    let chunks = values.chunks_exact(8);
-    let rest = chunks.remainder();
-    let mut lanes = [T::ZERO; 8];
+    // The exponentials first (a map, which vectorises), then their sum in eight interleaved
+    // partial sums: one loop doing both stayed scalar.
+    let mut exps = [T::ZERO; BLOCK];
+    let exps = &mut exps[..values.len()];
     simd::run(
         #[inline(always)]
         || {
-            for chunk in chunks {
-                for (s, &v) in lanes.iter_mut().zip(chunk) {
-                    *s += exp_vec(v - shift);
-                }
+            for (e, &v) in exps.iter_mut().zip(values) {
+                *e = exp_vec(v - shift);
             }
         },
     );
+    let chunks = exps.chunks_exact(8);
+    let rest = chunks.remainder();
+    let mut lanes = [T::ZERO; 8];
+    for chunk in chunks {
+        for (s, &e) in lanes.iter_mut().zip(chunk) {
+            *s += e;
+        }
+    }
     let [a, b, c, d, e, f, g, h] = lanes;
     let mut total = ((a + b) + (c + d)) + ((e + f) + (g + h));
-    for &v in rest {
-        total += exp_vec(v - shift);
+    for &e in rest {
+        total += e;
     }
     total
 }
