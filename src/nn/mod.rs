@@ -1,4 +1,5 @@
-//! Neural-network building blocks: the [`Module`] trait, layers (dense, convolution, pooling),
+//! Neural-network building blocks: the [`Module`] trait, layers (dense, convolution, pooling,
+//! recurrent),
 //! activations, normalisation and initialisers.
 //!
 //! A module owns [`Param`]s (which live across tapes) and records its forward pass on whatever
@@ -35,6 +36,8 @@ pub mod init;
 mod linear;
 mod mlp;
 mod norm;
+mod rnn;
+mod rnn_cell;
 mod sequential;
 
 pub use activation::Activation;
@@ -44,6 +47,7 @@ pub use embedding::Embedding;
 pub use linear::Linear;
 pub use mlp::Mlp;
 pub use norm::{BatchNorm1d, LayerNorm};
+pub use rnn::{Gru, GruCell, Lstm, LstmCell, Rnn, RnnCell, RnnConfig, RnnNonlinearity};
 pub use sequential::Sequential;
 
 use crate::{Float, Param, Tape, Var};
