@@ -146,8 +146,18 @@ fn layers_match_pytorch() {
         let c0 = optional(&case["c0"]).map(|t| tape.var(t));
         let lengths = (!case["lengths"].is_null()).then(|| usizes(&case["lengths"]));
         let (out, h_n, c_n) = layer.run(&tape, x, h0, c0, lengths.as_deref());
-        compare(&mut failures, &format!("{name}: output"), &out.value(), &tensor(&case["out"]));
-        compare(&mut failures, &format!("{name}: h_n"), &h_n.value(), &tensor(&case["h_n"]));
+        compare(
+            &mut failures,
+            &format!("{name}: output"),
+            &out.value(),
+            &tensor(&case["out"]),
+        );
+        compare(
+            &mut failures,
+            &format!("{name}: h_n"),
+            &h_n.value(),
+            &tensor(&case["h_n"]),
+        );
         let mut loss = (out * tape.constant(tensor(&case["w_out"]))).sum()
             + (h_n * tape.constant(tensor(&case["w_h"]))).sum();
         match (c_n, optional(&case["c_n"])) {
@@ -165,12 +175,27 @@ fn layers_match_pytorch() {
             &Tensor::scalar(case["loss"].as_f64().unwrap()),
         );
         let grads = loss.backward();
-        compare(&mut failures, &format!("{name}: grad x"), &grads[x], &tensor(&case["grad_x"]));
+        compare(
+            &mut failures,
+            &format!("{name}: grad x"),
+            &grads[x],
+            &tensor(&case["grad_x"]),
+        );
         if let Some(h0) = h0 {
-            compare(&mut failures, &format!("{name}: grad h0"), &grads[h0], &tensor(&case["grad_h0"]));
+            compare(
+                &mut failures,
+                &format!("{name}: grad h0"),
+                &grads[h0],
+                &tensor(&case["grad_h0"]),
+            );
         }
         if let Some(c0) = c0 {
-            compare(&mut failures, &format!("{name}: grad c0"), &grads[c0], &tensor(&case["grad_c0"]));
+            compare(
+                &mut failures,
+                &format!("{name}: grad c0"),
+                &grads[c0],
+                &tensor(&case["grad_c0"]),
+            );
         }
         for (pname, p) in module.named_parameters() {
             let got = grads
@@ -184,12 +209,20 @@ fn layers_match_pytorch() {
             );
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Outputs, final states (and c_n) in one vector, so the checker sees all of them.
 fn flat_all<'t>((out, h, c): Run<'t>) -> Var<'t, f64> {
-    let mut parts = vec![out.reshape(&[out.value().numel()]), h.reshape(&[h.value().numel()])];
+    let mut parts = vec![
+        out.reshape(&[out.value().numel()]),
+        h.reshape(&[h.value().numel()]),
+    ];
     if let Some(c) = c {
         parts.push(c.reshape(&[c.value().numel()]));
     }
@@ -228,7 +261,10 @@ fn gradcheck_case(c: &GradCase) {
             inputs.push(Tensor::randn(&state_shape, rng));
         }
     }
-    let what = format!("{} {:?} x {:?} lengths {:?} state {}", c.kind, c.cfg, c.x, c.lengths, c.state);
+    let what = format!(
+        "{} {:?} x {:?} lengths {:?} state {}",
+        c.kind, c.cfg, c.x, c.lengths, c.state
+    );
     gradcheck::check(
         |tape: &Tape<f64>, xs: &[Var<f64>]| {
             let h0 = xs.get(1).copied();
@@ -349,8 +385,8 @@ fn cells_gradients_match_finite_differences() {
         let (h, c) = lstm.forward_step(tape, xs[0], Some((xs[1], xs[2])));
         Var::cat(&[h, c], 1)
     });
-    gradcheck::check(&lstm_step, &inputs).unwrap();
-    gradcheck::check_second_order(&lstm_step, &inputs).unwrap();
+    gradcheck::check(lstm_step, &inputs).unwrap();
+    gradcheck::check_second_order(lstm_step, &inputs).unwrap();
     gradcheck::check_params(
         |tape: &Tape<f64>| {
             let (h, c) = lstm.forward_step(
@@ -368,10 +404,10 @@ fn cells_gradients_match_finite_differences() {
         gradcheck::check_module(cell, &x).unwrap();
     }
     let gru_step = checkable(|tape, xs| gru.forward_step(tape, xs[0], Some(xs[1])));
-    gradcheck::check(&gru_step, &inputs[..2]).unwrap();
-    gradcheck::check_second_order(&gru_step, &inputs[..2]).unwrap();
+    gradcheck::check(gru_step, &inputs[..2]).unwrap();
+    gradcheck::check_second_order(gru_step, &inputs[..2]).unwrap();
     let rnn_step = checkable(|tape, xs| rnn.forward_step(tape, xs[0], Some(xs[1])));
-    gradcheck::check(&rnn_step, &inputs[..2]).unwrap();
+    gradcheck::check(rnn_step, &inputs[..2]).unwrap();
 }
 
 #[test]
@@ -493,7 +529,10 @@ fn parameters_have_pytorch_names_shapes_and_init() {
             "{name} outside U(-1/√H, 1/√H)"
         );
         let spread = v.as_slice().iter().fold(0f64, |m, w| m.max(w.abs()));
-        assert!(spread > 0.2, "{name} does not fill U(-1/√H, 1/√H): max |w| {spread}");
+        assert!(
+            spread > 0.2,
+            "{name} does not fill U(-1/√H, 1/√H): max |w| {spread}"
+        );
     }
     let lstm = Lstm::<f32>::new(3, 4, RnnConfig::default(), &mut rng);
     assert_eq!(lstm.named_parameters()[1].1.shape(), [16, 4]);
@@ -532,16 +571,41 @@ fn padding_neither_changes_state_nor_gets_gradient() {
     let alone = tape.constant(x.narrow(0, 0, 3).narrow(1, 1, 1));
     let (out1, (h1, c1)) = lstm.forward_with_state(&tape, alone, None);
     let close = |a: &Tensor<f64>, b: &Tensor<f64>| {
-        a.shape() == b.shape() && a.as_slice().iter().zip(b.as_slice()).all(|(x, y)| (x - y).abs() < 1e-14)
+        a.shape() == b.shape()
+            && a.as_slice()
+                .iter()
+                .zip(b.as_slice())
+                .all(|(x, y)| (x - y).abs() < 1e-14)
     };
     assert!(close(&out.value().narrow(0, 0, 3).narrow(1, 1, 1), &out1.value()));
-    assert!(out.value().narrow(0, 3, 2).narrow(1, 1, 1).as_slice().iter().all(|&v| v == 0.0));
+    assert!(
+        out.value()
+            .narrow(0, 3, 2)
+            .narrow(1, 1, 1)
+            .as_slice()
+            .iter()
+            .all(|&v| v == 0.0)
+    );
     assert!(close(&h.value().narrow(1, 1, 1), &h1.value()));
     assert!(close(&c.value().narrow(1, 1, 1), &c1.value()));
     let loss = out.square().sum() + h.square().sum() + c.square().sum();
     let g = loss.backward();
-    assert!(g[xv].narrow(0, 3, 2).narrow(1, 1, 1).as_slice().iter().all(|&v| v == 0.0));
-    assert!(g[xv].narrow(0, 3, 2).narrow(1, 0, 1).as_slice().iter().any(|&v| v != 0.0));
+    assert!(
+        g[xv]
+            .narrow(0, 3, 2)
+            .narrow(1, 1, 1)
+            .as_slice()
+            .iter()
+            .all(|&v| v == 0.0)
+    );
+    assert!(
+        g[xv]
+            .narrow(0, 3, 2)
+            .narrow(1, 0, 1)
+            .as_slice()
+            .iter()
+            .any(|&v| v != 0.0)
+    );
 }
 
 #[test]
@@ -555,7 +619,14 @@ fn truncated_bptt_carries_detached_state() {
     let (_, h) = gru.forward_with_state(&tape, first, None);
     let (second, _) = gru.forward_with_state(&tape, tape.constant(x.narrow(0, 3, 3)), Some(h.detach()));
     let want = whole.narrow(0, 3, 3);
-    assert!(second.value().as_slice().iter().zip(want.as_slice()).all(|(a, b)| (a - b).abs() < 1e-14));
+    assert!(
+        second
+            .value()
+            .as_slice()
+            .iter()
+            .zip(want.as_slice())
+            .all(|(a, b)| (a - b).abs() < 1e-14)
+    );
     let g = second.sum().backward();
     assert!(g.wrt(first).is_none(), "the detached state must cut the graph");
 }
@@ -580,7 +651,12 @@ fn f32_layers_stay_finite_over_long_sequences() {
         let xv = tape.var(x.clone());
         let out = layer.forward(&tape, xv);
         assert_eq!(out.shape(), [4, 200, 32]);
-        assert!(out.value().as_slice().iter().all(|v| v.is_finite() && v.abs() <= 1.0));
+        assert!(
+            out.value()
+                .as_slice()
+                .iter()
+                .all(|v| v.is_finite() && v.abs() <= 1.0)
+        );
         let g = out.sum().backward();
         assert!(g[xv].as_slice().iter().all(|v| v.is_finite()));
         for p in layer.parameters() {
@@ -613,17 +689,13 @@ fn dropout_between_layers_in_training_only() {
             Layer::Gru(_) => "gru",
             Layer::Rnn(_) => "rnn_tanh",
         };
-        let plain = Layer::new(
-            kind,
-            4,
-            6,
-            RnnConfig {
-                dropout: 0.0,
-                ..cfg
-            },
-            1,
-        );
-        for ((_, a), (_, b)) in layer.module().named_parameters().iter().zip(plain.module().named_parameters()) {
+        let plain = Layer::new(kind, 4, 6, RnnConfig { dropout: 0.0, ..cfg }, 1);
+        for ((_, a), (_, b)) in layer
+            .module()
+            .named_parameters()
+            .iter()
+            .zip(plain.module().named_parameters())
+        {
             b.set_value(a.value());
         }
         let m = layer.module_mut();
@@ -633,7 +705,11 @@ fn dropout_between_layers_in_training_only() {
         assert_ne!(a, run(plain.module()), "{kind}: dropout acts in training mode");
         m.eval();
         assert_eq!(run(m), run(m), "{kind}: evaluation is deterministic");
-        assert_eq!(run(m), run(plain.module()), "{kind}: no dropout in evaluation mode");
+        assert_eq!(
+            run(m),
+            run(plain.module()),
+            "{kind}: no dropout in evaluation mode"
+        );
         m.train(true);
         assert_ne!(run(m), run(plain.module()));
     }
@@ -665,7 +741,10 @@ fn unbatched_input_is_a_batch_of_one() {
     let x = Tensor::randn(&[4, 3], &mut rng);
     let tape = Tape::new();
     let (out, (h, c)) = lstm.forward_with_state(&tape, tape.constant(x.clone()), None);
-    assert_eq!((out.shape(), h.shape(), c.shape()), (vec![4, 4], vec![2, 2], vec![2, 2]));
+    assert_eq!(
+        (out.shape(), h.shape(), c.shape()),
+        (vec![4, 4], vec![2, 2], vec![2, 2])
+    );
     let (out1, (h1, _)) = lstm.forward_with_state(&tape, tape.constant(x.reshape(&[1, 4, 3])), None);
     assert_eq!(out.value().to_vec(), out1.value().to_vec());
     assert_eq!(h.value().to_vec(), h1.value().to_vec());
@@ -678,7 +757,9 @@ fn lstm() -> Lstm<f64> {
 }
 
 #[test]
-#[should_panic(expected = "Lstm: input shape [5, 2, 7] must be [T, N, input_size] or unbatched [T, input_size] with input_size 3")]
+#[should_panic(
+    expected = "Lstm: input shape [5, 2, 7] must be [T, N, input_size] or unbatched [T, input_size] with input_size 3"
+)]
 fn wrong_input_size_panics() {
     let tape = Tape::new();
     lstm().forward(&tape, tape.constant(Tensor::zeros(&[5, 2, 7])));
@@ -740,7 +821,9 @@ fn empty_sequence_panics() {
 }
 
 #[test]
-#[should_panic(expected = "LstmCell: input shape [2, 5] must be [batch, input_size] or [input_size] with input_size 3")]
+#[should_panic(
+    expected = "LstmCell: input shape [2, 5] must be [batch, input_size] or [input_size] with input_size 3"
+)]
 fn cell_wrong_input_panics() {
     let cell = LstmCell::<f64>::new(3, 4, &mut StdRng::seed_from_u64(0));
     let tape = Tape::new();
@@ -776,6 +859,9 @@ fn bad_dropout_panics() {
     Gru::<f32>::new(3, 4, cfg, &mut StdRng::seed_from_u64(0));
 }
 
+/// A named call that must panic.
+type PanicCase<'a> = Box<dyn FnOnce() + 'a>;
+
 thread_local! {
     /// The file of the last panic on this thread (set by the hook below).
     static LAST_PANIC: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
@@ -794,8 +880,11 @@ fn errors_point_at_the_caller() {
     let layer = lstm();
     let cell = GruCell::<f64>::new(3, 4, &mut StdRng::seed_from_u64(0));
     let x = tape.constant(Tensor::zeros(&[5, 2, 3]));
-    let cases: Vec<(&str, Box<dyn FnOnce() + '_>)> = vec![
-        ("forward", Box::new(|| _ = layer.forward(&tape, tape.constant(Tensor::zeros(&[5, 7]))))),
+    let cases: Vec<(&str, PanicCase<'_>)> = vec![
+        (
+            "forward",
+            Box::new(|| _ = layer.forward(&tape, tape.constant(Tensor::zeros(&[5, 7])))),
+        ),
         (
             "forward_with_state",
             Box::new(|| _ = layer.forward_with_state(&tape, x, Some((x, x)))),
@@ -804,18 +893,14 @@ fn errors_point_at_the_caller() {
             "forward_with_lengths",
             Box::new(|| _ = layer.forward_with_lengths(&tape, x, &[9, 1], None)),
         ),
-        ("cell forward_step", Box::new(|| _ = cell.forward_step(&tape, x, None))),
+        (
+            "cell forward_step",
+            Box::new(|| _ = cell.forward_step(&tape, x, None)),
+        ),
         ("cell forward", Box::new(|| _ = cell.forward(&tape, x))),
         (
             "new",
-            Box::new(|| {
-                _ = Rnn::<f64>::new(
-                    2,
-                    0,
-                    RnnConfig::default(),
-                    &mut StdRng::seed_from_u64(0),
-                )
-            }),
+            Box::new(|| _ = Rnn::<f64>::new(2, 0, RnnConfig::default(), &mut StdRng::seed_from_u64(0))),
         ),
     ];
     let mut wrong = Vec::new();

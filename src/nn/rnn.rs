@@ -135,14 +135,23 @@ struct Layout {
 
 impl<T: Float> Recurrent<T> {
     #[track_caller]
-    fn new<R: Rng + ?Sized>(kind: CellKind, input: usize, hidden: usize, cfg: RnnConfig, rng: &mut R) -> Self {
+    fn new<R: Rng + ?Sized>(
+        kind: CellKind,
+        input: usize,
+        hidden: usize,
+        cfg: RnnConfig,
+        rng: &mut R,
+    ) -> Self {
         let name = kind.layer_name();
         assert!(
             cfg.num_layers >= 1,
             "tapegrad: {name}: num_layers must be at least 1, got {}",
             cfg.num_layers
         );
-        assert!(hidden >= 1, "tapegrad: {name}: hidden_size must be at least 1, got {hidden}");
+        assert!(
+            hidden >= 1,
+            "tapegrad: {name}: hidden_size must be at least 1, got {hidden}"
+        );
         assert!(
             (0.0..1.0).contains(&cfg.dropout),
             "tapegrad: {name}: dropout must be in [0, 1), got {}",
@@ -295,9 +304,8 @@ impl<T: Float> Recurrent<T> {
         let lift = |v: Var<'t, T>| if layout.unbatched { v.unsqueeze(1) } else { v };
         let (h0, c0) = (h0.map(lift), c0.map(lift));
         // Masks only where some sequence is shorter than the input: (valid, padded) at each step.
-        let masks: Option<Vec<(Tensor<bool>, Tensor<bool>)>> = lengths
-            .filter(|ls| ls.iter().any(|&l| l < steps))
-            .map(|ls| {
+        let masks: Option<Vec<(Tensor<bool>, Tensor<bool>)>> =
+            lengths.filter(|ls| ls.iter().any(|&l| l < steps)).map(|ls| {
                 (0..steps)
                     .map(|t| {
                         let valid = Tensor::from_fn(&[batch, 1], |n| t < ls[n]);

@@ -135,7 +135,10 @@ impl<T: Float> CellParams<T> {
             // r and z likewise; b_hn stays inside `r * (h W_hnᵀ + b_hn)`.
             CellKind::Gru => {
                 let folded = b_hh.map(|b| b.narrow(0, 0, 2 * hidden).pad(&[(0, hidden)], T::ZERO));
-                (sum_opt(b_ih, folded), b_hh.map(|b| b.narrow(0, 2 * hidden, hidden)))
+                (
+                    sum_opt(b_ih, folded),
+                    b_hh.map(|b| b.narrow(0, 2 * hidden, hidden)),
+                )
             }
         };
         Bound {
@@ -401,7 +404,12 @@ impl<T: Float> LstmCell<T> {
     /// let names: Vec<String> = cell.named_parameters().into_iter().map(|(n, _)| n).collect();
     /// assert_eq!(names, ["weight_ih", "weight_hh"]);
     /// ```
-    pub fn with_bias<R: Rng + ?Sized>(input_size: usize, hidden_size: usize, bias: bool, rng: &mut R) -> Self {
+    pub fn with_bias<R: Rng + ?Sized>(
+        input_size: usize,
+        hidden_size: usize,
+        bias: bool,
+        rng: &mut R,
+    ) -> Self {
         LstmCell {
             cell: Cell::new(CellKind::Lstm, input_size, hidden_size, bias, rng),
         }
@@ -487,7 +495,12 @@ impl<T: Float> GruCell<T> {
     /// let cell = GruCell::<f32>::with_bias(2, 3, false, &mut StdRng::seed_from_u64(0));
     /// assert_eq!(cell.parameters().len(), 2);
     /// ```
-    pub fn with_bias<R: Rng + ?Sized>(input_size: usize, hidden_size: usize, bias: bool, rng: &mut R) -> Self {
+    pub fn with_bias<R: Rng + ?Sized>(
+        input_size: usize,
+        hidden_size: usize,
+        bias: bool,
+        rng: &mut R,
+    ) -> Self {
         GruCell {
             cell: Cell::new(CellKind::Gru, input_size, hidden_size, bias, rng),
         }
