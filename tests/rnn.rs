@@ -915,3 +915,72 @@ fn errors_point_at_the_caller() {
     std::panic::set_hook(previous);
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// The backward pass adds a narrow's gradient into its input's in place (the recurrent layers
+/// cut every step from one projection): overlapping slices, slices along inner axes and an input
+/// with other uses must get the same gradient as the padded rule that the recorded pass keeps.
+#[test]
+fn narrow_gradients_accumulate_like_the_padded_rule() {
+    let mut rng = StdRng::seed_from_u64(13);
+    let x0 = Tensor::<f64>::randn(&[6, 4], &mut rng);
+    let tape = Tape::new();
+    let x = tape.var(x0.clone());
+    let pieces = [
+        (x.narrow(0, 0, 2), (0, 0)),
+        (x.narrow(0, 1, 3), (0, 1)),
+        (x.narrow(1, 1, 2), (1, 1)),
+        (x.narrow(0, 5, 1), (0, 5)),
+    ];
+    let mut loss = (x * x).sum();
+    let mut weights = Vec::new();
+    for (piece, _) in &pieces {
+        let w = Tensor::randn(&piece.value().shape().to_vec(), &mut rng);
+        loss = loss + (*piece * tape.constant(w.clone())).sum();
+        weights.push(w);
+    }
+    let eager = loss.backward();
+    let recorded = loss.grad(&[x])[0].value();
+    let mut want = x0.map(|v| 2.0 * v);
+    for (w, (_, (axis, start))) in weights.iter().zip(&pieces) {
+        let ws = w.shape().to_vec();
+        for i in 0..ws[0] {
+            for j in 0..ws[1] {
+                let (r, c) = if *axis == 0 {
+                    (i + start, j)
+                } else {
+                    (i, j + start)
+                };
+                let at = r * 4 + c;
+                want.as_mut_slice()[at] += w.as_slice()[i * ws[1] + j];
+            }
+        }
+    }
+    let close = |a: &Tensor<f64>, b: &Tensor<f64>| {
+        a.as_slice()
+            .iter()
+            .zip(b.as_slice())
+            .all(|(p, q)| (p - q).abs() < 1e-12)
+    };
+    assert!(
+        close(&eager[x], &want),
+        "eager {:?} vs {:?}",
+        eager[x].to_vec(),
+        want.to_vec()
+    );
+    assert!(
+        close(&recorded, &want),
+        "recorded {:?} vs {:?}",
+        recorded.to_vec(),
+        want.to_vec()
+    );
+    // A narrow whose input has no other use: the first slice starts the gradient.
+    let y = tape.var(x0.clone());
+    let g = (y.narrow(0, 2, 2).sum() + y.narrow(0, 3, 3).sum() * 2.0).backward();
+    assert_eq!(
+        g[y].to_vec(),
+        [0., 0., 1., 3., 2., 2.]
+            .iter()
+            .flat_map(|&v| [v; 4])
+            .collect::<Vec<f64>>()
+    );
+}
