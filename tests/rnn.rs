@@ -934,7 +934,7 @@ fn narrow_gradients_accumulate_like_the_padded_rule() {
     let mut loss = (x * x).sum();
     let mut weights = Vec::new();
     for (piece, _) in &pieces {
-        let w = Tensor::randn(&piece.value().shape().to_vec(), &mut rng);
+        let w = Tensor::randn(piece.value().shape(), &mut rng);
         loss = loss + (*piece * tape.constant(w.clone())).sum();
         weights.push(w);
     }
