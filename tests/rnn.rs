@@ -609,6 +609,23 @@ fn padding_neither_changes_state_nor_gets_gradient() {
 }
 
 #[test]
+fn a_sequence_of_length_zero_keeps_its_initial_state() {
+    let mut rng = StdRng::seed_from_u64(14);
+    let cfg = RnnConfig {
+        bidirectional: true,
+        ..Default::default()
+    };
+    let gru = Gru::<f64>::new(2, 3, cfg, &mut rng);
+    let tape = Tape::new();
+    let x = tape.constant(Tensor::randn(&[3, 2, 2], &mut rng));
+    let h0 = tape.constant(Tensor::randn(&[2, 2, 3], &mut rng));
+    let (out, h_n) = gru.forward_with_lengths(&tape, x, &[3, 0], Some(h0));
+    assert!(out.value().narrow(1, 1, 1).as_slice().iter().all(|&v| v == 0.0));
+    assert_eq!(h_n.value().narrow(1, 1, 1), h0.value().narrow(1, 1, 1));
+    assert_ne!(h_n.value().narrow(1, 0, 1), h0.value().narrow(1, 0, 1));
+}
+
+#[test]
 fn truncated_bptt_carries_detached_state() {
     let mut rng = StdRng::seed_from_u64(8);
     let gru = Gru::<f64>::new(2, 3, RnnConfig::default(), &mut rng);

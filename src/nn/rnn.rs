@@ -90,7 +90,8 @@ pub struct RnnConfig {
     /// A second direction per layer, run from the last step back; outputs are concatenated
     /// (forward first) to `2 * hidden` features.
     pub bidirectional: bool,
-    /// Dropout probability on each layer's output except the last, in training mode only.
+    /// Dropout probability in `[0, 1)` on each layer's output except the last, in training mode
+    /// only (the masks come from the layer's own generator, seeded at construction).
     pub dropout: f64,
     /// [`Rnn`]'s nonlinearity (ignored by [`Lstm`] and [`Gru`]).
     pub nonlinearity: RnnNonlinearity,
@@ -517,7 +518,10 @@ impl<T: Float> Lstm<T> {
     /// first `lengths[n]` steps (as PyTorch's `pack_padded_sequence(x, lengths,
     /// enforce_sorted=False)`, then `pad_packed_sequence` on the output). Padded steps give zero
     /// outputs and leave the state alone; `(h_n, c_n)` holds each sequence's state after its
-    /// last step, and the reverse direction starts at that step.
+    /// last step, and the reverse direction starts at that step. The batch need not be sorted by
+    /// length. A length of 0 (which PyTorch refuses) gives zero outputs and leaves the initial
+    /// state as the final one. Whatever finite values the padding holds, they change no output
+    /// and get a zero gradient.
     ///
     /// # Panics
     /// If `lengths` does not have one entry per sequence or an entry exceeds `T`, and as
