@@ -217,6 +217,47 @@ fn layers_match_pytorch() {
     );
 }
 
+/// The f32 layers load the same float64 state_dicts and agree to f32 precision.
+#[test]
+fn f32_layers_match_pytorch_to_f32_precision() {
+    let reference = load_json("rnn_reference.json");
+    let mut checked = 0;
+    for case in cases(&reference, "cases") {
+        let name = case["name"].as_str().unwrap();
+        if case["kind"] != "lstm" || !case["h0"].is_null() {
+            continue;
+        }
+        let cfg = config(case);
+        let (input, hidden) = (
+            case["input_size"].as_u64().unwrap() as usize,
+            case["hidden_size"].as_u64().unwrap() as usize,
+        );
+        let lstm = Lstm::<f32>::new(input, hidden, cfg, &mut StdRng::seed_from_u64(0));
+        tapegrad::io::load(data_path(case["weights"].as_str().unwrap()), &lstm).unwrap();
+        let to32 =
+            |t: Tensor<f64>| Tensor::from_vec(t.as_slice().iter().map(|&v| v as f32).collect(), t.shape());
+        let tape = Tape::<f32>::new();
+        let x = tape.constant(to32(tensor(&case["x"])));
+        let lengths = (!case["lengths"].is_null()).then(|| usizes(&case["lengths"]));
+        let (out, (h, c)) = match &lengths {
+            Some(ls) => lstm.forward_with_lengths(&tape, x, ls, None),
+            None => lstm.forward_with_state(&tape, x, None),
+        };
+        for (what, got, key) in [("out", out, "out"), ("h_n", h, "h_n"), ("c_n", c, "c_n")] {
+            let want = tensor(&case[key]);
+            assert_eq!(got.shape(), want.shape(), "{name}: {what}");
+            for (g, w) in got.value().as_slice().iter().zip(want.as_slice()) {
+                assert!(
+                    (*g as f64 - w).abs() <= 1e-6 + 1e-5 * w.abs(),
+                    "{name}: {what}: {g} vs {w}"
+                );
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 2, "only {checked} LSTM cases without an initial state");
+}
+
 /// Outputs, final states (and c_n) in one vector, so the checker sees all of them.
 fn flat_all<'t>((out, h, c): Run<'t>) -> Var<'t, f64> {
     let mut parts = vec![
