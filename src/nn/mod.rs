@@ -1,5 +1,6 @@
 //! Neural-network building blocks: the [`Module`] trait, layers (dense, convolution, pooling,
-//! attention and the Transformer encoder), activations, normalisation and initialisers.
+//! recurrent, attention and the Transformer encoder), activations, normalisation and
+//! initialisers.
 //!
 //! A module owns [`Param`]s (which live across tapes) and records its forward pass on whatever
 //! tape it is given, so a training step is: reset the tape, `forward`, a loss, `backward`, an
@@ -36,6 +37,8 @@ pub mod init;
 mod linear;
 mod mlp;
 mod norm;
+pub mod rnn;
+mod rnn_cell;
 mod sequential;
 pub mod transformer;
 
@@ -49,6 +52,7 @@ pub use embedding::Embedding;
 pub use linear::Linear;
 pub use mlp::Mlp;
 pub use norm::{BatchNorm1d, LayerNorm, RmsNorm};
+pub use rnn::{Gru, GruCell, Lstm, LstmCell, Rnn, RnnCell, RnnConfig, RnnNonlinearity};
 pub use sequential::Sequential;
 pub use transformer::{TransformerEncoder, TransformerEncoderLayer, TransformerEncoderLayerConfig};
 

@@ -526,6 +526,27 @@ impl<T: Element> Tensor<T> {
 }
 
 impl<T: Float> Tensor<T> {
+    /// Adds `g` into the slice of this tensor that starts at `start` along `axis` (`g` has this
+    /// tensor's shape except along `axis`): `self += g.unnarrow(self.shape(), axis, start)`
+    /// without the padded copy. The backward pass accumulates a narrow's gradient this way.
+    pub(crate) fn add_narrowed(&mut self, g: &Tensor<T>, axis: usize, start: usize) {
+        let (outer, n, inner) = shape::split_at_axis(self.shape(), axis);
+        let block = g.shape()[axis] * inner;
+        let src = g.as_slice();
+        let dst = self.as_mut_slice();
+        for o in 0..outer {
+            let at = (o * n + start) * inner;
+            for (a, &b) in dst[at..at + block]
+                .iter_mut()
+                .zip(&src[o * block..(o + 1) * block])
+            {
+                *a += b;
+            }
+        }
+    }
+}
+
+impl<T: Float> Tensor<T> {
     /// Softmax along `axis`: `exp(x - max) / sum(exp(x - max))`, stable for large inputs.
     ///
     /// ```
