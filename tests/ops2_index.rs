@@ -875,6 +875,30 @@ fn indices_out_of_range_name_the_op_the_axis_the_index_and_the_length() {
         let tape = Tape::<f64>::new();
         let _ = zeros(&tape, &[2, 5]).gather(1, &index(vec![0, 9], &[1, 2]));
     });
+    // gather checks its entries as it reads them: along other axes, into an empty axis, on
+    // threads, and on plain tensors, with the position of the first bad entry.
+    assert_panics(
+        "gather on axis 0",
+        &["gather", "4", "[0, 1]", "axis 0", "3"],
+        || {
+            let tape = Tape::<f64>::new();
+            let _ = zeros(&tape, &[3, 2]).gather(0, &index(vec![1, 4, 2, 2], &[2, 2]));
+        },
+    );
+    assert_panics("gather of an empty axis", &["gather", "axis 1", "0"], || {
+        let tape = Tape::<f64>::new();
+        let _ = zeros(&tape, &[2, 0]).gather(1, &index(vec![0], &[1, 1]));
+    });
+    assert_panics(
+        "gather of a large index",
+        &["gather", "600", "[700, 3]", "axis 1"],
+        || {
+            tapegrad::set_num_threads(2);
+            let mut entries = vec![0; 1000 * 600];
+            entries[700 * 600 + 3] = 600;
+            let _ = Tensor::<f32>::zeros(&[1000, 600]).gather(1, &index(entries, &[1000, 600]));
+        },
+    );
     assert_panics("scatter_add", &["scatter_add", "7", "axis 1", "5"], || {
         let tape = Tape::<f64>::new();
         let _ = zeros(&tape, &[2, 5]).scatter_add(1, &index(vec![7], &[1, 1]), zeros(&tape, &[1, 1]));

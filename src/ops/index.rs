@@ -6,6 +6,9 @@
 //! the selection, so gradients of any order come from these four kernels. Indices are checked
 //! once, when the op is recorded, with a message naming the offending entry.
 
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::{Args, Extra, Fwd, Op, Operand, Primitive, Vjp};
 use crate::tensor::{Shape, Work, for_each_slab, shape, simd, write_copy};
 use crate::{Element, Float, Tensor, Var};
@@ -163,10 +166,18 @@ fn largest(values: &[usize]) -> usize {
         .unwrap_or(0)
 }
 
-/// Checks an index for `gather` and `scatter_add`: as many axes as `shape`, and no longer than
-/// `shape` on the other axes.
+/// Checks an index for `gather` and `scatter_add`: as many axes as `shape`, no longer than
+/// `shape` on the other axes, and every entry in range.
 #[track_caller]
 fn check_gather_index(op: &str, axis: usize, index: &Tensor<usize>, shape: &[usize]) {
+    check_gather_shape(op, axis, index, shape);
+    check_in_range(op, axis, index, shape);
+}
+
+/// [`check_gather_index`] without the range of the entries, which `gather` checks in its kernel
+/// (a separate pass over a large index cost as much as the gather).
+#[track_caller]
+fn check_gather_shape(op: &str, axis: usize, index: &Tensor<usize>, shape: &[usize]) {
     shape::check_axis(op, axis, shape);
     let ishape = index.shape();
     let fits = ishape.len() == shape.len()
@@ -181,7 +192,19 @@ fn check_gather_index(op: &str, axis: usize, index: &Tensor<usize>, shape: &[usi
          along axis {axis} (it needs the same rank, and no more entries than the value on the \
          other axes)"
     );
-    check_in_range(op, axis, index, shape);
+}
+
+/// `x.gather(axis, index)` with the index's shape checked: the kernel checks the entries as it
+/// reads them, and an entry out of range panics with [`check_in_range`]'s message.
+#[track_caller]
+fn gather_checked<T: Element>(x: &Tensor<T>, axis: usize, index: &Tensor<usize>) -> Tensor<T> {
+    match gather_kernel(x, axis, index) {
+        Some(out) => out,
+        None => {
+            check_in_range("gather", axis, index, x.shape());
+            unreachable!("gather: the kernel saw an entry out of range that the check did not")
+        }
+    }
 }
 
 /// Checks a 1-D index for `index_select` and reads it as a slice.
@@ -293,50 +316,65 @@ fn for_each_index_row(
 }
 
 /// `out[p] = x[p with its axis coordinate replaced by index[p]]`, for every position `p` of
-/// `index` (`torch.gather`), the index rows split between threads when there are many.
-fn gather_kernel<T: Element>(x: &Tensor<T>, axis: usize, index: &Tensor<usize>) -> Tensor<T> {
+/// `index` (`torch.gather`), the index rows split between threads when there are many; `None`
+/// if an entry is out of range (the kernel reads every entry anyway, so it checks them too).
+fn gather_kernel<T: Element>(x: &Tensor<T>, axis: usize, index: &Tensor<usize>) -> Option<Tensor<T>> {
     let ishape = index.shape();
     let strides = shape::strides(x.shape());
     let (src, idx) = (x.as_slice(), index.as_slice());
     let inner = ishape.last().copied().unwrap_or(1);
     let along_rows = axis + 1 == ishape.len();
     let (len, step) = (x.shape().get(axis).copied().unwrap_or(1), strides[axis]);
+    let out_of_range = AtomicBool::new(false);
     // SAFETY: each index row writes its `inner` outputs, and the rows cover the output.
-    unsafe {
+    let out = unsafe {
         Tensor::build_overwritten(Shape::from_slice(ishape), |out| {
             if out.is_empty() {
                 return;
             }
+            if len == 0 {
+                // Nothing to read: every entry is out of range. The slots still get values.
+                out.fill(MaybeUninit::new(T::default()));
+                out_of_range.store(true, Ordering::Relaxed);
+                return;
+            }
             for_each_slab(out, inner, Work::Light, |first, piece| {
                 let rows = first..first + piece.len() / inner;
+                let mut bad = false;
                 for_each_index_row(ishape, &strides, axis, rows, |r, base| {
                     let out = &mut piece[(r - first) * inner..][..inner];
                     let idx = &idx[r * inner..][..inner];
+                    let last = len - 1;
                     if along_rows {
-                        // The entries were checked when the op was recorded; the `min` only
-                        // lets the compiler drop the bounds check, so the loop vectorises
-                        // (with gather instructions where the CPU has them).
                         let from = &src[base..base + len];
-                        let Some(last) = from.len().checked_sub(1) else {
-                            return;
-                        };
-                        simd::run(
+                        bad |= simd::run(
                             #[inline(always)]
                             move || {
+                                // Taken here, beside `from`, so that the compiler sees
+                                // `last < from.len()`, drops the bounds check and vectorises.
+                                let last = from.len() - 1;
+                                let mut bad = false;
                                 for (o, &i) in out.iter_mut().zip(idx) {
+                                    bad |= i > last;
                                     o.write(from[i.min(last)]);
                                 }
+                                bad
                             },
                         );
                     } else {
                         for (k, (o, &i)) in out.iter_mut().zip(idx).enumerate() {
-                            o.write(src[base + k + i * step]);
+                            bad |= i > last;
+                            o.write(src[base + k + i.min(last) * step]);
                         }
                     }
                 });
+                if bad {
+                    out_of_range.store(true, Ordering::Relaxed);
+                }
             });
         })
-    }
+    };
+    (!out_of_range.into_inner()).then_some(out)
 }
 
 /// `out[p with its axis coordinate replaced by index[p]] += g[p]` into zeros of shape `full`:
@@ -478,6 +516,7 @@ impl<T: Float> Primitive<T> for Gather {
     fn forward(&self, cx: &Fwd<'_, T>) -> Tensor<T> {
         let extra = cx.extra();
         gather_kernel(cx.x(), extra.ints[0], extra.index("gather"))
+            .expect("gather: the entries were checked when the op was recorded")
     }
 }
 
@@ -568,8 +607,8 @@ impl<T: Element> Tensor<T> {
     /// ```
     #[track_caller]
     pub fn gather(&self, axis: usize, index: &Tensor<usize>) -> Tensor<T> {
-        check_gather_index("gather", axis, index, self.shape());
-        gather_kernel(self, axis, index)
+        check_gather_shape("gather", axis, index, self.shape());
+        gather_checked(self, axis, index)
     }
 }
 
@@ -651,9 +690,11 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn gather(self, axis: usize, index: &Tensor<usize>) -> Var<'t, T> {
-        check_gather_index("gather", axis, index, &self.shape());
+        check_gather_shape("gather", axis, index, &self.shape());
+        let value = gather_checked(&self.value_ref(), axis, index);
         let extra = Extra::ints(&[axis]).with_index(index.clone());
-        Var::record_op(&Gather, Args::None, Some(extra), &[self])
+        self.tape
+            .record_with(&Gather, Args::None, Some(extra), &[self.id], value)
     }
 
     /// This value with `src[p]` added at position `p` with its `axis` coordinate replaced by
