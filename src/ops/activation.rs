@@ -20,7 +20,6 @@ use std::marker::PhantomData;
 use super::erf::erf_f64;
 use super::{Args, Fwd, Op, Operand, Primitive, Vjp};
 use crate::tensor::Work;
-use crate::tensor::exp::{exp_split_f32, exp_vec};
 use crate::{Float, Tensor, Var};
 
 // ---------------------------------------------------------------------------------------------
@@ -145,7 +144,7 @@ fn is_f32<T: Float>() -> bool {
 /// accurate relative to their own size for every `x` (neither is computed as a difference).
 #[inline(always)]
 fn sigmoid_parts<T: Float>(x: T) -> (T, T) {
-    let e = exp_vec(-x.abs());
+    let e = (-x.abs()).exp();
     let d = T::ONE / (T::ONE + e);
     let s = if x >= T::ZERO { d } else { e * d };
     (s, e * d * d)
@@ -192,6 +191,38 @@ fn gaussian<T: Float>(x: T) -> (T, T) {
         let (c, d) = gaussian_f64(x.to_f64());
         (T::from_f64(c), T::from_f64(d))
     }
+}
+
+/// `e^(hi + lo)` in f32 for `hi ≤ 0` and `|lo|` small, without branches or library calls, and
+/// without rounding `hi + lo` first (the caller splits `-x²/2` exactly): Cody–Waite reduction
+/// `hi + lo = n ln2 + r` with `|r| ≤ ln2/2`, the degree-7 Taylor polynomial of `e^r` (truncation
+/// below 0.1 ulp) and `2^n` built from exponent bits in two normal factors, so that subnormal
+/// results round once. Below `hi = -104` the result is 0 anyway.
+#[inline(always)]
+fn exp_split_f32(hi: f32, lo: f32) -> f32 {
+    const LOG2_E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 in two parts: `n * LN2_HI` is exact for the |n| ≤ 150 that occur.
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // Adding and subtracting 1.5·2²³ rounds to an integer; the integer is then in the low bits.
+    const ROUND: f32 = 12_582_912.0;
+    // A select rather than `max`, which would turn a NaN into the bound.
+    let hi = if hi < -104.0 { -104.0 } else { hi };
+    let shifted = (hi + lo) * LOG2_E + ROUND;
+    let n = shifted - ROUND;
+    let r = ((hi - n * LN2_HI) - n * LN2_LO) + lo;
+    let p = 1.0 / 5040.0;
+    let p = p * r + 1.0 / 720.0;
+    let p = p * r + 1.0 / 120.0;
+    let p = p * r + 1.0 / 24.0;
+    let p = p * r + 1.0 / 6.0;
+    let p = p * r + 0.5;
+    let p = p * r + 1.0;
+    let p = p * r + 1.0;
+    let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
+    let half = n_bits >> 1;
+    let power = |k: i32| f32::from_bits(((k + 127) as u32) << 23);
+    p * power(half) * power(n_bits - half)
 }
 
 /// [`gaussian`] in f32, vectorisable: one division, one exponential and a degree-10 polynomial.
@@ -540,7 +571,7 @@ impl Smooth for Softplus {
     const WORK: Work = Work::Heavy;
     fn value<T: Float>(x: T) -> T {
         // max(x, 0) + ln(1 + e^-|x|): nothing overflows and the logarithm's argument is in [1, 2].
-        let l = log1p_unit(exp_vec(-x.abs()));
+        let l = log1p_unit((-x.abs()).exp());
         let y = if x > T::ZERO { x + l } else { l };
         if x > T::from_f64(SOFTPLUS_THRESHOLD) { x } else { y }
     }
@@ -1156,7 +1187,7 @@ mod tests {
                     o[5] = Silu::slope(x);
                     o[6] = GeluTanh::value(x);
                     o[7] = GeluTanh::slope(x);
-                    o[8] = crate::tensor::exp::exp_f32(x);
+                    o[8] = x.exp();
                 }
             },
         );

@@ -12,7 +12,6 @@ use rayon::prelude::*;
 use smallvec::SmallVec;
 
 use super::{Args, Fwd, Op, Operand, Primitive, Vjp, VjpMany};
-use crate::tensor::exp::exp_vec;
 use crate::tensor::{Shape, num_threads, shape, simd};
 use crate::{Float, Tensor, Var};
 
@@ -554,7 +553,7 @@ fn exp_sum<T: Float>(values: &[T], shift: T, threads: usize) -> T {
         #[inline(always)]
         || {
             for (e, &v) in exps.iter_mut().zip(values) {
-                *e = exp_vec(v - shift);
+                *e = (v - shift).exp();
             }
         },
     );
@@ -625,7 +624,7 @@ fn lse_columns<T: Float>(
             || {
                 for j in start..(start + ROWS).min(n) {
                     for ((s, &v), &c) in sums.iter_mut().zip(row(j)).zip(shift) {
-                        *s += exp_vec(v - c);
+                        *s += (v - c).exp();
                     }
                 }
             },
@@ -673,12 +672,12 @@ fn lse_grad_fill<T: Float>(
                         Some(g) => {
                             let s = g[o];
                             for (d, &v) in dst.iter_mut().zip(src) {
-                                *d = s * exp_vec(v - c);
+                                *d = s * (v - c).exp();
                             }
                         }
                         None => {
                             for (d, &v) in dst.iter_mut().zip(src) {
-                                *d = exp_vec(v - c);
+                                *d = (v - c).exp();
                             }
                         }
                     }
@@ -688,12 +687,12 @@ fn lse_grad_fill<T: Float>(
                     match g {
                         Some(g) => {
                             for (((d, &v), &c), &s) in dst.iter_mut().zip(src).zip(c).zip(&g[k..]) {
-                                *d = s * exp_vec(v - c);
+                                *d = s * (v - c).exp();
                             }
                         }
                         None => {
                             for ((d, &v), &c) in dst.iter_mut().zip(src).zip(c) {
-                                *d = exp_vec(v - c);
+                                *d = (v - c).exp();
                             }
                         }
                     }

@@ -4,7 +4,6 @@
 mod compare;
 mod copy;
 mod display;
-pub(crate) mod exp;
 pub(crate) mod gemm;
 mod kernels;
 mod parallel;
