@@ -983,3 +983,26 @@ fn select_out_of_range_names_select() {
 fn subset_out_of_range_names_subset() {
     three_rows().subset(&[7]);
 }
+
+/// A fuzzing find (issue 18): an images file of no images whose header announces
+/// 4294967295³ pixels each. The product of the image dimensions overflowed in the MNIST
+/// conversion (a panic in checked builds, a wrong size in release ones).
+#[test]
+fn mnist_images_with_overflowing_dimensions_are_an_error() {
+    let mut images = vec![0, 0, 0x08, 4];
+    for d in [0u32, u32::MAX, u32::MAX, u32::MAX] {
+        images.extend_from_slice(&d.to_be_bytes());
+    }
+    let labels = vec![0, 0, 0x08, 1, 0, 0, 0, 0];
+    let images = idx::parse_idx(&images).expect("the header itself is valid: 0 bytes of data");
+    let labels = idx::parse_idx(&labels).expect("an empty label file");
+    let err = invalid(idx::mnist_from_arrays::<f32>(&images, &labels));
+    assert_has(
+        &err,
+        &[
+            "images",
+            "[4294967295, 4294967295, 4294967295]",
+            "more pixels than memory",
+        ],
+    );
+}

@@ -722,7 +722,17 @@ fn mnist_dataset<T: Float>(
             "{images_name} holds {n} images but {labels_name} holds {n_labels} labels"
         )));
     }
-    let pixels_per_image = images.dims()[1..].iter().product::<usize>();
+    // A file of no images may still announce huge image dimensions: their product is checked.
+    let Some(pixels_per_image) = images.dims()[1..]
+        .iter()
+        .try_fold(1usize, |p, &d| p.checked_mul(d))
+        .filter(|&p| crate::tensor::shape::try_numel::<T>(&[n, p]).is_some())
+    else {
+        return Err(invalid(format!(
+            "{images_name}: image dimensions {:?} hold more pixels than memory can address",
+            &images.dims()[1..]
+        )));
+    };
     let scale: Vec<T> = (0..=255u8).map(|b| T::from_f64(f64::from(b) / 255.0)).collect();
     let features: Vec<T> = pixels.iter().map(|&b| scale[usize::from(b)]).collect();
     let targets: Vec<T> = label_bytes

@@ -196,14 +196,15 @@ impl Spec {
     }
 
     fn numel(&self, labels: &[Label]) -> usize {
-        labels.iter().map(|&l| self.size(l)).product()
+        shape::numel(&self.shape_of(labels))
     }
 
     fn numel_set(&self, set: LabelSet) -> usize {
-        (0..LABELS as Label)
+        let sizes: Shape = (0..LABELS as Label)
             .filter(|&l| contains(set, l))
             .map(|l| self.size(l))
-            .product()
+            .collect();
+        shape::numel(&sizes)
     }
 
     /// Whether bringing labels `from` into the order `to` moves elements: not when the two agree
@@ -756,6 +757,7 @@ impl<T: Float> Tensor<T> {
         );
         let shapes: Vec<&[usize]> = operands.iter().map(|t| t.shape()).collect();
         let spec = Spec::parse(equation, &shapes);
+        shape::checked_numel::<T>("einsum", &spec.shape_of(&spec.output));
         lower(&spec, operands.iter().map(|&t| t.clone()).collect())
     }
 }
@@ -814,6 +816,7 @@ impl<'t, T: Float> Var<'t, T> {
             let shapes: Vec<&[usize]> = values.iter().map(|v| v.shape()).collect();
             Spec::parse(equation, &shapes)
         };
+        shape::checked_numel::<T>("einsum", &spec.shape_of(&spec.output));
         lower(&spec, operands.to_vec())
     }
 }

@@ -56,10 +56,10 @@ impl<T: Float> Primitive<T> for Cat {
     }
 }
 
-/// Checks that `shapes` can be joined along `axis` (same rank, equal elsewhere); `op` names
-/// the public operation in the message.
+/// Checks that `shapes` can be joined along `axis` (same rank, equal elsewhere, and the result
+/// addressable); `op` names the public operation in the message.
 #[track_caller]
-fn check_joinable(op: &str, shapes: &[&[usize]], axis: usize) {
+fn check_joinable<T>(op: &str, shapes: &[&[usize]], axis: usize) {
     assert!(
         !shapes.is_empty(),
         "tapegrad: {op}: needs at least one input, got none"
@@ -78,6 +78,10 @@ fn check_joinable(op: &str, shapes: &[&[usize]], axis: usize) {
              outside axis {axis}"
         );
     }
+    let lengths: Vec<usize> = shapes.iter().map(|s| s[axis]).collect();
+    let mut joined = Shape::from_slice(first);
+    joined[axis] = shape::checked_sum::<T>(op, &lengths, first);
+    shape::checked_numel::<T>(op, &joined);
 }
 
 impl<T: Element> Tensor<T> {
@@ -95,7 +99,7 @@ impl<T: Element> Tensor<T> {
     #[track_caller]
     pub fn cat(tensors: &[&Tensor<T>], axis: usize) -> Tensor<T> {
         let shapes: Vec<&[usize]> = tensors.iter().map(|t| t.shape()).collect();
-        check_joinable("cat", &shapes, axis);
+        check_joinable::<T>("cat", &shapes, axis);
         let mut out_shape = Shape::from_slice(shapes[0]);
         out_shape[axis] = shapes.iter().map(|s| s[axis]).sum();
         crate::tensor::cat(tensors, axis, out_shape)
@@ -125,7 +129,7 @@ impl<'t, T: Float> Var<'t, T> {
         {
             let values: Vec<_> = vars.iter().map(|v| v.value_ref()).collect();
             let shapes: Vec<&[usize]> = values.iter().map(|v| v.shape()).collect();
-            check_joinable("cat", &shapes, axis);
+            check_joinable::<T>("cat", &shapes, axis);
         }
         if vars.len() == 1 {
             return vars[0];
@@ -252,7 +256,7 @@ pub(crate) fn crop<T: Element>(x: &Tensor<T>, pads: &[usize]) -> Tensor<T> {
 
 /// Checks one `(before, after)` pair per axis and flattens them.
 #[track_caller]
-fn flat_pads(pads: &[(usize, usize)], shape: &[usize]) -> Vec<usize> {
+fn flat_pads<T>(pads: &[(usize, usize)], shape: &[usize]) -> Vec<usize> {
     assert!(
         pads.len() == shape.len(),
         "tapegrad: pad: {} (before, after) pairs {pads:?} for shape {shape:?} of rank {}; give \
@@ -260,6 +264,12 @@ fn flat_pads(pads: &[(usize, usize)], shape: &[usize]) -> Vec<usize> {
         pads.len(),
         shape.len()
     );
+    // A loop, not a closure, which would hide the caller's line from the size check.
+    let mut padded = Shape::new();
+    for (&(b, a), &d) in pads.iter().zip(shape) {
+        padded.push(shape::checked_sum::<T>("pad", &[b, d, a], shape));
+    }
+    shape::checked_numel::<T>("pad", &padded);
     pads.iter().flat_map(|&(b, a)| [b, a]).collect()
 }
 
@@ -300,7 +310,7 @@ impl<T: Element> Tensor<T> {
     #[track_caller]
     pub fn stack(tensors: &[&Tensor<T>], axis: usize) -> Tensor<T> {
         let shapes: Vec<&[usize]> = tensors.iter().map(|t| t.shape()).collect();
-        check_stackable(&shapes, axis);
+        check_stackable::<T>(&shapes, axis);
         let lifted: Vec<Tensor<T>> = tensors.iter().map(|t| t.unsqueeze(axis)).collect();
         let refs: Vec<&Tensor<T>> = lifted.iter().collect();
         Tensor::cat(&refs, axis)
@@ -322,14 +332,14 @@ impl<T: Element> Tensor<T> {
     /// ```
     #[track_caller]
     pub fn pad(&self, pads: &[(usize, usize)], value: T) -> Tensor<T> {
-        let flat = flat_pads(pads, self.shape());
+        let flat = flat_pads::<T>(pads, self.shape());
         pad_kernel(self, &flat, value)
     }
 }
 
 /// Checks that `shapes` can be stacked along a new axis `axis`.
 #[track_caller]
-fn check_stackable(shapes: &[&[usize]], axis: usize) {
+fn check_stackable<T>(shapes: &[&[usize]], axis: usize) {
     assert!(
         !shapes.is_empty(),
         "tapegrad: stack: needs at least one input, got none"
@@ -349,6 +359,9 @@ fn check_stackable(shapes: &[&[usize]], axis: usize) {
              inputs must have one shape"
         );
     }
+    let mut stacked = Shape::from_slice(first);
+    stacked.insert(axis, shapes.len());
+    shape::checked_numel::<T>("stack", &stacked);
 }
 
 impl<'t, T: Float> Var<'t, T> {
@@ -374,7 +387,7 @@ impl<'t, T: Float> Var<'t, T> {
         {
             let values: Vec<_> = vars.iter().map(|v| v.value_ref()).collect();
             let shapes: Vec<&[usize]> = values.iter().map(|v| v.shape()).collect();
-            check_stackable(&shapes, axis);
+            check_stackable::<T>(&shapes, axis);
         }
         let lifted: Vec<Var<'t, T>> = vars.iter().map(|v| v.unsqueeze(axis)).collect();
         Var::cat(&lifted, axis)
@@ -469,7 +482,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn pad(self, pads: &[(usize, usize)], value: T) -> Var<'t, T> {
-        let flat = flat_pads(pads, &self.shape());
+        let flat = flat_pads::<T>(pads, &self.shape());
         if flat.iter().all(|&p| p == 0) {
             return self;
         }

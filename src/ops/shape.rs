@@ -521,7 +521,7 @@ impl<'t, T: Float> Var<'t, T> {
             shape.len()
         );
         let mut out: Vec<usize> = shape[..start].to_vec();
-        out.push(shape[start..=end].iter().product());
+        out.push(shape::checked_numel::<T>("flatten", &shape[start..=end]));
         out.extend_from_slice(&shape[end + 1..]);
         self.reshape(&out)
     }
@@ -587,7 +587,18 @@ impl<'t, T: Float> Var<'t, T> {
         // merge each pair: one strided copy forward, one sum backward, and no rule of its own.
         let spread: Vec<usize> = full.iter().flat_map(|&d| [1, d]).collect();
         let tiled: Vec<usize> = reps.iter().zip(&full).flat_map(|(&r, &d)| [r, d]).collect();
-        let out: Vec<usize> = reps.iter().zip(&full).map(|(&r, &d)| r * d).collect();
+        let out: Vec<usize> = reps
+            .iter()
+            .zip(&full)
+            .map(|(&r, &d)| r.saturating_mul(d))
+            .collect();
+        if shape::try_numel::<T>(&tiled).is_none() {
+            panic!(
+                "tapegrad: repeat: {reps:?} repetitions of shape {shape:?} make more elements than \
+                 memory can address (at most {})",
+                shape::max_elements::<T>()
+            );
+        }
         self.reshape(&spread).broadcast_to(&tiled).reshape(&out)
     }
 }

@@ -468,7 +468,9 @@ impl Tensor<usize> {
     /// assert_eq!(Tensor::<usize>::arange(4).to_vec(), vec![0, 1, 2, 3]);
     /// assert_eq!(Tensor::<usize>::arange(0).shape(), &[0]);
     /// ```
+    #[track_caller]
     pub fn arange(n: usize) -> Tensor<usize> {
+        shape::checked_numel::<usize>("Tensor::arange", &[n]);
         Tensor::from_exact_iter(Shape::from_slice(&[n]), 0..n)
     }
 

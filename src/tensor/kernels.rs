@@ -416,6 +416,7 @@ impl<T: Element> Tensor<T> {
     /// ```
     #[track_caller]
     pub fn broadcast_to(&self, target: &[usize]) -> Tensor<T> {
+        shape::checked_numel::<T>("broadcast_to", target);
         if shape::same(target, self.shape()) {
             return self.clone();
         }
@@ -443,6 +444,7 @@ impl<T: Element> Tensor<T> {
     /// ```
     #[track_caller]
     pub fn reshape(&self, target: &[usize]) -> Tensor<T> {
+        shape::checked_numel::<T>("reshape", target);
         assert!(
             shape::numel(target) == self.numel(),
             "tapegrad: reshape: cannot reshape {:?} ({} elements) to {target:?} ({} elements)",
@@ -726,6 +728,8 @@ pub(crate) fn matmul_transposed<T: Float>(
     let mut out_shape = batch.clone();
     out_shape.push(m);
     out_shape.push(n);
+    // Operands of no elements can still promise a huge product ([2^40, 0] @ [0, 2^40]).
+    shape::checked_numel::<T>(op, &out_shape);
     let fill = |out: &mut [std::mem::MaybeUninit<T>]| {
         let mut index: Shape = smallvec::smallvec![0; batch.len()];
         for bi in 0..batch_count {

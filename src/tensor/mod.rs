@@ -110,7 +110,7 @@ impl<T: Element> Tensor<T> {
     /// assert!(Tensor::<f32>::try_from_vec(vec![1.0, 2.0], &[3]).is_err());
     /// ```
     pub fn try_from_vec(data: Vec<T>, shape: &[usize]) -> Result<Self, crate::Error> {
-        let Some(expected) = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) else {
+        let Some(expected) = shape::try_numel::<T>(shape) else {
             return Err(crate::Error::ShapeMismatch {
                 op: "Tensor::from_vec",
                 detail: format!("shape {shape:?} has more elements than memory can address"),
@@ -150,8 +150,9 @@ impl<T: Element> Tensor<T> {
     /// use tapegrad::Tensor;
     /// assert_eq!(Tensor::<f32>::full(&[2], 7.0).to_vec(), vec![7.0, 7.0]);
     /// ```
+    #[track_caller]
     pub fn full(shape: &[usize], value: T) -> Self {
-        let n = shape::numel(shape);
+        let n = shape::checked_numel::<T>("Tensor::full", shape);
         let data = if n == 1 {
             Storage::One(value)
         } else if let Some(large) = parallel::full(shape, value) {
@@ -172,8 +173,9 @@ impl<T: Element> Tensor<T> {
     /// let t = Tensor::<f32>::from_fn(&[2, 2], |i| i as f32);
     /// assert_eq!(t.to_vec(), vec![0.0, 1.0, 2.0, 3.0]);
     /// ```
+    #[track_caller]
     pub fn from_fn(shape: &[usize], mut f: impl FnMut(usize) -> T) -> Self {
-        let n = shape::numel(shape);
+        let n = shape::checked_numel::<T>("Tensor::from_fn", shape);
         Self::from_exact_iter(Shape::from_slice(shape), (0..n).map(&mut f))
     }
 }
@@ -186,7 +188,9 @@ impl<T: Float> Tensor<T> {
     /// use tapegrad::Tensor;
     /// assert_eq!(Tensor::<f32>::zeros(&[2, 3]).sum().item(), 0.0);
     /// ```
+    #[track_caller]
     pub fn zeros(shape: &[usize]) -> Self {
+        shape::checked_numel::<T>("Tensor::zeros", shape);
         Self::full(shape, T::ZERO)
     }
 
@@ -196,7 +200,9 @@ impl<T: Float> Tensor<T> {
     /// use tapegrad::Tensor;
     /// assert_eq!(Tensor::<f32>::ones(&[2, 3]).sum().item(), 6.0);
     /// ```
+    #[track_caller]
     pub fn ones(shape: &[usize]) -> Self {
+        shape::checked_numel::<T>("Tensor::ones", shape);
         Self::full(shape, T::ONE)
     }
 
@@ -208,7 +214,9 @@ impl<T: Float> Tensor<T> {
     /// let r = Tensor::<f32>::randn(&[2, 3], &mut rng);
     /// assert_eq!(r.shape(), &[2, 3]);
     /// ```
+    #[track_caller]
     pub fn randn<R: Rng + ?Sized>(shape: &[usize], rng: &mut R) -> Self {
+        shape::checked_numel::<T>("Tensor::randn", shape);
         Self::from_fn(shape, |_| T::sample_standard_normal(rng))
     }
 
@@ -226,6 +234,7 @@ impl<T: Float> Tensor<T> {
             lo < hi && (hi - lo).is_finite(),
             "tapegrad: Tensor::rand_uniform needs lo < hi with a finite width hi - lo, got lo = {lo}, hi = {hi}"
         );
+        shape::checked_numel::<T>("Tensor::rand_uniform", shape);
         Self::from_fn(shape, |_| T::sample_uniform(rng, lo, hi))
     }
 
@@ -235,7 +244,9 @@ impl<T: Float> Tensor<T> {
     /// use tapegrad::Tensor;
     /// assert_eq!(Tensor::<f64>::linspace(0.0, 1.0, 3).to_vec(), vec![0.0, 0.5, 1.0]);
     /// ```
+    #[track_caller]
     pub fn linspace(start: T, end: T, n: usize) -> Self {
+        shape::checked_numel::<T>("Tensor::linspace", &[n]);
         let step = if n > 1 {
             (end - start) / T::from_usize(n - 1)
         } else {

@@ -12,9 +12,74 @@ pub(crate) fn same(a: &[usize], b: &[usize]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
-/// The number of elements of a shape (1 for rank 0).
+/// The number of elements of a shape (1 for rank 0), saturating at `usize::MAX` rather than
+/// wrapping around: a shape that [`checked_numel`] would refuse can then never pass for a small
+/// one (a wrapped product let `[2^63 + 3, 2]` pose as 6 elements and reach the GEMM), and
+/// allocating it fails cleanly. Public entry points call [`checked_numel`] first, for a message.
+#[inline]
 pub(crate) fn numel(shape: &[usize]) -> usize {
-    shape.iter().product()
+    match shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) {
+        Some(n) => n,
+        None if shape.contains(&0) => 0,
+        None => usize::MAX,
+    }
+}
+
+/// The number of elements of `shape` for a tensor of `T`, if its buffer is addressable: the
+/// product does not overflow and its size in bytes is at most `isize::MAX`, the most a Rust
+/// allocation may hold.
+pub(crate) fn try_numel<T>(shape: &[usize]) -> Option<usize> {
+    let n = match shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) {
+        Some(n) => n,
+        None if shape.contains(&0) => 0,
+        None => return None,
+    };
+    (n <= max_elements::<T>()).then_some(n)
+}
+
+/// The most elements of `T` that one buffer can hold.
+pub(crate) fn max_elements<T>() -> usize {
+    isize::MAX as usize / std::mem::size_of::<T>().max(1)
+}
+
+/// The number of elements of `shape` for a tensor of `T`, checked as [`try_numel`] does.
+///
+/// # Panics
+/// With a message naming `op`, the shape and the caller's line when the buffer would not be
+/// addressable.
+#[track_caller]
+pub(crate) fn checked_numel<T>(op: &str, shape: &[usize]) -> usize {
+    match try_numel::<T>(shape) {
+        Some(n) => n,
+        None => too_large::<T>(op, shape),
+    }
+}
+
+/// Panics for a shape whose buffer could not be addressed.
+#[cold]
+#[track_caller]
+pub(crate) fn too_large<T>(op: &str, shape: &[usize]) -> ! {
+    panic!(
+        "tapegrad: {op}: shape {shape:?} has more elements than memory can address (at most {} \
+         elements of {} bytes; the product of the dimensions {})",
+        max_elements::<T>(),
+        std::mem::size_of::<T>(),
+        match shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) {
+            Some(n) => format!("is {n}"),
+            None => "overflows usize".to_string(),
+        }
+    )
+}
+
+/// `a + b + c` for a dimension computed from others (padding, joining), or the shape-overflow
+/// panic naming `op` and `shape` (the shape being computed, for the message).
+#[track_caller]
+pub(crate) fn checked_sum<T>(op: &str, parts: &[usize], shape: &[usize]) -> usize {
+    // A `match`, not `unwrap_or_else`: a closure would hide the caller's line.
+    match parts.iter().try_fold(0usize, |a, &b| a.checked_add(b)) {
+        Some(sum) => sum,
+        None => too_large::<T>(op, shape),
+    }
 }
 
 /// Row-major strides, in elements.
