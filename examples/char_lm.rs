@@ -21,19 +21,40 @@
 //! model that knows nothing scores ln(vocabulary), printed once), a sample is printed, and the
 //! model and optimizer are saved with `tapegrad::io` to `--out DIR` (`char_lm_model.safetensors`,
 //! whose metadata holds the architecture, vocabulary, step and loss history, and
-//! `char_lm_optimizer.safetensors`). `--resume` continues from those files up to `--steps`; the
-//! windows of each step are drawn from a generator seeded by (`--seed`, step), so a resumed run
-//! gives the same parameters as one that never stopped. The loss curve is written to
-//! `char_lm_loss.svg`. After training, text is sampled under `no_grad` (`--temperature`, `--top-k`,
-//! `--chars`, `--prompt`): the GPT rereads a sliding window of the last `--context` characters
-//! for each new one, the LSTM carries its state `(h, c)` from character to character
-//! (`Lstm::forward_with_state`).
+//! `char_lm_optimizer.safetensors`). `--resume` continues from those files up to `--steps` in
+//! all, with the architecture and vocabulary of the checkpoint (the flags that set them are then
+//! ignored); the windows of each step are drawn from a generator seeded by (`--seed`, step), so a
+//! resumed run ends with the same parameters as one that never stopped (`tests/char_lm.rs`
+//! checks this). The loss curve is written to `char_lm_loss.svg`. After training, text is
+//! sampled under `no_grad` (`--temperature`, `--top-k`, `--chars`, `--prompt`): the GPT rereads a
+//! sliding window of the last `--context` characters for each new one, the LSTM carries its
+//! state `(h, c)` from character to character (`Lstm::forward_with_state`).
 //!
-//! Observed on this repository's docs (vocabulary 120, ln 120 = 4.79), two cores:
-//! OBSERVED
+//! Defaults: 600 steps of 16 windows of 64 characters, seed 0, temperature 0.8, top-k 10; the
+//! GPT has width 64, 2 blocks, 4 heads and lr 1e-2 (118k parameters), the LSTM one layer of
+//! 128 and lr 5e-3 (160k parameters). Observed with the defaults on this repository's
+//! README.md and ARCHITECTURE.md as they were when this was written (about 48k characters,
+//! vocabulary 109, so the uniform baseline is ln 109 = 4.69 nats), release build, on two cores
+//! shared with other jobs:
 //!
-//! `--quick` (60 steps, width 32, context 32) only checks that everything runs and that the loss
-//! falls; its checkpoints go to a temporary directory unless `--out` is given.
+//! | model | val after 100 / 300 / 600 steps | train at 600 | time |
+//! |---|---|---|---|
+//! | gpt | 2.71 / 2.47 / 2.15 nats per character | 1.86 | 40 s |
+//! | lstm | 2.39 / 2.11 / 1.99 nats per character | 1.49 | 13–26 s |
+//!
+//! The text is small, so both start to overfit (training loss below validation) by the end.
+//! The samples are not English yet, but have its shape and the docs' own words and markup
+//! (the prompt is `The `):
+//!
+//! ```text
+//! lstm: The |an and tany which compest a buffer `sum, resumed (`convarge to thes oncent and
+//! gpt:  The |chand and with ithe fomple a the tanh flow or re and the shape they resume `st`
+//! ```
+//!
+//! `--quick` (60 steps of 8 windows of 32 characters, width 32, one block or layer) only checks
+//! that everything runs and that the loss falls (about 4.8 to 3.0 nats in 60 steps, 2.5 s
+//! unoptimised); it exits with status 1 if the validation loss has not fallen by at least half a
+//! nat. Its checkpoints go to a temporary directory unless `--out` is given.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -45,7 +66,6 @@ use tapegrad::nn::{
 use tapegrad::prelude::*;
 use tapegrad::rand::{RngExt, SeedableRng, rngs::StdRng};
 
-#[allow(dead_code)] // the test includes this file and uses none of it
 mod common;
 
 /// The two networks.
@@ -378,7 +398,7 @@ pub enum CharLm {
     /// The Transformer.
     Gpt(Gpt),
     /// The LSTM.
-    Lstm(LstmLm),
+    Lstm(Box<LstmLm>),
 }
 
 impl CharLm {
@@ -393,14 +413,14 @@ impl CharLm {
                 arch.heads,
                 rng,
             )),
-            Kind::Lstm => CharLm::Lstm(LstmLm::new(vocab, arch.width, arch.layers, rng)),
+            Kind::Lstm => CharLm::Lstm(Box::new(LstmLm::new(vocab, arch.width, arch.layers, rng))),
         }
     }
 
     fn module(&self) -> &dyn Module<f32> {
         match self {
             CharLm::Gpt(m) => m,
-            CharLm::Lstm(m) => m,
+            CharLm::Lstm(m) => &**m,
         }
     }
 }
@@ -474,9 +494,8 @@ fn char_loss<'t>(logits: Var<'t, f32>, targets: &[usize]) -> Var<'t, f32> {
 /// without recording.
 pub fn validation_loss(model: &mut CharLm, data: &[usize], context: usize, count: usize) -> f64 {
     let last = data.len() - context - 1;
-    let starts: Vec<usize> = (0..count)
-        .map(|i| i * last / count.max(2).saturating_sub(1).max(1))
-        .collect();
+    let gaps = count.saturating_sub(1).max(1);
+    let starts: Vec<usize> = (0..count).map(|i| i * last / gaps).collect();
     let (ids, targets) = windows(data, &starts, context);
     model.eval();
     let tape = Tape::new();
@@ -750,10 +769,12 @@ pub fn train(cfg: &Config, run: &mut Run, text: &str, dir: &Path) -> Result<f64,
     let split = data.len() * 9 / 10;
     let (train_data, val_data) = (&data[..split], &data[split..]);
     let context = run.arch.context;
-    if val_data.len() <= context + 1 {
+    if train_data.len() <= context + 1 || val_data.len() <= context + 1 {
         return Err(bad(format!(
-            "the text's {} characters leave {} for validation, too few for a context of {context}",
+            "the text's {} characters ({} for training, {} for validation) are too few for a \
+             context of {context}",
             data.len(),
+            train_data.len(),
             val_data.len()
         )));
     }
@@ -857,7 +878,6 @@ fn fail(message: &str) -> ! {
     std::process::exit(2);
 }
 
-#[allow(dead_code)] // the test includes this file for its library part only
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
