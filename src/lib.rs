@@ -18,7 +18,7 @@
 //! | [`train`] | training-loop helpers: accuracy, evaluation passes, early stopping, progress lines |
 //! | `testing` | proptest strategies (feature `proptest`) |
 //! | [`viz`] | teaching: Graphviz pictures of the tape, step-by-step backward traces, loss curves, decision regions |
-//! | [`tutorial`] | from the chain rule on one number to training a network (docs only) |
+//! | [`tutorial`] | from the chain rule on one number to training a network, and backpropagation through time (docs only) |
 //!
 //! `ARCHITECTURE.md` in the repository explains the design and its trade-offs.
 #![warn(missing_docs)]

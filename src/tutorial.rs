@@ -1,5 +1,6 @@
 //! A tutorial: from the chain rule on one number to training a network with tensors and an
-//! optimizer. Every code block here runs as a test.
+//! optimizer, then backpropagation through time for recurrent networks. Every code block here
+//! runs as a test.
 //!
 //! # 1. One number, one chain of functions
 //!
