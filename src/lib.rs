@@ -12,13 +12,13 @@
 //! | [`loss`] | cross-entropy (with label smoothing), mse, l1, huber, binary cross-entropy with logits, nll |
 //! | [`gradcheck`] | finite-difference checking of first and second derivatives |
 //! | [`data`] | in-memory datasets, batching, synthetic generators (moons, circles, spirals, XOR), CSV and IDX (MNIST) loaders |
-//! | [`nn`] | modules: `Module`, `Linear`, `Mlp`, `Sequential`, `Conv2d`, `MaxPool2d`, `Flatten`, activations, dropout, norms, embedding, initialisers |
+//! | [`nn`] | modules: `Module`, `Linear`, `Mlp`, `Sequential`, `Conv1d`, `Conv2d`, `MaxPool2d`, `Flatten`, activations, dropout, norms, embedding, initialisers; sequence layers `Rnn`, `Lstm`, `Gru` and their cells, `MultiheadAttention`, `TransformerEncoderLayer`, `TransformerEncoder` |
 //! | [`io`] | checkpoints: parameters, buffers and optimizer state as safetensors (PyTorch's names) |
 //! | [`optim`] | optimizers, learning-rate schedules, gradient clipping, L-BFGS and Newton-CG |
 //! | [`train`] | training-loop helpers: accuracy, evaluation passes, early stopping, progress lines |
 //! | `testing` | proptest strategies (feature `proptest`) |
 //! | [`viz`] | teaching: Graphviz pictures of the tape, step-by-step backward traces, loss curves, decision regions |
-//! | [`tutorial`] | from the chain rule on one number to training a network (docs only) |
+//! | [`tutorial`] | from the chain rule on one number to training a network, and backpropagation through time (docs only) |
 //!
 //! `ARCHITECTURE.md` in the repository explains the design and its trade-offs.
 #![warn(missing_docs)]
@@ -60,8 +60,11 @@ pub use rand;
 /// Everything a model-building program needs: `use tapegrad::prelude::*;`.
 pub mod prelude {
     pub use crate::nn::{
-        Activation, BatchNorm1d, Conv2d, Dropout, Embedding, Flatten, LayerNorm, Linear, MaxPool2d, Mlp,
-        Module, Sequential,
+        Activation, AttentionOptions, BatchNorm1d, Conv1d, Conv2d, Dropout, Embedding, Flatten, Gru, GruCell,
+        LayerNorm, Linear, Lstm, LstmCell, MaxPool2d, Mlp, Module, MultiheadAttention,
+        MultiheadAttentionConfig, RmsNorm, Rnn, RnnCell, RnnConfig, RnnNonlinearity, Sequential,
+        TransformerEncoder, TransformerEncoderLayer, TransformerEncoderLayerConfig,
+        scaled_dot_product_attention,
     };
     pub use crate::optim::{
         Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, AdamWConfig, Lbfgs, LbfgsConfig, Optimizer, RmsProp,
