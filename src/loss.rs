@@ -214,9 +214,11 @@ pub fn huber<'t, T: Float>(pred: Var<'t, T>, target: Var<'t, T>, delta: f64) -> 
 /// sigmoid folded in (PyTorch's `binary_cross_entropy_with_logits`):
 /// `mean(log(1 + e^x) - x·y)`.
 ///
-/// Computed as `x/2 + |x|/2 - x·y + ln(1 + e^-|x|)`, which never exponentiates a positive number,
-/// so logits of ±1000 give finite losses and gradients; its gradient is `sigmoid(x) - y`
-/// everywhere, also at `x = 0`.
+/// Computed as PyTorch does, `(1 - y)·x + max(-x, 0) + ln(1 + e^-|x|)` with `log1p` for the
+/// last term, in one op: it never exponentiates a positive number, so logits of ±1000 give finite
+/// losses and gradients, and the tail is exact (a logit of 17 against a target of 1 costs
+/// 4.1e-8, not 0); infinite logits give PyTorch's values (`+inf` against 0 costs `+inf`). The
+/// gradient is `sigmoid(x) - y` everywhere, also at `x = 0`, and differentiable again.
 ///
 /// # Panics
 /// If the shapes differ.
@@ -233,10 +235,7 @@ pub fn huber<'t, T: Float>(pred: Var<'t, T>, target: Var<'t, T>, delta: f64) -> 
 #[track_caller]
 pub fn binary_cross_entropy_with_logits<'t, T: Float>(logits: Var<'t, T>, targets: Var<'t, T>) -> Var<'t, T> {
     check_same_shape("binary_cross_entropy_with_logits", logits, targets);
-    let a = logits.abs();
-    let half = T::from_f64(0.5);
-    let softplus_tail = ((-a).exp() + T::ONE).ln();
-    ((logits + a) * half - logits * targets + softplus_tail).mean()
+    logits.bce_with_logits(targets).mean()
 }
 
 /// Mean negative log-likelihood of `log_probs` `[N, C]` (e.g. from

@@ -34,6 +34,7 @@
 
 mod activation;
 mod arith;
+mod bce;
 mod clamp;
 mod compare;
 pub use compare::CompareWith;
@@ -488,6 +489,7 @@ pub(crate) trait Operand<T: Float>: Sized + Clone {
     fn mul_sigmoid_slope(&self, y: &Self) -> Self;
     fn scale(&self, c: T) -> Self;
     fn exp(&self) -> Self;
+    fn sigmoid(&self) -> Self;
     fn sin(&self) -> Self;
     fn cos(&self) -> Self;
     fn powf(&self, p: T) -> Self;
@@ -558,6 +560,9 @@ impl<T: Float> Operand<T> for Tensor<T> {
     }
     fn exp(&self) -> Self {
         Tensor::exp(self)
+    }
+    fn sigmoid(&self) -> Self {
+        Tensor::sigmoid(self)
     }
     fn sin(&self) -> Self {
         Tensor::sin(self)
@@ -677,6 +682,9 @@ impl<T: Float> Operand<T> for Scalar<T> {
     fn exp(&self) -> Self {
         Scalar(self.0.exp())
     }
+    fn sigmoid(&self) -> Self {
+        Scalar(crate::tensor::elementwise::sigmoid(self.0))
+    }
     fn sin(&self) -> Self {
         Scalar(self.0.sin())
     }
@@ -769,6 +777,9 @@ impl<'t, T: Float> Operand<T> for Var<'t, T> {
     }
     fn exp(&self) -> Self {
         Var::exp(*self)
+    }
+    fn sigmoid(&self) -> Self {
+        Var::sigmoid(*self)
     }
     fn sin(&self) -> Self {
         Var::sin(*self)
