@@ -45,6 +45,14 @@ pub enum Error {
         /// Where the problem is (file, line, field) and what is wrong.
         detail: String,
     },
+    /// A NaN or an infinity where the caller asked for finite numbers (PyTorch's
+    /// `error_if_nonfinite`).
+    NonFinite {
+        /// The operation that found it.
+        op: &'static str,
+        /// Where it is (which parameter, which value).
+        detail: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -56,6 +64,7 @@ impl fmt::Display for Error {
                 write!(f, "tapegrad: checkpoint {}: {detail}", path.display())
             }
             Error::InvalidData { detail } => write!(f, "tapegrad: invalid data: {detail}"),
+            Error::NonFinite { op, detail } => write!(f, "tapegrad: {op}: {detail}"),
         }
     }
 }

@@ -531,6 +531,10 @@ const OPTIMIZER_FORMAT: &str = "tapegrad-optimizer";
 /// More parameters than any optimizer file can sensibly describe (a corrupt count must not make
 /// the loader allocate without bound).
 const MAX_PARAMS: usize = 1 << 24;
+/// Parameter entries allowed per byte of an optimizer file, beyond [`MIN_ENTRIES`].
+const ENTRIES_PER_BYTE: usize = 16;
+/// Parameter entries allowed in any optimizer file, however small.
+const MIN_ENTRIES: usize = 1 << 12;
 
 /// Writes an optimizer's state ([`Optimizer::state`]) to `path`, atomically. Save the model's
 /// parameters with [`save`] beside it: together they resume a run bit for bit.
@@ -581,7 +585,10 @@ pub fn load_optimizer<T: Float, O: Optimizer<T> + ?Sized>(
     optimizer: &mut O,
 ) -> Result<(), Error> {
     let path = path.as_ref();
-    let state = load_optimizer_state(path)?;
+    // The optimizer's own parameter count bounds what the file may announce, so a crafted file
+    // cannot make the loader allocate for millions of parameters before the check below.
+    let count = optimizer.param_groups().all_params().count();
+    let state = read_optimizer_state(path, Some(count))?;
     optimizer.load_state(&state).map_err(|e| {
         let detail = match e {
             Error::InvalidData { detail } => detail,
@@ -661,7 +668,30 @@ pub fn save_optimizer_state(path: impl AsRef<Path>, state: &OptimizerState) -> R
 /// ```
 pub fn load_optimizer_state(path: impl AsRef<Path>) -> Result<OptimizerState, Error> {
     let path = path.as_ref();
+    read_optimizer_state(path, None)
+}
+
+/// [`load_optimizer_state`], for the optimizer of `optimizer_params` parameters if there is one
+/// (then no more are allowed). Parameters without state cost the file nothing but the loader an
+/// entry each, so without an optimizer their number is bounded by the file's size (a generous
+/// [`ENTRIES_PER_BYTE`] per byte, from [`MIN_ENTRIES`]): a file of a few hundred bytes cannot
+/// announce 2²⁴ parameters and make the loader allocate a gibibyte.
+fn read_optimizer_state(path: &Path, optimizer_params: Option<usize>) -> Result<OptimizerState, Error> {
     let bytes = read(path)?;
+    let by_size = MIN_ENTRIES.saturating_add(bytes.len().saturating_mul(ENTRIES_PER_BYTE));
+    let (max_params, limit) = match optimizer_params {
+        Some(n) => (
+            n,
+            format!("the optimizer state does not fit: the optimizer has {n}"),
+        ),
+        None => {
+            let n = MAX_PARAMS.min(by_size);
+            (
+                n,
+                format!("a file of {} bytes may describe at most {n}", bytes.len()),
+            )
+        }
+    };
     let file = parse(path, &bytes)?;
     let fail = |detail: String| checkpoint(path, detail);
     let metadata = file.metadata();
@@ -744,8 +774,10 @@ pub fn load_optimizer_state(path: impl AsRef<Path>) -> Result<OptimizerState, Er
                         let n = scalar_count(name)?;
                         let n = usize::try_from(n)
                             .ok()
-                            .filter(|&n| n <= MAX_PARAMS)
-                            .ok_or_else(|| fail(format!("tensor `{name}` = {n} is implausibly large")))?;
+                            .filter(|&n| n <= max_params)
+                            .ok_or_else(|| {
+                                fail(format!("tensor `{name}` announces {n} parameters; {limit}"))
+                            })?;
                         group.2 = Some(n);
                     }
                     _ => return Err(fail(format!("unexpected tensor `{name}`"))),
@@ -753,7 +785,7 @@ pub fn load_optimizer_state(path: impl AsRef<Path>) -> Result<OptimizerState, Er
             }
             ["state", i, field] => {
                 let i = index(i)
-                    .filter(|&i| i < MAX_PARAMS)
+                    .filter(|&i| i < max_params)
                     .ok_or_else(|| fail(format!("tensor `{name}`: bad parameter index")))?;
                 if *field == "step" {
                     if i < params.len() {
@@ -797,9 +829,9 @@ pub fn load_optimizer_state(path: impl AsRef<Path>) -> Result<OptimizerState, Er
     let total = groups
         .iter()
         .try_fold(0usize, |sum, g| {
-            sum.checked_add(g.num_params).filter(|&t| t <= MAX_PARAMS)
+            sum.checked_add(g.num_params).filter(|&t| t <= max_params)
         })
-        .ok_or_else(|| fail("the groups have implausibly many parameters".to_string()))?;
+        .ok_or_else(|| fail(format!("the groups announce more parameters than that; {limit}")))?;
     if params.len() > total {
         return Err(fail(format!(
             "state for parameter {} but the groups have {total} parameters",

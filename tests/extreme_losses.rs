@@ -170,3 +170,23 @@ fn sigmoid_and_binary_cross_entropy_match_pytorch_at_extreme_logits() {
         });
     }
 }
+
+#[test]
+fn nan_in_gives_nan_out_as_in_pytorch() {
+    // relu(NaN) was 0 with gradient 0, so a NaN born before a ReLU vanished silently.
+    let tape = Tape::<f32>::new();
+    let x = tape.var(Tensor::from_vec(vec![f32::NAN, -1.0, 2.0, 0.5], &[1, 1, 2, 2]));
+    let relu = x.relu().value().to_vec();
+    assert!(relu[0].is_nan() && relu[1..] == [0.0, 2.0, 0.5], "relu {relu:?}");
+    let clamped = x.clamp(-0.5, 0.5).value().to_vec();
+    assert!(
+        clamped[0].is_nan() && clamped[1..] == [-0.5, 0.5, 0.5],
+        "clamp {clamped:?}"
+    );
+    let flat = x.reshape(&[4]);
+    assert!(flat.max_axis(0, false).item().is_nan(), "max_axis");
+    assert!(flat.min_axis(0, false).item().is_nan(), "min_axis");
+    let pooled = x.max_pool2d((2, 2), (2, 2), (0, 0)).value().to_vec();
+    assert!(pooled[0].is_nan(), "max_pool2d {pooled:?}");
+    assert!(flat.sum().item().is_nan() && flat.softmax(0).value().to_vec().iter().all(|v| v.is_nan()));
+}

@@ -1597,3 +1597,94 @@ fn adam_on_two_threads_matches_one_thread_bit_for_bit() {
         );
     }
 }
+
+/// An Adam state after one step on a 3-element parameter, as a starting point for tampering.
+fn adam_state() -> (tapegrad::optim::OptimizerState, Param<f32>) {
+    let w = Param::new(Tensor::<f32>::from_vec(vec![1.0, -2.0, 0.5], &[3]));
+    let mut opt = Adam::new(vec![w.clone()], AdamConfig::default());
+    let tape = Tape::new();
+    opt.step(&(tape.param(&w) * tape.param(&w)).sum().backward());
+    (opt.state(), w)
+}
+
+#[test]
+fn optimizer_loads_reject_poisoned_buffers_and_rates_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("adam.safetensors");
+    type Tamper = fn(&mut tapegrad::optim::OptimizerState);
+    let cases: [(&str, Tamper, &[&str]); 5] = [
+        (
+            "NaN first moment",
+            |s| set(s, "exp_avg", 1, f64::NAN),
+            &["exp_avg", "NaN", "element 1", "parameter 0"],
+        ),
+        (
+            "infinite second moment",
+            |s| set(s, "exp_avg_sq", 0, f64::INFINITY),
+            &["exp_avg_sq", "inf", "not finite"],
+        ),
+        (
+            "negative second moment",
+            |s| set(s, "exp_avg_sq", 2, -1e-3),
+            &["exp_avg_sq", "negative", "element 2"],
+        ),
+        (
+            "a rate that is infinite in f32",
+            |s| s.groups[0].lr = 1e300,
+            &["group 0", "lr 1e300"],
+        ),
+        (
+            "a NaN rate",
+            |s| s.groups[0].lr = f64::NAN,
+            &["group 0", "lr NaN"],
+        ),
+    ];
+    fn set(state: &mut tapegrad::optim::OptimizerState, name: &str, k: usize, v: f64) {
+        let p = state.params[0].as_mut().expect("a state after one step");
+        p.buffers
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .expect("the buffer")
+            .1[k] = v;
+    }
+    for (what, tamper, needles) in cases {
+        let (mut state, w) = adam_state();
+        tamper(&mut state);
+        tapegrad::io::save_optimizer_state(&path, &state).unwrap();
+        let mut fresh = Adam::new(vec![w], AdamConfig::default());
+        let before = fresh.state();
+        let err = tapegrad::io::load_optimizer(&path, &mut fresh)
+            .unwrap_err()
+            .to_string();
+        for needle in needles {
+            assert!(err.contains(needle), "{what}: {needle:?} missing from {err:?}");
+        }
+        assert_eq!(fresh.state(), before, "{what}: the optimizer changed");
+    }
+}
+
+#[test]
+fn a_small_optimizer_file_cannot_announce_millions_of_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.safetensors");
+    let (mut state, w) = adam_state();
+    state.groups[0].num_params = 1 << 24;
+    state.params.resize(1 << 24, None);
+    tapegrad::io::save_optimizer_state(&path, &state).unwrap();
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert!(
+        size < 2000,
+        "the file stays small ({size} bytes): stateless parameters are not stored"
+    );
+    let err = tapegrad::io::load_optimizer_state(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("announces 16777216 parameters") && err.contains("may describe at most"),
+        "{err}"
+    );
+    // Into an optimizer, its own parameter count is the bound.
+    let mut adam = Adam::new(vec![w], AdamConfig::default());
+    let err = tapegrad::io::load_optimizer(&path, &mut adam)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not fit: the optimizer has 1"), "{err}");
+}

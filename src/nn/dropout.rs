@@ -1,7 +1,7 @@
 //! [`Dropout`]: random zeroing in training, the identity in evaluation.
 
-use std::cell::RefCell;
 use std::marker::PhantomData;
+use std::sync::Mutex;
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -31,7 +31,7 @@ use crate::{Float, Param, Tape, Tensor, Var};
 #[derive(Debug)]
 pub struct Dropout<T: Float = f32> {
     p: f64,
-    rng: RefCell<StdRng>,
+    rng: Mutex<StdRng>,
     training: bool,
     element: PhantomData<T>,
 }
@@ -46,7 +46,7 @@ impl<T: Float> Dropout<T> {
         );
         Dropout {
             p,
-            rng: RefCell::new(StdRng::seed_from_u64(seed)),
+            rng: Mutex::new(StdRng::seed_from_u64(seed)),
             training: true,
             element: PhantomData,
         }
@@ -64,7 +64,9 @@ impl<T: Float> Module<T> for Dropout<T> {
             return x;
         }
         let keep = T::from_f64(1.0 / (1.0 - self.p));
-        let mut rng = self.rng.borrow_mut();
+        // A mutex (not a RefCell) so that the layer is `Sync` and can move to a training thread;
+        // a poisoned lock still holds a usable generator.
+        let mut rng = self.rng.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let p = self.p;
         let mask = Tensor::from_fn(
             &x.shape(),

@@ -57,7 +57,7 @@
 //! assert_eq!((out.shape(), h.shape(), c.shape()), (vec![4, 1, 16], vec![2, 4, 16], vec![2, 4, 16]));
 //! ```
 
-use std::cell::RefCell;
+use std::sync::Mutex;
 
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt, SeedableRng};
@@ -123,7 +123,7 @@ struct Recurrent<T: Float> {
     /// `layers[l][d]`: layer `l`, direction `d` (0 forward, 1 reverse).
     layers: Vec<Vec<CellParams<T>>>,
     /// Masks of the dropout between layers.
-    rng: RefCell<StdRng>,
+    rng: Mutex<StdRng>,
     training: bool,
 }
 
@@ -174,7 +174,7 @@ impl<T: Float> Recurrent<T> {
             hidden_size: hidden,
             cfg,
             layers,
-            rng: RefCell::new(StdRng::seed_from_u64(seed)),
+            rng: Mutex::new(StdRng::seed_from_u64(seed)),
             training: true,
         }
     }
@@ -385,7 +385,9 @@ impl<T: Float> Recurrent<T> {
     fn dropout<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
         let p = self.cfg.dropout;
         let keep = T::from_f64(1.0 / (1.0 - p));
-        let mut rng = self.rng.borrow_mut();
+        // A mutex (not a RefCell) so that the layer is `Sync` and can move to a training thread;
+        // a poisoned lock still holds a usable generator.
+        let mut rng = self.rng.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mask = Tensor::from_fn(
             &x.shape(),
             |_| if rng.random::<f64>() < p { T::ZERO } else { keep },

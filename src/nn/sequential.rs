@@ -25,7 +25,9 @@ use crate::{Float, Param, Tape, Var};
 /// assert_eq!(net.forward(&tape, tape.constant(Tensor::zeros(&[2, 4]))).shape(), vec![2, 3]);
 /// ```
 pub struct Sequential<T: Float = f32> {
-    modules: Vec<Box<dyn Module<T>>>,
+    // `Send + Sync`, so that a model built from a `Sequential` can move to (or be shared with) a
+    // training thread, as every built-in module can.
+    modules: Vec<Box<dyn Module<T> + Send + Sync>>,
     training: bool,
 }
 
@@ -44,8 +46,9 @@ impl<T: Float> Sequential<T> {
         }
     }
 
-    /// Appends a module (builder style); it is switched to the container's mode.
-    pub fn with(mut self, module: impl Module<T> + 'static) -> Self {
+    /// Appends a module (builder style); it is switched to the container's mode. Modules are
+    /// `Send + Sync` (every built-in one is), so that the container is too.
+    pub fn with(mut self, module: impl Module<T> + Send + Sync + 'static) -> Self {
         self.push(Box::new(module));
         self
     }
@@ -58,7 +61,7 @@ impl<T: Float> Sequential<T> {
     /// net.push(Box::new(Activation::Tanh));
     /// assert!(!net.is_empty());
     /// ```
-    pub fn push(&mut self, mut module: Box<dyn Module<T>>) {
+    pub fn push(&mut self, mut module: Box<dyn Module<T> + Send + Sync>) {
         module.train(self.training);
         self.modules.push(module);
     }

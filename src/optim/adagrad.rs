@@ -192,7 +192,7 @@ impl<T: Float> Optimizer<T> for Adagrad<T> {
             saved.expect_names(&["sum"])?;
             Ok(AdagradState {
                 step: saved.step,
-                sum: saved.take("sum", numel)?,
+                sum: saved.take_non_negative("sum", numel)?,
             })
         })
     }

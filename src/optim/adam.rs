@@ -194,9 +194,9 @@ pub(crate) fn adam_import<T: Float>(
     Ok(AdamState {
         step: saved.step,
         exp_avg: saved.take("exp_avg", numel)?,
-        exp_avg_sq: saved.take("exp_avg_sq", numel)?,
+        exp_avg_sq: saved.take_non_negative("exp_avg_sq", numel)?,
         max_exp_avg_sq: if rule.amsgrad {
-            Some(saved.take("max_exp_avg_sq", numel)?)
+            Some(saved.take_non_negative("max_exp_avg_sq", numel)?)
         } else {
             None
         },

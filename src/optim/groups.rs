@@ -298,11 +298,19 @@ impl<T: Float> ParamGroups<T> {
             ));
         }
         for (i, g) in state.groups.iter().enumerate() {
-            let valid = |x: f64| x.is_finite() && x >= 0.0;
+            // Finite also once rounded to the parameters' type (a rate of 1e300 is an f64 but an
+            // infinite f32, which makes every parameter NaN on the next step).
+            let valid = |x: f64| x.is_finite() && x >= 0.0 && T::from_f64(x).is_finite();
             if !valid(g.lr) || !valid(g.weight_decay) {
                 return Err(state::invalid(
                     name,
-                    &format!("group {i} has lr {} and weight decay {}", g.lr, g.weight_decay),
+                    &format!(
+                        "group {i} has lr {:?} and weight decay {:?}; both must be finite and \
+                         non-negative, also as {}",
+                        g.lr,
+                        g.weight_decay,
+                        T::NAME
+                    ),
                 ));
             }
             if self.default_weight_decay.is_none() && g.weight_decay != 0.0 {

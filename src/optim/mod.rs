@@ -85,7 +85,7 @@ mod validate;
 pub use adagrad::{Adagrad, AdagradConfig};
 pub use adam::{Adam, AdamConfig};
 pub use adamw::{AdamW, AdamWConfig};
-pub use clip::{clip_grad_norm, clip_grad_value};
+pub use clip::{ClipGradNormConfig, clip_grad_norm, clip_grad_norm_with, clip_grad_value};
 pub use groups::{ParamGroup, ParamGroups};
 pub use lbfgs::{Lbfgs, LbfgsConfig, LineSearch};
 pub use newton::{NewtonCgConfig, NewtonCgReport, newton_cg};

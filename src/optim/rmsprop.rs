@@ -255,7 +255,7 @@ impl<T: Float> Optimizer<T> for RmsProp<T> {
             saved.expect_names(&names)?;
             Ok(RmsPropState {
                 step: saved.step,
-                square_avg: saved.take("square_avg", numel)?,
+                square_avg: saved.take_non_negative("square_avg", numel)?,
                 grad_avg: if config.centered {
                     Some(saved.take("grad_avg", numel)?)
                 } else {

@@ -84,6 +84,16 @@ impl ParamState {
 
     /// The buffer `name` with `numel` values, converted to `T`.
     pub(crate) fn take<T: Float>(&self, name: &str, numel: usize) -> Result<Vec<T>, String> {
+        self.take_checked(name, numel, false)
+    }
+
+    /// [`take`](Self::take) for a buffer that cannot be negative (a running mean of squares):
+    /// a negative entry would make the next step's square root NaN.
+    pub(crate) fn take_non_negative<T: Float>(&self, name: &str, numel: usize) -> Result<Vec<T>, String> {
+        self.take_checked(name, numel, true)
+    }
+
+    fn take_checked<T: Float>(&self, name: &str, numel: usize, non_negative: bool) -> Result<Vec<T>, String> {
         let Some((_, values)) = self.buffers.iter().find(|(n, _)| n == name) else {
             return Err(format!("has no buffer {name:?}"));
         };
@@ -92,6 +102,16 @@ impl ParamState {
                 "buffer {name:?} has {} values, the parameter {numel}",
                 values.len()
             ));
+        }
+        // A NaN or an infinity in a saved buffer would spread to every parameter it touches on
+        // the first step; a negative second moment would make its square root NaN.
+        if let Some((k, v)) = values
+            .iter()
+            .enumerate()
+            .find(|&(_, &v)| !v.is_finite() || (non_negative && v < 0.0))
+        {
+            let what = if v.is_finite() { "negative" } else { "not finite" };
+            return Err(format!("buffer {name:?} holds {v:?} at element {k} ({what})"));
         }
         let out: Vec<T> = values.iter().map(|&x| T::from_f64(x)).collect();
         if out

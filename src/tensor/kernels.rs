@@ -200,7 +200,7 @@ unary_methods! {
     abs, Light, "Elementwise absolute value.", |x| x.abs();
     tanh, Heavy, "Elementwise hyperbolic tangent.", |x| x.tanh();
     sigmoid, Heavy, "Elementwise logistic sigmoid `1 / (1 + e^-x)`, computed without overflow.", |x| super::sigmoid(x);
-    relu, Light, "Elementwise `max(x, 0)`.", |x| if x > T::ZERO { x } else { T::ZERO };
+    relu, Light, "Elementwise `max(x, 0)`; NaN stays NaN, as in PyTorch.", |x| if x <= T::ZERO { T::ZERO } else { x };
     sin, Heavy, "Elementwise sine.", |x| x.sin();
     cos, Heavy, "Elementwise cosine.", |x| x.cos();
     sign, Light, "Elementwise sign: -1, 0 or 1.", |x| if x > T::ZERO { T::ONE } else if x < T::ZERO { -T::ONE } else { T::ZERO };
