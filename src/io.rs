@@ -177,6 +177,7 @@ pub fn load<T: Float, M: Module<T> + ?Sized>(path: impl AsRef<Path>, module: &M)
 pub struct LoadOptions {
     strict: bool,
     rename: Option<Rename>,
+    max_bytes: u64,
 }
 
 /// A mapping from the file's tensor names to the module's.
@@ -193,6 +194,7 @@ impl std::fmt::Debug for LoadOptions {
         f.debug_struct("LoadOptions")
             .field("strict", &self.strict)
             .field("rename", &self.rename.as_ref().map(|_| "Fn(&str) -> String"))
+            .field("max_bytes", &self.max_bytes)
             .finish()
     }
 }
@@ -208,6 +210,7 @@ impl LoadOptions {
         LoadOptions {
             strict: true,
             rename: None,
+            max_bytes: crate::data::DEFAULT_MAX_BYTES,
         }
     }
 
@@ -230,6 +233,25 @@ impl LoadOptions {
     /// ```
     pub fn strict(mut self, strict: bool) -> Self {
         self.strict = strict;
+        self
+    }
+
+    /// The most bytes read from the file (default
+    /// [`DEFAULT_MAX_BYTES`](crate::data::DEFAULT_MAX_BYTES)): a larger file is an
+    /// [`Error::Checkpoint`] before anything is allocated for it.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// use tapegrad::io::LoadOptions;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("layer.safetensors");
+    /// let layer = LayerNorm::<f32>::new(4);
+    /// tapegrad::io::save(&path, &layer).unwrap();
+    /// let err = tapegrad::io::load_with(&path, &layer, &LoadOptions::new().max_bytes(100)).unwrap_err();
+    /// assert!(err.to_string().contains("more than 100 bytes"), "{err}");
+    /// ```
+    pub fn max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
         self
     }
 
@@ -335,7 +357,7 @@ pub fn load_with<T: Float, M: Module<T> + ?Sized>(
     options: &LoadOptions,
 ) -> Result<LoadReport, Error> {
     let path = path.as_ref();
-    let bytes = read(path)?;
+    let bytes = read_limited(path, options.max_bytes)?;
     let file = parse(path, &bytes)?;
     let targets = handles(module);
     let fail = |detail: String| checkpoint(path, detail);
@@ -865,10 +887,17 @@ fn checkpoint(path: &Path, detail: String) -> Error {
     }
 }
 
+/// All of `path`, up to [`DEFAULT_MAX_BYTES`](crate::data::DEFAULT_MAX_BYTES) (a checkpoint
+/// beyond it is an [`Error::Checkpoint`] before anything is allocated for it).
 fn read(path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
+    read_limited(path, crate::data::DEFAULT_MAX_BYTES)
+}
+
+/// All of `path`, up to `max_bytes`.
+fn read_limited(path: &Path, max_bytes: u64) -> Result<Vec<u8>, Error> {
+    crate::data::read_file(path, max_bytes).map_err(|e| match e {
+        Error::InvalidData { detail } => checkpoint(path, detail),
+        other => other,
     })
 }
 

@@ -1006,3 +1006,40 @@ fn mnist_images_with_overflowing_dimensions_are_an_error() {
         ],
     );
 }
+
+#[test]
+fn reads_stop_at_their_limit_and_errors_quote_a_bounded_excerpt() {
+    // A reader without end (a pipe gone wrong) stops at the options' limit.
+    let opts = CsvOptions {
+        max_bytes: 1 << 16,
+        ..opts()
+    };
+    let err = invalid(csv::from_reader::<f32, _>(std::io::repeat(b'1'), &opts));
+    assert_has(&err, &["<reader>", "more than 65536 bytes"]);
+    // So does a file, checked against its size before reading.
+    let dir = tempfile::tempdir().unwrap();
+    let big = write(dir.path(), "big.csv", vec![b'1'; 100_000]);
+    let err = invalid(csv::read_csv::<f32>(&big, &opts));
+    assert_has(&err, &["big.csv", "more than 65536 bytes"]);
+    assert!(idx::read_idx_limited("/dev/zero", 4096).is_err());
+    // A malformed field of 10 MB is quoted in a few dozen characters.
+    let field = "x".repeat(10 << 20);
+    let text = format!("a,b\n1,{field}\n");
+    let err = invalid(csv::from_reader::<f32, _>(text.as_bytes(), &opts_unbounded()));
+    assert!(err.len() < 400, "the message is {} bytes long", err.len());
+    assert_has(&err, &["line 2", "column 1", "10485760 bytes in all"]);
+    let quoted = format!("a\n1{}\"\n", "y".repeat(1 << 20));
+    let err = invalid(csv::from_reader::<f32, _>(quoted.as_bytes(), &opts_unbounded()));
+    assert!(
+        err.len() < 400 && err.contains("bytes in all"),
+        "{}",
+        &err[..err.len().min(400)]
+    );
+}
+
+fn opts_unbounded() -> CsvOptions {
+    CsvOptions {
+        max_bytes: u64::MAX,
+        ..opts()
+    }
+}

@@ -43,7 +43,7 @@ use std::any::TypeId;
 use std::borrow::Cow;
 use std::fmt;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::Dataset;
 use crate::{Error, Float, Tensor};
@@ -52,7 +52,7 @@ use crate::{Error, Float, Tensor};
 ///
 /// ```
 /// use tapegrad::data::csv::{self, CsvOptions};
-/// let opts = CsvOptions { delimiter: ';', has_header: false, comment: Some('#'), categorical: vec![] };
+/// let opts = CsvOptions { delimiter: ';', has_header: false, comment: Some('#'), ..CsvOptions::default() };
 /// let table = csv::parse_str::<f64>("# two rows\n1;2\n3;4 # last\n", &opts)?;
 /// assert_eq!(table.values().to_vec(), vec![1., 2., 3., 4.]);
 /// assert_eq!(table.names(), None);
@@ -70,16 +70,25 @@ pub struct CsvOptions {
     /// Each one's distinct values, sorted as strings, become the class indices 0, 1, 2 ...;
     /// [`Table::categories`] gives the names in that order. Default: none.
     pub categorical: Vec<Column>,
+    /// The most bytes read from the file or reader (default
+    /// [`DEFAULT_MAX_BYTES`](crate::data::DEFAULT_MAX_BYTES)); more is an error, not an
+    /// allocation without end.
+    pub max_bytes: u64,
 }
 
+/// The most characters of a field that an error message quotes.
+const FIELD_EXCERPT: usize = 60;
+
 impl Default for CsvOptions {
-    /// Comma-separated, with a header, no comments, no categorical columns.
+    /// Comma-separated, with a header, no comments, no categorical columns, reads of at most
+    /// [`DEFAULT_MAX_BYTES`](crate::data::DEFAULT_MAX_BYTES).
     fn default() -> Self {
         CsvOptions {
             delimiter: ',',
             has_header: true,
             comment: None,
             categorical: Vec::new(),
+            max_bytes: super::DEFAULT_MAX_BYTES,
         }
     }
 }
@@ -377,10 +386,7 @@ impl<T: Float> Table<T> {
 #[track_caller]
 pub fn read_csv<T: Float>(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Table<T>, Error> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = super::read_file(path, options.max_bytes)?;
     parse_bytes(&bytes, options, &path.display().to_string())
 }
 
@@ -401,12 +407,8 @@ pub fn read_csv<T: Float>(path: impl AsRef<Path>, options: &CsvOptions) -> Resul
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
 #[track_caller]
-pub fn from_reader<T: Float, R: Read>(mut reader: R, options: &CsvOptions) -> Result<Table<T>, Error> {
-    let mut bytes = Vec::new();
-    reader.read_to_end(&mut bytes).map_err(|source| Error::Io {
-        path: PathBuf::from("<reader>"),
-        source,
-    })?;
+pub fn from_reader<T: Float, R: Read>(reader: R, options: &CsvOptions) -> Result<Table<T>, Error> {
+    let bytes = super::read_reader(reader, options.max_bytes, "<reader>")?;
     parse_bytes(&bytes, options, "<reader>")
 }
 
@@ -572,8 +574,8 @@ fn parse_text<T: Float>(text: &str, options: &CsvOptions, source: &str) -> Resul
                         String::new()
                     };
                     return Err(invalid(format!(
-                        "{source}: line {line_no}, column {c}{name}: cannot parse {:?} as a number ({}){}{hint}",
-                        field.as_ref(),
+                        "{source}: line {line_no}, column {c}{name}: cannot parse {} as a number ({}){}{hint}",
+                        super::excerpt(field.as_ref(), FIELD_EXCERPT),
                         T::NAME,
                         why.note()
                     )));
@@ -671,7 +673,8 @@ fn split_line<'a>(line: &'a str, o: &CsvOptions, fields: &mut Vec<Cow<'a, str>>)
             let field = trimmed[..end].trim_end_matches(is_space);
             if let Some(q) = field.find('"') {
                 return Err(format!(
-                    "a quote inside an unquoted field {field:?} (character {}); quote the whole field",
+                    "a quote inside an unquoted field {} (character {}); quote the whole field",
+                    super::excerpt(field, FIELD_EXCERPT),
                     offset + q + 1
                 ));
             }

@@ -430,12 +430,25 @@ impl IdxArray {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn read_idx(path: impl AsRef<Path>) -> Result<IdxArray, Error> {
+    read_idx_limited(path, super::DEFAULT_MAX_BYTES)
+}
+
+/// [`read_idx`] reading at most `max_bytes` from the file and, for a gzip file, at most
+/// `max_bytes` after decompression: a file beyond the limit (or `/dev/zero`, or a small archive
+/// announcing gigabytes) is an [`Error::InvalidData`] without reading on.
+///
+/// # Errors
+/// As [`read_idx`], and the limit.
+///
+/// ```
+/// use tapegrad::data::idx;
+/// let err = idx::read_idx_limited("/dev/zero", 1 << 20).unwrap_err().to_string();
+/// assert!(err.contains("more than 1048576 bytes"), "{err}");
+/// ```
+pub fn read_idx_limited(path: impl AsRef<Path>, max_bytes: u64) -> Result<IdxArray, Error> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    decode(&bytes, &path.display().to_string())
+    let bytes = super::read_file(path, max_bytes)?;
+    decode(&bytes, &path.display().to_string(), max_bytes)
 }
 
 /// Decodes an IDX file held in memory; errors call it `<bytes>`.
@@ -459,7 +472,30 @@ pub fn read_idx(path: impl AsRef<Path>) -> Result<IdxArray, Error> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn parse_idx(bytes: &[u8]) -> Result<IdxArray, Error> {
-    decode(bytes, "<bytes>")
+    parse_idx_limited(bytes, super::DEFAULT_MAX_BYTES)
+}
+
+/// [`parse_idx`] inflating a gzip stream to at most `max_bytes`.
+///
+/// # Errors
+/// As [`parse_idx`], and the limit.
+///
+/// ```
+/// use std::io::Write;
+/// use tapegrad::data::idx;
+/// // 64 KiB of zeros after a header announcing as many bytes: compresses to a few hundred.
+/// let mut plain = vec![0, 0, 0x08, 1, 0, 1, 0, 0];
+/// plain.resize(8 + 65536, 0);
+/// let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+/// gz.write_all(&plain)?;
+/// let gz = gz.finish()?;
+/// assert!(idx::parse_idx_limited(&gz, 1 << 20).is_ok());
+/// let err = idx::parse_idx_limited(&gz, 1000).unwrap_err().to_string();
+/// assert!(err.contains("more than 1000 bytes"), "{err}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn parse_idx_limited(bytes: &[u8], max_bytes: u64) -> Result<IdxArray, Error> {
+    decode(bytes, "<bytes>", max_bytes)
 }
 
 /// Writes `array` as an IDX file (see [`IdxArray::to_bytes`]), replacing any file at `path`.
@@ -492,9 +528,9 @@ fn hex(bytes: &[u8]) -> String {
         .join(" ")
 }
 
-fn decode(bytes: &[u8], source: &str) -> Result<IdxArray, Error> {
+fn decode(bytes: &[u8], source: &str, max_bytes: u64) -> Result<IdxArray, Error> {
     if bytes.starts_with(&GZIP_MAGIC) {
-        return decode_gzip(bytes, source);
+        return decode_gzip(bytes, source, max_bytes);
     }
     let header = read_header(bytes, source)?;
     if bytes.len() != header.total {
@@ -592,10 +628,11 @@ fn size_mismatch(source: &str, header: &Header, len: usize) -> Error {
 }
 
 /// Decodes a gzip-compressed IDX file (MNIST is distributed as `.gz`). The stream is inflated
-/// only as far as the header announces, so a corrupt header cannot make the reader hold more
-/// than the stream really contains; bytes beyond are counted, not kept. Errors call the source
+/// only as far as the header announces, and not at all when that is beyond `max_bytes`, so a
+/// corrupt header cannot make the reader hold more than the stream really contains, nor a
+/// small archive inflate to gigabytes; bytes beyond are counted, not kept. Errors call the source
 /// `… (after gunzip)`: their byte counts are of the decompressed data.
-fn decode_gzip(compressed: &[u8], source: &str) -> Result<IdxArray, Error> {
+fn decode_gzip(compressed: &[u8], source: &str, max_bytes: u64) -> Result<IdxArray, Error> {
     use std::io::Read;
     let source = format!("{source} (after gunzip)");
     let mut stream = flate2::read::MultiGzDecoder::new(compressed);
@@ -615,6 +652,9 @@ fn decode_gzip(compressed: &[u8], source: &str) -> Result<IdxArray, Error> {
         inflate_to(&mut plain, header_len)?;
     }
     let header = read_header(&plain, &source)?;
+    if header.total as u64 > max_bytes {
+        return Err(super::too_long(&source, max_bytes));
+    }
     inflate_to(&mut plain, header.total)?;
     if plain.len() < header.total {
         return Err(size_mismatch(&source, &header, plain.len()));

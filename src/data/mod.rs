@@ -27,6 +27,10 @@ use rand::seq::SliceRandom;
 
 pub mod csv;
 pub mod idx;
+mod limit;
+
+pub use limit::DEFAULT_MAX_BYTES;
+pub(crate) use limit::{excerpt, read_file, read_reader, too_long};
 
 use crate::{Float, Tensor};
 
