@@ -30,7 +30,7 @@ pub mod idx;
 mod limit;
 
 pub use limit::DEFAULT_MAX_BYTES;
-pub(crate) use limit::{excerpt, read_file, read_reader, too_long};
+pub(crate) use limit::{excerpt, read_file, read_reader};
 
 use crate::{Float, Tensor};
 
