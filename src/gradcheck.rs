@@ -147,6 +147,23 @@ impl fmt::Display for GradcheckError {
 
 impl std::error::Error for GradcheckError {}
 
+/// `f` itself, typed as the checkers need it (for a tape of any lifetime), so that it can be
+/// stored in a `let` and used several times; see [`check`] for why a plain stored closure is not.
+///
+/// ```
+/// use tapegrad::{gradcheck, Tensor};
+/// let f = gradcheck::function(|_tape, xs| xs[0].tanh().sum());
+/// let x = Tensor::from_vec(vec![0.5, -1.0], &[2]);
+/// gradcheck::check(&f, std::slice::from_ref(&x)).unwrap();
+/// gradcheck::check_second_order(&f, &[x]).unwrap();
+/// ```
+pub fn function<F>(f: F) -> F
+where
+    F: for<'t> Fn(&'t Tape<f64>, &[Var<'t, f64>]) -> Var<'t, f64>,
+{
+    f
+}
+
 /// Checks the gradients of `f` at `inputs` against central finite differences with the default
 /// [`Tolerance`]. See [`check_with`].
 ///
@@ -156,6 +173,25 @@ impl std::error::Error for GradcheckError {}
 /// let w = Tensor::from_vec(vec![0.5, 1.5, -2.0], &[3]);
 /// gradcheck::check(|_tape: &Tape<f64>, xs: &[Var<f64>]| (xs[0] * xs[1]).tanh().sum(), &[x, w])
 ///     .unwrap();
+/// ```
+///
+/// # Storing the function first
+///
+/// `f` must work for a tape of any lifetime (`for<'t> Fn(&'t Tape<f64>, &[Var<'t, f64>])`).
+/// Written inline in the call, a closure gets that type; stored in a `let` first, Rust infers one
+/// particular lifetime, and the call fails with "one type is more general than the other" (or
+/// "implementation of `FnOnce` is not general enough"), pointing into this module. Wrap the
+/// closure in [`function`], or write a `fn`:
+///
+/// ```
+/// use tapegrad::{gradcheck, Tape, Tensor, Var};
+/// let f = gradcheck::function(|_tape, xs| (xs[0] * xs[0]).sum());
+/// gradcheck::check(&f, &[Tensor::from_vec(vec![1.0, 2.0], &[2])]).unwrap();
+///
+/// fn g<'t>(_tape: &'t Tape<f64>, xs: &[Var<'t, f64>]) -> Var<'t, f64> {
+///     xs[0].exp().sum()
+/// }
+/// gradcheck::check(g, &[Tensor::from_vec(vec![1.0, 2.0], &[2])]).unwrap();
 /// ```
 pub fn check<F>(f: F, inputs: &[Tensor<f64>]) -> Result<(), GradcheckError>
 where
@@ -198,7 +234,7 @@ fn check_inputs(f: &InputsFn<'_>, inputs: &[Tensor<f64>], tol: Tolerance) -> Res
     let y = f(&tape, &xs);
     let out_shape = y.shape();
     let weights = output_weights(&out_shape);
-    let grads = y.backward_with_seed(weights.clone());
+    let grads = y.backprop(weights.clone());
     let analytic: Vec<Tensor<f64>> = xs
         .iter()
         .zip(inputs)
@@ -277,7 +313,7 @@ fn check_parameters(
     let y = f(&tape);
     let out_shape = y.shape();
     let weights = output_weights(&out_shape);
-    let grads = y.backward_with_seed(weights.clone());
+    let grads = y.backprop(weights.clone());
     let analytic: Vec<Tensor<f64>> = params
         .iter()
         .map(|(_, p)| {
@@ -428,7 +464,7 @@ fn recorded_gradients_match_backward(
     let xs: Vec<Var<f64>> = inputs.iter().map(|t| tape.var(t.clone())).collect();
     let y = f(&tape, &xs);
     let weights = output_weights(&y.shape());
-    let eager = y.backward_with_seed(weights.clone());
+    let eager = y.backprop(weights.clone());
     let recorded = y.grad_with_seed(tape.constant(weights), &xs);
     for (i, (x, g)) in xs.iter().zip(recorded).enumerate() {
         let g = g.value();

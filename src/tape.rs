@@ -679,6 +679,21 @@ impl<T: Float> std::ops::Deref for ValueRef<'_, T> {
 /// let grads = loss.backward();
 /// assert_eq!(grads[a].shape(), &[2, 2]);
 /// ```
+///
+/// # Constants in code generic over the element type
+///
+/// `x * 0.5` works for `Var<f32>` and `Var<f64>`, but in a function generic over `T: Float`
+/// the literal has no type to become, and the compiler says "cannot multiply `Var<'_, T>` by
+/// `{float}`". Convert the constant: `x * T::from_f64(0.5)`.
+///
+/// ```
+/// use tapegrad::{Float, Tape, Var};
+/// fn half_square<'t, T: Float>(x: Var<'t, T>) -> Var<'t, T> {
+///     x * x * T::from_f64(0.5)
+/// }
+/// let tape = Tape::<f32>::new();
+/// assert_eq!(half_square(tape.var(3.0)).item(), 4.5);
+/// ```
 #[derive(Clone, Copy)]
 pub struct Var<'t, T: Float = f32> {
     pub(crate) tape: &'t Tape<T>,

@@ -1084,10 +1084,10 @@ fn a_gradient_of_the_wrong_shape_is_rejected() {
     *grads.param_mut(&w).unwrap() = Tensor::zeros(&[3]);
     let mut opt = Adam::new(vec![w.clone()], AdamConfig::default());
     let (message, file) = panic_of(|| opt.step(&grads));
-    let want = format!(
-        "tapegrad: Adam: the gradient of parameter {} has shape [3], but the parameter has shape [2]",
-        w.id()
-    );
+    // Named by its place in the groups, not by the process-wide `Param::id`.
+    let want = "tapegrad: Adam: the gradient of parameter 0 of group 0 has shape [3], but the \
+                parameter has shape [2]"
+        .to_string();
     assert_eq!(
         (message.as_str(), file.ends_with("tests/optim.rs")),
         (want.as_str(), true)
@@ -1687,4 +1687,17 @@ fn a_small_optimizer_file_cannot_announce_millions_of_parameters() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("does not fit: the optimizer has 1"), "{err}");
+}
+
+#[test]
+fn a_parameter_given_twice_is_named_by_its_place_in_the_groups() {
+    let w = Param::new(Tensor::<f32>::ones(&[2]));
+    let b = Param::new(Tensor::<f32>::ones(&[3]));
+    let (message, _) = panic_of(|| {
+        let _ = Adam::new(vec![w.clone(), b.clone(), w.clone()], AdamConfig::default());
+    });
+    assert!(
+        message.contains("parameter 2 of group 0 (shape [2]) is already in the parameter groups"),
+        "{message}"
+    );
 }

@@ -404,11 +404,20 @@ fn detach_and_constant_stop_gradients() {
     assert_eq!(g[x].item(), 8.0);
     assert!(g.wrt(c).is_none(), "a constant has no gradient");
     assert!(g.wrt(d).is_none(), "a detached copy has no gradient");
-    // A result that depends on constants only has no gradient anywhere.
+    // A result that depends on constants only has nothing to differentiate: backward says so,
+    // as PyTorch does ("element 0 of tensors does not require grad"), rather than returning
+    // empty gradients that a training loop would apply without a word.
     let k = c * 2.0 + d;
     assert!(!k.requires_grad());
-    let g = k.backward();
-    assert!(g.wrt(c).is_none() && g.wrt(k).is_none());
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| k.backward()))
+        .expect_err("backward of a constant panics");
+    let msg = err.downcast_ref::<&str>().copied().unwrap_or_default();
+    assert!(
+        msg.contains("does not depend on any var that requires a gradient"),
+        "{msg}"
+    );
+    let under_no_grad = tape.no_grad(|| x * 2.0);
+    assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| under_no_grad.backward())).is_err());
 }
 
 #[test]

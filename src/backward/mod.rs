@@ -165,7 +165,9 @@ impl<'t, T: Float> Var<'t, T> {
     /// Backpropagates from this one-element output (a loss) and returns every gradient.
     ///
     /// # Panics
-    /// If the value has more than one element; use [`Var::backward_with_seed`] then.
+    /// If the value has more than one element (use [`Var::backward_with_seed`] then), or it does
+    /// not depend on any var that requires a gradient: computed from constants only, or under
+    /// `no_grad` (PyTorch raises "element 0 of tensors does not require grad" there).
     ///
     /// ```
     /// use tapegrad::Tape;
@@ -173,6 +175,9 @@ impl<'t, T: Float> Var<'t, T> {
     /// let x = tape.var(2.0);
     /// let y = x.powi(3);
     /// assert_eq!(y.backward()[x].item(), 12.0);
+    ///
+    /// let frozen = tape.no_grad(|| x * 2.0);
+    /// assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| frozen.backward())).is_err());
     /// ```
     #[track_caller]
     pub fn backward(self) -> Gradients<T> {
@@ -189,7 +194,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// the vector-Jacobian product for a non-scalar output.
     ///
     /// # Panics
-    /// If the seed's shape differs from this var's.
+    /// If the seed's shape differs from this var's, or this var does not depend on any var that
+    /// requires a gradient (computed from constants only, or under `no_grad`), as PyTorch raises.
     ///
     /// ```
     /// use tapegrad::{Tape, Tensor};
@@ -207,6 +213,20 @@ impl<'t, T: Float> Var<'t, T> {
             "tapegrad: backward_with_seed: seed shape {:?} differs from the output shape {out_shape:?}",
             seed.shape(),
         );
+        assert!(
+            self.requires_grad(),
+            "tapegrad: backward: the output does not depend on any var that requires a gradient \
+             (it was computed from constants only, or under `no_grad`), so there is no gradient \
+             to compute; record it with `tape.var`/`tape.param` inputs outside `no_grad` (PyTorch \
+             raises here too)"
+        );
+        self.backprop(seed)
+    }
+
+    /// [`backward_with_seed`](Self::backward_with_seed) without the check that the output
+    /// requires a gradient: empty gradients for a constant output (the gradient checker's
+    /// functions may ignore their inputs, and then every gradient is 0).
+    pub(crate) fn backprop(self, seed: Tensor<T>) -> Gradients<T> {
         let tape_nodes = self.tape.nodes.borrow();
         let end = self.id as usize + 1;
         // A plain slice in a local: through the `Ref` its pointer and length were reloaded after

@@ -8,7 +8,8 @@ use crate::{Float, Param, Tape, Var};
 /// Affine layer `y = x Wᵀ + b` (PyTorch's `nn.Linear`): weight `[out, in]`, bias `[out]`.
 ///
 /// Initialised as PyTorch does: weight by Kaiming-uniform with `a = √5` and bias uniformly, both
-/// in `U(-1/√in, 1/√in)`. The input is `[in]`, `[N, in]` or `[B, N, in]` (leading axes are kept).
+/// in `U(-1/√in, 1/√in)`. The input is `[in]` or has any number of leading axes before `in`
+/// (`[N, in]`, `[B, N, in]`, `[B, H, N, in]`, ...: PyTorch's `(*, in)`), which are kept.
 ///
 /// # Panics
 /// `forward` panics if the input's last axis is not `in`.
@@ -24,6 +25,8 @@ use crate::{Float, Param, Tape, Var};
 /// let tape = Tape::new();
 /// let y = layer.forward(&tape, tape.constant(Tensor::zeros(&[4, 3])));
 /// assert_eq!(y.shape(), vec![4, 2]);
+/// let y4 = layer.forward(&tape, tape.constant(Tensor::zeros(&[2, 5, 4, 3])));
+/// assert_eq!(y4.shape(), vec![2, 5, 4, 2]);
 /// let names: Vec<String> = layer.named_parameters().into_iter().map(|(n, _)| n).collect();
 /// assert_eq!(names, ["weight", "bias"]);
 /// ```

@@ -154,11 +154,12 @@ impl<T: Float> ParamGroups<T> {
             (None, None) => 0.0,
         };
         let mut seen: HashSet<u64> = self.all_params().map(Param::id).collect();
-        for p in &group.params {
+        for (i, p) in group.params.iter().enumerate() {
             assert!(
                 seen.insert(p.id()),
-                "tapegrad: {name}: parameter {} appears more than once in the parameter groups",
-                p.id()
+                "tapegrad: {name}: parameter {i} of group {index} (shape {:?}) is already in the \
+                 parameter groups; give each parameter once",
+                p.shape()
             );
         }
         self.groups.push(Group {

@@ -509,10 +509,10 @@ where
 #[track_caller]
 fn gather_flat_grad<T: Float>(groups: &ParamGroups<T>, grads: &Gradients<T>) -> Vec<T> {
     let mut out = Vec::new();
-    for p in groups.params(0) {
+    for (i, p) in groups.params(0).iter().enumerate() {
         match grads.param(p) {
             Some(g) => {
-                check_grad_shape("Lbfgs", p, g.shape());
+                check_grad_shape("Lbfgs", (0, i), p, g.shape());
                 out.extend_from_slice(g.as_slice());
             }
             None => out.resize(out.len() + p.value().numel(), T::ZERO),

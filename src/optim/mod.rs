@@ -206,14 +206,14 @@ impl<T: Float, S: state::StateIo<T>> Slots<T, S> {
         mut update: impl FnMut(GroupHyper, &mut [T], &[T], &mut S),
     ) {
         let name = self.groups.optimizer();
-        for group in self.groups.groups() {
+        for (g, group) in self.groups.groups().iter().enumerate() {
             let hyper = GroupHyper {
                 lr: group.lr,
                 weight_decay: group.weight_decay,
             };
-            for param in &group.params {
+            for (i, param) in group.params.iter().enumerate() {
                 let Some(grad) = grads.param(param) else { continue };
-                check_grad_shape(name, param, grad.shape());
+                check_grad_shape(name, (g, i), param, grad.shape());
                 let state = self
                     .states
                     .entry(param.id())
@@ -265,12 +265,16 @@ impl<T: Float, S: state::StateIo<T>> Slots<T, S> {
 
 /// Panics unless a gradient has its parameter's shape.
 #[track_caller]
-pub(crate) fn check_grad_shape<T: Float>(optimizer: &str, param: &Param<T>, grad: &[usize]) {
+pub(crate) fn check_grad_shape<T: Float>(
+    optimizer: &str,
+    (group, position): (usize, usize),
+    param: &Param<T>,
+    grad: &[usize],
+) {
     let shape = param.shape();
     assert!(
         shape == grad,
-        "tapegrad: {optimizer}: the gradient of parameter {} has shape {grad:?}, but the parameter \
-         has shape {shape:?}",
-        param.id()
+        "tapegrad: {optimizer}: the gradient of parameter {position} of group {group} has shape \
+         {grad:?}, but the parameter has shape {shape:?}"
     );
 }
