@@ -574,9 +574,9 @@ impl<T: Float> Tensor<T> {
         }
         self.along_axis("softmax", axis, |lane| {
             let m = lane_max(lane);
-            let total = exp_shifted(lane, m);
+            let inv = T::ONE / exp_shifted(lane, m);
             for v in lane.iter_mut() {
-                *v /= total;
+                *v *= inv;
             }
         })
     }
@@ -802,9 +802,11 @@ fn softmax_row<T: Float>(x: &[T], out: &mut [T]) {
     for (o, &v) in out.iter_mut().zip(x) {
         *o = exp_vec(v - m);
     }
-    let total = row_sum(out);
+    // One division per row and a product per element (as PyTorch's kernel does): a vector
+    // division per element was a third of the softmax.
+    let inv = T::ONE / row_sum(out);
     for o in out.iter_mut() {
-        *o /= total;
+        *o *= inv;
     }
 }
 
