@@ -74,7 +74,9 @@ fn w7(c: &mut Criterion) {
     group.sample_size(20);
     for threads in [1, 2] {
         tapegrad::set_num_threads(threads);
-        let name = format!("W7 tiny-gpt: 2 pre-LN blocks, width 64, ctx 64, batch 16, AdamW step, {threads} thread(s)");
+        let name = format!(
+            "W7 tiny-gpt: 2 pre-LN blocks, width 64, ctx 64, batch 16, AdamW step, {threads} thread(s)"
+        );
         group.bench_function(name, |b| {
             b.iter(|| {
                 tape.reset();
@@ -82,7 +84,9 @@ fn w7(c: &mut Criterion) {
                 for block in &blocks {
                     h = block.forward_masked(&tape, h, None, None, true);
                 }
-                let logits = head.forward(&tape, norm.forward(&tape, h)).reshape(&[batch * t, V]);
+                let logits = head
+                    .forward(&tape, norm.forward(&tape, h))
+                    .reshape(&[batch * t, V]);
                 let grads = loss::cross_entropy(logits, &y[..]).backward();
                 tape.reset();
                 opt.step(black_box(&grads));
@@ -170,7 +174,9 @@ fn w8_cell(c: &mut Criterion) {
     group.sample_size(20);
     for threads in [1, 2] {
         tapegrad::set_num_threads(threads);
-        let name = format!("W8 lstm-lm cell from primitive ops: 32-128, seq 32, batch 32, Adam step, {threads} thread(s)");
+        let name = format!(
+            "W8 lstm-lm cell from primitive ops: 32-128, seq 32, batch 32, Adam step, {threads} thread(s)"
+        );
         group.bench_function(name, |b| {
             b.iter(|| {
                 tape.reset();

@@ -20,10 +20,7 @@ impl<T: Float> Op<T> for Softmax {
         };
         let axis = axis as usize;
         let (y, g) = (cx.output, cx.grad_out);
-        [
-            cx.need(0, || g.mul_softmax_slope(y, axis)),
-            None,
-        ]
+        [cx.need(0, || g.mul_softmax_slope(y, axis)), None]
     }
 }
 

@@ -569,7 +569,12 @@ impl<T: Float> Tensor<T> {
     /// ```
     #[track_caller]
     pub fn softmax(&self, axis: usize) -> Tensor<T> {
-        if let Some(out) = self.rows_along_last("softmax", axis, #[inline(always)] |x, o| softmax_row(x, o)) {
+        if let Some(out) = self.rows_along_last(
+            "softmax",
+            axis,
+            #[inline(always)]
+            |x, o| softmax_row(x, o),
+        ) {
             return out;
         }
         self.along_axis("softmax", axis, |lane| {
@@ -590,7 +595,12 @@ impl<T: Float> Tensor<T> {
     /// ```
     #[track_caller]
     pub fn log_softmax(&self, axis: usize) -> Tensor<T> {
-        if let Some(out) = self.rows_along_last("log_softmax", axis, #[inline(always)] |x, o| log_softmax_row(x, o)) {
+        if let Some(out) = self.rows_along_last(
+            "log_softmax",
+            axis,
+            #[inline(always)]
+            |x, o| log_softmax_row(x, o),
+        ) {
             return out;
         }
         self.along_axis("log_softmax", axis, |lane| {
@@ -603,7 +613,12 @@ impl<T: Float> Tensor<T> {
     /// axis after it has size 1), compiled for the CPU's widest vectors and split by rows between
     /// threads for large tensors; `None` for other axes.
     #[track_caller]
-    fn rows_along_last(&self, op: &str, axis: usize, row: impl Fn(&[T], &mut [T]) + Sync) -> Option<Tensor<T>> {
+    fn rows_along_last(
+        &self,
+        op: &str,
+        axis: usize,
+        row: impl Fn(&[T], &mut [T]) + Sync,
+    ) -> Option<Tensor<T>> {
         shape::check_axis(op, axis, self.shape());
         let (_, n, inner) = shape::split_at_axis(self.shape(), axis);
         if inner != 1 || n == 0 {
@@ -642,7 +657,11 @@ impl<T: Float> Tensor<T> {
                 simd::run(
                     #[inline(always)]
                     || {
-                        for ((yr, gr), or) in y.chunks_exact(n).zip(g.chunks_exact(n)).zip(piece.chunks_exact_mut(n)) {
+                        for ((yr, gr), or) in y
+                            .chunks_exact(n)
+                            .zip(g.chunks_exact(n))
+                            .zip(piece.chunks_exact_mut(n))
+                        {
                             for ((o, &a), &b) in or.iter_mut().zip(gr).zip(yr) {
                                 *o = a * b;
                             }

@@ -154,7 +154,10 @@ mod tests {
         let big_back = take::<f64>(MAX_LEN + 1).expect("the large buffer was kept");
         assert_eq!(big_back.as_ptr(), big_ptr);
         assert!(take::<f64>(MAX_LEN + 1).is_none(), "one large buffer was kept");
-        assert!(take::<f64>(MAX_LARGE_LEN + 1).is_none(), "huge buffers are not pooled");
+        assert!(
+            take::<f64>(MAX_LARGE_LEN + 1).is_none(),
+            "huge buffers are not pooled"
+        );
         assert!(take::<f32>(5).is_none(), "each element type has its own pool");
         assert_eq!(keep.to_vec(), vec![2.0; 5]);
     }
