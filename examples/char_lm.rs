@@ -830,7 +830,7 @@ pub fn train(cfg: &Config, run: &mut Run, text: &str, dir: &Path) -> Result<f64,
         run.opt.step(&grads);
         run.step += 1;
 
-        if run.step % cfg.interval == 0 || run.step == cfg.steps {
+        if run.step.is_multiple_of(cfg.interval) || run.step == cfg.steps {
             val = validation_loss(&mut run.model, val_data, context, cfg.eval_windows);
             let train = interval_loss / interval_steps as f64;
             (interval_loss, interval_steps) = (0.0, 0);

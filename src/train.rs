@@ -459,7 +459,7 @@ impl Progress {
             let _ = write!(line, "  {name} {value:.4}");
         }
         let _ = write!(line, "  ({:.1} s)", self.start.elapsed().as_secs_f64());
-        let shown = n == 1 || n % self.every == 0 || n == self.epochs;
+        let shown = n == 1 || n.is_multiple_of(self.every) || n == self.epochs;
         if shown && !self.quiet {
             println!("{line}");
         }

@@ -312,7 +312,7 @@ impl<T: Float> MultiheadAttention<T> {
         rng: &mut R,
     ) -> Self {
         assert!(
-            num_heads > 0 && embed_dim % num_heads == 0,
+            num_heads > 0 && embed_dim.is_multiple_of(num_heads),
             "tapegrad: MultiheadAttention: embed_dim {embed_dim} must be divisible by num_heads \
              {num_heads}"
         );

@@ -511,7 +511,7 @@ impl Smooth for Gelu {
         for j in 1..k {
             he.push(x * he[j] - j as f64 * he[j - 1]);
         }
-        let sign = if k % 2 == 0 { -1.0 } else { 1.0 };
+        let sign = if k.is_multiple_of(2) { -1.0 } else { 1.0 };
         let density = exp_neg_half_square_f64(x) * FRAC_1_SQRT_2PI;
         sign * density * (he[k] - he[k - 2])
     }

@@ -576,7 +576,7 @@ impl<'t, T: Float> Var<'t, T> {
         );
         let taps = window.kernel.0 * window.kernel.1;
         assert!(
-            taps > 0 && shape[1] % taps == 0,
+            taps > 0 && shape[1].is_multiple_of(taps),
             "tapegrad: fold: axis 1 of shape {shape:?} is not a multiple of the kernel's {:?} taps",
             window.kernel
         );

@@ -484,10 +484,10 @@ fn best_layout(
                         if spec.needs_permute(ly, &y_order) {
                             cost += y_size;
                         }
-                        if let Some(w) = want {
-                            if spec.needs_permute(&out_order, w) {
-                                cost += spec.numel(w);
-                            }
+                        if let Some(w) = want
+                            && spec.needs_permute(&out_order, w)
+                        {
+                            cost += spec.numel(w);
                         }
                         if best.as_ref().is_none_or(|(c, _)| cost < *c) {
                             let layout = Layout {

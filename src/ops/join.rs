@@ -287,7 +287,7 @@ fn chunk_sizes(n: usize, len: usize, shape: &[usize], axis: usize) -> Vec<usize>
     }
     let size = len.div_ceil(n);
     let mut sizes = vec![size; len / size];
-    if len % size != 0 {
+    if !len.is_multiple_of(size) {
         sizes.push(len % size);
     }
     sizes

@@ -487,6 +487,13 @@ pub(crate) trait Operand<T: Float>: Sized + Clone {
     /// `self·y − self·y·y`: a gradient times the sigmoid's derivative `y(1 − y)` at output `y`,
     /// in one pass for tensors.
     fn mul_sigmoid_slope(&self, y: &Self) -> Self;
+    /// `g·y − y·Σ_axis(g·y)` for this gradient `g`: the softmax's Jacobian-vector product at
+    /// output `y`. Tensors compute it in one pass per lane along the last axis (same operations
+    /// and sum order, so the same bits); vars record it op by op.
+    fn mul_softmax_slope(&self, y: &Self, axis: usize) -> Self {
+        let gy = self.mul(y);
+        gy.sub(&y.mul(&gy.sum_axis(axis, true)))
+    }
     fn scale(&self, c: T) -> Self;
     fn exp(&self) -> Self;
     fn sigmoid(&self) -> Self;
@@ -554,6 +561,9 @@ impl<T: Float> Operand<T> for Tensor<T> {
     }
     fn mul_sigmoid_slope(&self, y: &Self) -> Self {
         self.zip_map("sigmoid backward", y, sigmoid_slope)
+    }
+    fn mul_softmax_slope(&self, y: &Self, axis: usize) -> Self {
+        y.softmax_backward(self, axis)
     }
     fn scale(&self, c: T) -> Self {
         self.map(|x| x * c)

@@ -5,7 +5,7 @@ use std::ops::{Add, Div, Mul, Neg, Sub};
 
 use super::copy::gather;
 use super::shape::{self, Shape};
-use super::{Tensor, Work, parallel};
+use super::{Tensor, Work, parallel, simd};
 use crate::{Element, Float};
 
 /// Applies `f` elementwise to `a` and `b` broadcast together (NumPy rules).
@@ -277,6 +277,19 @@ impl<T: Float> Tensor<T> {
         shape::check_axis("sum_axis", axis, self.shape());
         let (outer, n, inner) = shape::split_at_axis(self.shape(), axis);
         let x = self.as_slice();
+        if inner == 1 && n > 0 {
+            // Each output is the sum of one contiguous row.
+            return Tensor::build(shape::reduced_shape(self.shape(), axis, keepdim), |out| {
+                simd::run(
+                    #[inline(always)]
+                    || {
+                        for (o, row) in out.iter_mut().zip(x.chunks_exact(n)) {
+                            *o = row_sum(row);
+                        }
+                    },
+                )
+            });
+        }
         Tensor::build(shape::reduced_shape(self.shape(), axis, keepdim), |out| {
             for o in 0..outer {
                 let acc = &mut out[o * inner..(o + 1) * inner];
@@ -556,15 +569,19 @@ impl<T: Float> Tensor<T> {
     /// ```
     #[track_caller]
     pub fn softmax(&self, axis: usize) -> Tensor<T> {
+        if let Some(out) = self.rows_along_last(
+            "softmax",
+            axis,
+            #[inline(always)]
+            |x, o| softmax_row(x, o),
+        ) {
+            return out;
+        }
         self.along_axis("softmax", axis, |lane| {
-            let m = lane.iter().fold(lane[0], |a, &b| a.max(b));
-            let mut total = T::ZERO;
+            let m = lane_max(lane);
+            let inv = T::ONE / exp_shifted(lane, m);
             for v in lane.iter_mut() {
-                *v = (*v - m).exp();
-                total += *v;
-            }
-            for v in lane.iter_mut() {
-                *v /= total;
+                *v *= inv;
             }
         })
     }
@@ -579,16 +596,84 @@ impl<T: Float> Tensor<T> {
     /// ```
     #[track_caller]
     pub fn log_softmax(&self, axis: usize) -> Tensor<T> {
+        if let Some(out) = self.rows_along_last(
+            "log_softmax",
+            axis,
+            #[inline(always)]
+            |x, o| log_softmax_row(x, o),
+        ) {
+            return out;
+        }
         self.along_axis("log_softmax", axis, |lane| {
-            // `(x - m) - ln Σ e^(x - m)`, as PyTorch computes it: `x - (m + ln Σ)` would round
-            // `m + ln Σ` to the precision of `m` (3e-5 off at logits of 1000 in f32, and `ln 2`
-            // lost entirely at 1e30).
-            let m = lane.iter().fold(lane[0], |a, &b| a.max(b));
-            let total: T = lane.iter().map(|&v| (v - m).exp()).sum();
-            let log_total = total.ln();
-            for v in lane.iter_mut() {
-                *v = (*v - m) - log_total;
-            }
+            let x = lane.to_vec();
+            log_softmax_row(&x, lane);
+        })
+    }
+
+    /// `row(x, out)` over each contiguous lane when `axis` is the last non-trivial one (every
+    /// axis after it has size 1), compiled for the CPU's widest vectors and split by rows between
+    /// threads for large tensors; `None` for other axes.
+    #[track_caller]
+    fn rows_along_last(
+        &self,
+        op: &str,
+        axis: usize,
+        row: impl Fn(&[T], &mut [T]) + Sync,
+    ) -> Option<Tensor<T>> {
+        shape::check_axis(op, axis, self.shape());
+        let (_, n, inner) = shape::split_at_axis(self.shape(), axis);
+        if inner != 1 || n == 0 {
+            return None;
+        }
+        let x = self.as_slice();
+        Some(Tensor::build(Shape::from_slice(&self.shape), |out| {
+            parallel::for_each_slab(out, n, Work::Heavy, |first, piece| {
+                let x = &x[first * n..][..piece.len()];
+                simd::run(
+                    #[inline(always)]
+                    || {
+                        for (xr, or) in x.chunks_exact(n).zip(piece.chunks_exact_mut(n)) {
+                            row(xr, or);
+                        }
+                    },
+                )
+            })
+        }))
+    }
+
+    /// The gradient of `softmax` along `axis` at output `self` for gradient `g`:
+    /// `g·y − y·Σ(g·y)`, in one pass per lane when `axis` is the last non-trivial one, with the
+    /// operations (and the sum's order) of the recorded rule, so results agree bit for bit.
+    #[track_caller]
+    pub(crate) fn softmax_backward(&self, g: &Tensor<T>, axis: usize) -> Tensor<T> {
+        let (_, n, inner) = shape::split_at_axis(self.shape(), axis);
+        if inner != 1 || n == 0 || !shape::same(self.shape(), g.shape()) {
+            let gy = g.mul(self);
+            return Tensor::sub(&gy, &self.mul(&gy.sum_axis(axis, true)));
+        }
+        let (y, g) = (self.as_slice(), g.as_slice());
+        Tensor::build(Shape::from_slice(&self.shape), |out| {
+            parallel::for_each_slab(out, n, Work::Light, |first, piece| {
+                let (y, g) = (&y[first * n..][..piece.len()], &g[first * n..][..piece.len()]);
+                simd::run(
+                    #[inline(always)]
+                    || {
+                        for ((yr, gr), or) in y
+                            .chunks_exact(n)
+                            .zip(g.chunks_exact(n))
+                            .zip(piece.chunks_exact_mut(n))
+                        {
+                            for ((o, &a), &b) in or.iter_mut().zip(gr).zip(yr) {
+                                *o = a * b;
+                            }
+                            let s = row_sum(or);
+                            for (o, &b) in or.iter_mut().zip(yr) {
+                                *o -= b * s;
+                            }
+                        }
+                    },
+                )
+            })
         })
     }
 
@@ -668,6 +753,13 @@ fn pairwise_sum_on<T: Float>(values: &[T], threads: usize) -> T {
         }
         return pairwise_sum_on(left, 1) + pairwise_sum_on(right, 1);
     }
+    block_sum(values)
+}
+
+/// The sum of a block of values in eight interleaved partial sums (which the compiler maps onto
+/// vector registers), the leaves of [`pairwise_sum`].
+#[inline(always)]
+fn block_sum<T: Float>(values: &[T]) -> T {
     let chunks = values.chunks_exact(8);
     let rest = chunks.remainder();
     let mut lanes = [T::ZERO; 8];
@@ -682,6 +774,76 @@ fn pairwise_sum_on<T: Float>(values: &[T], threads: usize) -> T {
         total += value;
     }
     total
+}
+
+/// The sum of one row, as [`pairwise_sum`] on one thread adds it (inlined for short rows, so
+/// that it is compiled with its caller's vector width).
+#[inline(always)]
+fn row_sum<T: Float>(values: &[T]) -> T {
+    if values.len() > 128 {
+        pairwise_sum_on(values, 1)
+    } else {
+        block_sum(values)
+    }
+}
+
+/// The largest value of a non-empty lane, in sixteen interleaved maxima (which vectorise). A lane
+/// holding NaN may give NaN or the largest other value; either way the softmax of the lane is NaN.
+#[inline(always)]
+fn lane_max<T: Float>(x: &[T]) -> T {
+    let mut acc = [x[0]; 16];
+    let chunks = x.chunks_exact(16);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a = if v > *a { v } else { *a };
+        }
+    }
+    let mut m = x[0];
+    for &v in acc.iter().chain(rest) {
+        m = if v > m { v } else { m };
+    }
+    m
+}
+
+/// Replaces each value of `lane` by `e^(v − m)` and returns their sum ([`row_sum`]'s order).
+#[inline(always)]
+fn exp_shifted<T: Float>(lane: &mut [T], m: T) -> T {
+    for v in lane.iter_mut() {
+        *v = (*v - m).exp();
+    }
+    row_sum(lane)
+}
+
+/// The softmax of row `x` into `out` (of the same length).
+#[inline(always)]
+fn softmax_row<T: Float>(x: &[T], out: &mut [T]) {
+    let m = lane_max(x);
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = (v - m).exp();
+    }
+    // One division per row and a product per element (as PyTorch's kernel does): a vector
+    // division per element was a third of the softmax.
+    let inv = T::ONE / row_sum(out);
+    for o in out.iter_mut() {
+        *o *= inv;
+    }
+}
+
+/// The log-softmax of row `x` into `out` (of the same length).
+#[inline(always)]
+fn log_softmax_row<T: Float>(x: &[T], out: &mut [T]) {
+    let m = lane_max(x);
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = (v - m).exp();
+    }
+    // `(x - m) - ln Σ e^(x - m)`, as PyTorch computes it: `x - (m + ln Σ)` would round
+    // `m + ln Σ` to the precision of `m` (3e-5 off at logits of 1000 in f32, and `ln 2` lost
+    // entirely at 1e30).
+    let log_total = row_sum(out).ln();
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = (v - m) - log_total;
+    }
 }
 
 /// Matrix product where `ta`/`tb` read the operand's last two axes transposed (through strides,

@@ -5,8 +5,13 @@
 //! and `free` were a fifth of the time, mostly the bulk free overflowing the allocator's small
 //! per-thread cache. Buffers that a tape reset or a dropped [`Gradients`](crate::Gradients)
 //! releases, and that nothing else shares, go into a per-thread pool by length instead, and new
-//! tensors of that length take them back. Large buffers are left to the allocator, where a
-//! recycled one would save little next to filling it.
+//! tensors of that length take them back.
+//!
+//! Large buffers (up to [`MAX_LARGE_LEN`] elements) are kept too, in a short list by length with
+//! a byte budget of their own: the allocator returns buffers of a megabyte and more to the system
+//! when they are freed, so each new one came back as fresh pages, and on W7 (attention scores of
+//! `[16, 4, 64, 64]`) the page faults, the kernel's page bookkeeping and the zeroing were a fifth
+//! of a training step.
 
 use std::any::{Any, TypeId};
 use std::cell::RefCell;
@@ -14,16 +19,24 @@ use std::sync::Arc;
 
 use crate::Element;
 
-/// Buffers of more elements than this are not pooled.
+/// Buffers of more elements than this are pooled in the list of large buffers.
 const MAX_LEN: usize = 256;
-/// A thread keeps at most this many bytes of elements per element type.
+/// A thread keeps at most this many bytes of small buffers per element type.
 const MAX_BYTES: usize = 4 << 20;
+/// Buffers of more elements than this are not pooled.
+const MAX_LARGE_LEN: usize = 1 << 22;
+/// A thread keeps at most this many bytes of large buffers per element type.
+const MAX_LARGE_BYTES: usize = 64 << 20;
 
 /// Unshared buffers, by length.
 pub(crate) struct Pool<T> {
     by_len: Vec<Vec<Arc<[T]>>>,
-    /// Bytes of elements held.
+    /// Bytes of elements held in `by_len`.
     bytes: usize,
+    /// Large buffers: (length, buffers of that length); a workload has few distinct large sizes.
+    large: Vec<(usize, Vec<Arc<[T]>>)>,
+    /// Bytes of elements held in `large`.
+    large_bytes: usize,
 }
 
 impl<T> Pool<T> {
@@ -31,6 +44,8 @@ impl<T> Pool<T> {
         Pool {
             by_len: Vec::new(),
             bytes: 0,
+            large: Vec::new(),
+            large_bytes: 0,
         }
     }
 }
@@ -58,10 +73,16 @@ fn with_pool<T: Element, R>(f: impl FnOnce(&mut Pool<T>) -> R) -> Option<R> {
 
 /// A recycled buffer of exactly `len` elements (holding stale values), if the pool has one.
 pub(crate) fn take<T: Element>(len: usize) -> Option<Arc<[T]>> {
-    if len > MAX_LEN {
+    if len > MAX_LARGE_LEN {
         return None;
     }
     with_pool(|pool: &mut Pool<T>| {
+        if len > MAX_LEN {
+            let (_, list) = pool.large.iter_mut().find(|(l, _)| *l == len)?;
+            let buffer = list.pop()?;
+            pool.large_bytes -= len * size_of::<T>();
+            return Some(buffer);
+        }
         let buffer = pool.by_len.get_mut(len)?.pop()?;
         pool.bytes -= len * size_of::<T>();
         Some(buffer)
@@ -84,7 +105,21 @@ pub(crate) fn recycle<T: Element>(tensors: impl Iterator<Item = crate::Tensor<T>
             // Plain loads, not `Arc::get_mut`'s compare-and-swap: we hold a strong reference, so
             // a count of one cannot grow behind our back (tapegrad makes no weak references).
             let unshared = Arc::strong_count(&buffer) == 1 && Arc::weak_count(&buffer) == 0;
-            if len > MAX_LEN || !unshared || pool.bytes + bytes > MAX_BYTES {
+            if len > MAX_LARGE_LEN || !unshared {
+                continue;
+            }
+            if len > MAX_LEN {
+                if pool.large_bytes + bytes > MAX_LARGE_BYTES {
+                    continue;
+                }
+                match pool.large.iter_mut().find(|(l, _)| *l == len) {
+                    Some((_, list)) => list.push(buffer),
+                    None => pool.large.push((len, vec![buffer])),
+                }
+                pool.large_bytes += bytes;
+                continue;
+            }
+            if pool.bytes + bytes > MAX_BYTES {
                 continue;
             }
             if pool.by_len.len() <= len {
@@ -110,12 +145,19 @@ mod tests {
         let shared = Tensor::<f64>::from_vec(vec![2.0; 5], &[5]);
         let keep = shared.clone();
         let big = Tensor::<f64>::from_vec(vec![3.0; MAX_LEN + 1], &[MAX_LEN + 1]);
-        let ptr = a.as_slice().as_ptr();
-        recycle([a, shared, big].into_iter());
+        let huge = Tensor::<f64>::from_vec(vec![4.0; MAX_LARGE_LEN + 1], &[MAX_LARGE_LEN + 1]);
+        let (ptr, big_ptr) = (a.as_slice().as_ptr(), big.as_slice().as_ptr());
+        recycle([a, shared, big, huge].into_iter());
         let back = take::<f64>(5).expect("the unshared buffer was kept");
         assert_eq!(back.as_ptr(), ptr);
         assert!(take::<f64>(5).is_none(), "the shared buffer was not kept");
-        assert!(take::<f64>(MAX_LEN + 1).is_none(), "large buffers are not pooled");
+        let big_back = take::<f64>(MAX_LEN + 1).expect("the large buffer was kept");
+        assert_eq!(big_back.as_ptr(), big_ptr);
+        assert!(take::<f64>(MAX_LEN + 1).is_none(), "one large buffer was kept");
+        assert!(
+            take::<f64>(MAX_LARGE_LEN + 1).is_none(),
+            "huge buffers are not pooled"
+        );
         assert!(take::<f32>(5).is_none(), "each element type has its own pool");
         assert_eq!(keep.to_vec(), vec![2.0; 5]);
     }
