@@ -7,7 +7,8 @@
 //! caches its answer), and the kernel's loop, inlined there, is vectorised 8 or 16 lanes wide:
 //! on the Xeon of BENCHMARKS.md that took exact f32 `gelu` from 2.55 to 0.5 ms per 2²⁰ elements.
 //! Fused multiply-add stays off, so every level rounds exactly as the portable code does and
-//! results do not depend on the machine (the tests compare the levels bit for bit).
+//! results do not depend on the machine (the tests compare the levels bit for bit; only a NaN's
+//! sign bit may differ, as vector and scalar instructions make NaNs differently).
 //!
 //! Kernels passed to [`run`] should be closures marked `#[inline(always)]` around a plain loop
 //! over slices (no calls that would not be inlined), or they keep running at the baseline width.
