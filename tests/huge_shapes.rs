@@ -20,13 +20,17 @@ thread_local! {
 
 /// Runs `f`, which must panic, and returns its message and the file and line it reported.
 fn panic_of(f: impl FnOnce()) -> (String, String, u32) {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|info| {
-        let at = info.location().map(|l| (l.file().to_string(), l.line()));
-        LAST_PANIC.with(|p| *p.borrow_mut() = at);
-    }));
+    // One hook for the whole process, installed once and never swapped back: the tests run on
+    // several threads, and a hook restored by one test while another panics lost that panic's
+    // location. It records into a thread-local, so each test reads its own.
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let at = info.location().map(|l| (l.file().to_string(), l.line()));
+            LAST_PANIC.with(|p| *p.borrow_mut() = at);
+        }))
+    });
     let result = catch_unwind(AssertUnwindSafe(f));
-    std::panic::set_hook(previous);
     let err = result.expect_err("expected a panic");
     let msg = err
         .downcast_ref::<String>()
