@@ -872,30 +872,23 @@ fn accumulate_row<T: Float>(acc: &mut [f64], row: &[T], out: &mut [T]) {
 }
 
 /// Cumulative sums of whole contiguous lanes of length `n` (`x` and `out` hold the same lanes).
-/// Four lanes at a time: each running sum is a chain of dependent additions, and four chains in
-/// flight hide the adder's latency.
+/// Eight lanes at a time: each running sum is a chain of dependent additions (4 cycles each),
+/// and eight chains in flight hide the adder's latency (four left it half idle).
 fn cumsum_lanes<T: Float>(x: &[T], out: &mut [T], n: usize, reverse: bool) {
-    let mut xs = x.chunks_exact(4 * n);
-    let mut outs = out.chunks_exact_mut(4 * n);
+    const LANES: usize = 8;
+    let mut xs = x.chunks_exact(LANES * n);
+    let mut outs = out.chunks_exact_mut(LANES * n);
     for (xg, og) in (&mut xs).zip(&mut outs) {
-        let (x0, rest) = xg.split_at(n);
-        let (x1, rest) = rest.split_at(n);
-        let (x2, x3) = rest.split_at(n);
-        let (o0, rest) = og.split_at_mut(n);
-        let (o1, rest) = rest.split_at_mut(n);
-        let (o2, o3) = rest.split_at_mut(n);
-        // All eight of length exactly n, so that the loop's indexing needs no bounds checks.
-        let (x3, o3) = (&x3[..n], &mut o3[..n]);
-        let mut acc = [0.0f64; 4];
+        let xl: [&[T]; LANES] = std::array::from_fn(|l| &xg[l * n..(l + 1) * n]);
+        let mut ol: Vec<&mut [T]> = og.chunks_exact_mut(n).collect();
+        let mut acc = [0.0f64; LANES];
         let mut step = |j: usize| {
-            acc[0] += x0[j].to_f64();
-            acc[1] += x1[j].to_f64();
-            acc[2] += x2[j].to_f64();
-            acc[3] += x3[j].to_f64();
-            o0[j] = T::from_f64(acc[0]);
-            o1[j] = T::from_f64(acc[1]);
-            o2[j] = T::from_f64(acc[2]);
-            o3[j] = T::from_f64(acc[3]);
+            for (a, x) in acc.iter_mut().zip(&xl) {
+                *a += x[j].to_f64();
+            }
+            for (o, &a) in ol.iter_mut().zip(&acc) {
+                o[j] = T::from_f64(a);
+            }
         };
         if reverse {
             (0..n).rev().for_each(&mut step);
