@@ -5,7 +5,7 @@
 //! compiler vectorises runs 4 f32 lanes at a time. [`run`] calls a kernel through a copy of
 //! itself compiled with AVX2 or AVX-512 enabled when the CPU has them (`is_x86_feature_detected`
 //! caches its answer), and the kernel's loop, inlined there, is vectorised 8 or 16 lanes wide:
-//! on the Xeon of BENCHMARKS.md that took exact f32 `gelu` from 2.55 to 0.5 ms per 2²⁰ elements.
+//! on the Xeon of BENCHMARKS.md that took exact f32 `gelu` from 2.55 to 1.01 ms per 2²⁰ elements.
 //! Fused multiply-add stays off, so every level rounds exactly as the portable code does and
 //! results do not depend on the machine (the tests compare the levels bit for bit; only a NaN's
 //! sign bit may differ, as vector and scalar instructions make NaNs differently).
