@@ -72,16 +72,9 @@ impl<T: Float> Conv2d<T> {
         rng: &mut R,
     ) -> Self {
         let shape = [out_channels, in_channels, kernel.0, kernel.1];
-        let weight = init::kaiming_uniform(&shape, 5f64.sqrt(), rng);
-        let (fan_in, _) = init::fans(&shape);
-        let bound = if fan_in > 0 {
-            1.0 / (fan_in as f64).sqrt()
-        } else {
-            0.0
-        };
-        let bias = bias.then(|| Param::new(init::uniform(&[out_channels], -bound, bound, rng)));
+        let (weight, bias) = init::layer_params(&shape, bias, rng);
         Conv2d {
-            weight: Param::new(weight),
+            weight,
             bias,
             stride: (1, 1),
             padding: (0, 0),
@@ -105,19 +98,7 @@ impl<T: Float> Conv2d<T> {
     /// ```
     #[track_caller]
     pub fn from_params(weight: Param<T>, bias: Option<Param<T>>) -> Self {
-        let ws = weight.shape();
-        assert!(
-            ws.len() == 4,
-            "tapegrad: Conv2d: weight must be [out, in, kh, kw], got shape {ws:?}"
-        );
-        if let Some(b) = &bias {
-            let bs = b.shape();
-            assert!(
-                bs == [ws[0]],
-                "tapegrad: Conv2d: bias shape {bs:?} does not match weight shape {ws:?} (want [{}])",
-                ws[0]
-            );
-        }
+        init::check_layer_params("Conv2d", "[out, in, kh, kw]", 4, &weight, bias.as_ref());
         Conv2d {
             weight,
             bias,
@@ -278,16 +259,9 @@ impl<T: Float> Conv1d<T> {
         rng: &mut R,
     ) -> Self {
         let shape = [out_channels, in_channels, kernel];
-        let weight = init::kaiming_uniform(&shape, 5f64.sqrt(), rng);
-        let (fan_in, _) = init::fans(&shape);
-        let bound = if fan_in > 0 {
-            1.0 / (fan_in as f64).sqrt()
-        } else {
-            0.0
-        };
-        let bias = bias.then(|| Param::new(init::uniform(&[out_channels], -bound, bound, rng)));
+        let (weight, bias) = init::layer_params(&shape, bias, rng);
         Conv1d {
-            weight: Param::new(weight),
+            weight,
             bias,
             stride: 1,
             padding: 0,
@@ -312,19 +286,7 @@ impl<T: Float> Conv1d<T> {
     /// ```
     #[track_caller]
     pub fn from_params(weight: Param<T>, bias: Option<Param<T>>) -> Self {
-        let ws = weight.shape();
-        assert!(
-            ws.len() == 3,
-            "tapegrad: Conv1d: weight must be [out, in, k], got shape {ws:?}"
-        );
-        if let Some(b) = &bias {
-            let bs = b.shape();
-            assert!(
-                bs == [ws[0]],
-                "tapegrad: Conv1d: bias shape {bs:?} does not match weight shape {ws:?} (want [{}])",
-                ws[0]
-            );
-        }
+        init::check_layer_params("Conv1d", "[out, in, k]", 3, &weight, bias.as_ref());
         Conv1d {
             weight,
             bias,

@@ -14,7 +14,7 @@
 
 use rand::Rng;
 
-use crate::{Float, Tensor};
+use crate::{Float, Param, Tensor};
 
 /// `(fan_in, fan_out)` of a weight shape, as PyTorch computes them.
 ///
@@ -134,4 +134,51 @@ pub fn kaiming_normal<T: Float, R: Rng + ?Sized>(shape: &[usize], a: f64, rng: &
     let (fan_in, _) = fans(shape);
     let std = leaky_relu_gain(a) / (fan_in.max(1) as f64).sqrt();
     normal(shape, 0.0, std, rng)
+}
+
+/// PyTorch's default parameters of a dense or convolution layer with a weight of `shape`
+/// (`[out, in, kernel...]`) and, with `bias`, a bias `[out]`: the weight Kaiming-uniform with
+/// `a = √5`, the bias `U(-1/√fan_in, 1/√fan_in)`, drawn in that order (as `nn.Linear`, `nn.Conv1d`
+/// and `nn.Conv2d` draw them).
+pub(crate) fn layer_params<T: Float, R: Rng + ?Sized>(
+    shape: &[usize],
+    bias: bool,
+    rng: &mut R,
+) -> (Param<T>, Option<Param<T>>) {
+    let weight = kaiming_uniform(shape, 5f64.sqrt(), rng);
+    let (fan_in, _) = fans(shape);
+    let bound = if fan_in > 0 {
+        1.0 / (fan_in as f64).sqrt()
+    } else {
+        0.0
+    };
+    let bias = bias.then(|| Param::new(uniform(&[shape[0]], -bound, bound, rng)));
+    (Param::new(weight), bias)
+}
+
+/// Checks a layer's given weight (rank `rank`, laid out as `layout`) and optional bias `[out]`.
+///
+/// # Panics
+/// With a message naming `layer` otherwise.
+#[track_caller]
+pub(crate) fn check_layer_params<T: Float>(
+    layer: &str,
+    layout: &str,
+    rank: usize,
+    weight: &Param<T>,
+    bias: Option<&Param<T>>,
+) {
+    let ws = weight.shape();
+    assert!(
+        ws.len() == rank,
+        "tapegrad: {layer}: weight must be {layout}, got shape {ws:?}"
+    );
+    if let Some(b) = bias {
+        let bs = b.shape();
+        assert!(
+            bs == [ws[0]],
+            "tapegrad: {layer}: bias shape {bs:?} does not match weight shape {ws:?} (want [{}])",
+            ws[0]
+        );
+    }
 }

@@ -60,15 +60,9 @@ impl<T: Float> Linear<T> {
         bias: bool,
         rng: &mut R,
     ) -> Self {
-        let weight = init::kaiming_uniform(&[out_features, in_features], 5f64.sqrt(), rng);
-        let bound = if in_features > 0 {
-            1.0 / (in_features as f64).sqrt()
-        } else {
-            0.0
-        };
-        let bias = bias.then(|| Param::new(init::uniform(&[out_features], -bound, bound, rng)));
+        let (weight, bias) = init::layer_params(&[out_features, in_features], bias, rng);
         Linear {
-            weight: Param::new(weight),
+            weight,
             bias,
             training: true,
         }
@@ -89,19 +83,7 @@ impl<T: Float> Linear<T> {
     /// ```
     #[track_caller]
     pub fn from_params(weight: Param<T>, bias: Option<Param<T>>) -> Self {
-        let ws = weight.shape();
-        assert!(
-            ws.len() == 2,
-            "tapegrad: Linear: weight must be [out, in], got shape {ws:?}"
-        );
-        if let Some(b) = &bias {
-            let bs = b.shape();
-            assert!(
-                bs == [ws[0]],
-                "tapegrad: Linear: bias shape {bs:?} does not match weight shape {ws:?} (want [{}])",
-                ws[0]
-            );
-        }
+        init::check_layer_params("Linear", "[out, in]", 2, &weight, bias.as_ref());
         Linear {
             weight,
             bias,

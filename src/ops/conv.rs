@@ -626,31 +626,13 @@ impl<'t, T: Float> Var<'t, T> {
         stride: (usize, usize),
         padding: (usize, usize),
     ) -> Var<'t, T> {
-        self.check_same_tape(*weight, "conv2d");
-        if let Some(b) = bias {
-            self.check_same_tape(*b, "conv2d");
-        }
-        let (xs, ws) = (self.shape(), weight.shape());
-        assert!(
-            xs.len() == 4 && ws.len() == 4,
-            "tapegrad: conv2d: needs an [N, C_in, H, W] input and a [C_out, C_in, kh, kw] weight, \
-             got shapes {xs:?} and {ws:?}"
-        );
-        assert!(
-            xs[1] == ws[1],
-            "tapegrad: conv2d: the input has {} channels but the weight expects {} \
-             (input shape {xs:?}, weight shape {ws:?})",
-            xs[1],
-            ws[1]
+        let (xs, ws) = self.check_conv_operands(
+            "conv2d",
+            (4, "[N, C_in, H, W]", "[C_out, C_in, kh, kw]"),
+            weight,
+            bias,
         );
         let c_out = ws[0];
-        if let Some(b) = bias {
-            let bs = b.shape();
-            assert!(
-                bs == [c_out],
-                "tapegrad: conv2d: bias shape {bs:?} does not match weight shape {ws:?} (want [{c_out}])"
-            );
-        }
         let window = Window2d::new((ws[2], ws[3])).stride(stride).padding(padding);
         let (oh, ow) = window.check("conv2d", &xs);
         let cols = self.unfold(window);
@@ -662,6 +644,45 @@ impl<'t, T: Float> Var<'t, T> {
             Some(b) => y + b.reshape(&[1, c_out, 1, 1]),
             None => y,
         }
+    }
+
+    /// Checks a convolution's operands (one tape; input and weight of `rank`, laid out as
+    /// `layouts`; matching channels; a bias `[C_out]`) and returns the input's and the weight's
+    /// shapes.
+    #[track_caller]
+    fn check_conv_operands(
+        self,
+        op: &str,
+        (rank, input_layout, weight_layout): (usize, &str, &str),
+        weight: &Var<'t, T>,
+        bias: Option<&Var<'t, T>>,
+    ) -> (Vec<usize>, Vec<usize>) {
+        self.check_same_tape(*weight, op);
+        if let Some(b) = bias {
+            self.check_same_tape(*b, op);
+        }
+        let (xs, ws) = (self.shape(), weight.shape());
+        assert!(
+            xs.len() == rank && ws.len() == rank,
+            "tapegrad: {op}: needs an {input_layout} input and a {weight_layout} weight, got \
+             shapes {xs:?} and {ws:?}"
+        );
+        assert!(
+            xs[1] == ws[1],
+            "tapegrad: {op}: the input has {} channels but the weight expects {} \
+             (input shape {xs:?}, weight shape {ws:?})",
+            xs[1],
+            ws[1]
+        );
+        if let Some(b) = bias {
+            let bs = b.shape();
+            assert!(
+                bs == [ws[0]],
+                "tapegrad: {op}: bias shape {bs:?} does not match weight shape {ws:?} (want [{}])",
+                ws[0]
+            );
+        }
+        (xs, ws)
     }
 
     /// 1-D convolution (cross-correlation, as PyTorch's `torch.nn.functional.conv1d`) of an
@@ -698,31 +719,9 @@ impl<'t, T: Float> Var<'t, T> {
         padding: usize,
         dilation: usize,
     ) -> Var<'t, T> {
-        self.check_same_tape(*weight, "conv1d");
-        if let Some(b) = bias {
-            self.check_same_tape(*b, "conv1d");
-        }
-        let (xs, ws) = (self.shape(), weight.shape());
-        assert!(
-            xs.len() == 3 && ws.len() == 3,
-            "tapegrad: conv1d: needs an [N, C_in, L] input and a [C_out, C_in, k] weight, got \
-             shapes {xs:?} and {ws:?}"
-        );
-        assert!(
-            xs[1] == ws[1],
-            "tapegrad: conv1d: the input has {} channels but the weight expects {} \
-             (input shape {xs:?}, weight shape {ws:?})",
-            xs[1],
-            ws[1]
-        );
+        let (xs, ws) =
+            self.check_conv_operands("conv1d", (3, "[N, C_in, L]", "[C_out, C_in, k]"), weight, bias);
         let c_out = ws[0];
-        if let Some(b) = bias {
-            let bs = b.shape();
-            assert!(
-                bs == [c_out],
-                "tapegrad: conv1d: bias shape {bs:?} does not match weight shape {ws:?} (want [{c_out}])"
-            );
-        }
         let image = [xs[0], xs[1], 1, xs[2]];
         let window = Window2d::new((1, ws[2]))
             .stride((1, stride))

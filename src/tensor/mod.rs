@@ -152,7 +152,13 @@ impl<T: Element> Tensor<T> {
     /// ```
     #[track_caller]
     pub fn full(shape: &[usize], value: T) -> Self {
-        let n = shape::checked_numel::<T>("Tensor::full", shape);
+        Self::full_named("Tensor::full", shape, value)
+    }
+
+    /// [`full`](Self::full), its size checked under the name of the public constructor `op`.
+    #[track_caller]
+    pub(crate) fn full_named(op: &str, shape: &[usize], value: T) -> Self {
+        let n = shape::checked_numel::<T>(op, shape);
         let data = if n == 1 {
             Storage::One(value)
         } else if let Some(large) = parallel::full(shape, value) {
@@ -174,8 +180,14 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(t.to_vec(), vec![0.0, 1.0, 2.0, 3.0]);
     /// ```
     #[track_caller]
-    pub fn from_fn(shape: &[usize], mut f: impl FnMut(usize) -> T) -> Self {
-        let n = shape::checked_numel::<T>("Tensor::from_fn", shape);
+    pub fn from_fn(shape: &[usize], f: impl FnMut(usize) -> T) -> Self {
+        Self::from_fn_named("Tensor::from_fn", shape, f)
+    }
+
+    /// [`from_fn`](Self::from_fn), its size checked under the name of the public constructor `op`.
+    #[track_caller]
+    pub(crate) fn from_fn_named(op: &str, shape: &[usize], mut f: impl FnMut(usize) -> T) -> Self {
+        let n = shape::checked_numel::<T>(op, shape);
         Self::from_exact_iter(Shape::from_slice(shape), (0..n).map(&mut f))
     }
 }
@@ -190,8 +202,7 @@ impl<T: Float> Tensor<T> {
     /// ```
     #[track_caller]
     pub fn zeros(shape: &[usize]) -> Self {
-        shape::checked_numel::<T>("Tensor::zeros", shape);
-        Self::full(shape, T::ZERO)
+        Self::full_named("Tensor::zeros", shape, T::ZERO)
     }
 
     /// A tensor of ones.
@@ -202,8 +213,7 @@ impl<T: Float> Tensor<T> {
     /// ```
     #[track_caller]
     pub fn ones(shape: &[usize]) -> Self {
-        shape::checked_numel::<T>("Tensor::ones", shape);
-        Self::full(shape, T::ONE)
+        Self::full_named("Tensor::ones", shape, T::ONE)
     }
 
     /// Samples from the standard normal distribution N(0, 1).
@@ -216,8 +226,7 @@ impl<T: Float> Tensor<T> {
     /// ```
     #[track_caller]
     pub fn randn<R: Rng + ?Sized>(shape: &[usize], rng: &mut R) -> Self {
-        shape::checked_numel::<T>("Tensor::randn", shape);
-        Self::from_fn(shape, |_| T::sample_standard_normal(rng))
+        Self::from_fn_named("Tensor::randn", shape, |_| T::sample_standard_normal(rng))
     }
 
     /// Samples uniformly from `[lo, hi)`.
@@ -234,8 +243,7 @@ impl<T: Float> Tensor<T> {
             lo < hi && (hi - lo).is_finite(),
             "tapegrad: Tensor::rand_uniform needs lo < hi with a finite width hi - lo, got lo = {lo}, hi = {hi}"
         );
-        shape::checked_numel::<T>("Tensor::rand_uniform", shape);
-        Self::from_fn(shape, |_| T::sample_uniform(rng, lo, hi))
+        Self::from_fn_named("Tensor::rand_uniform", shape, |_| T::sample_uniform(rng, lo, hi))
     }
 
     /// `n` evenly spaced values from `start` to `end` inclusive (rank 1).

@@ -18,10 +18,16 @@ pub(crate) fn same(a: &[usize], b: &[usize]) -> bool {
 /// allocating it fails cleanly. Public entry points call [`checked_numel`] first, for a message.
 #[inline]
 pub(crate) fn numel(shape: &[usize]) -> usize {
+    exact_numel(shape).unwrap_or(usize::MAX)
+}
+
+/// The number of elements of a shape, `None` when the product overflows `usize` (a zero anywhere
+/// makes it 0, whatever the other dimensions).
+#[inline]
+fn exact_numel(shape: &[usize]) -> Option<usize> {
     match shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) {
-        Some(n) => n,
-        None if shape.contains(&0) => 0,
-        None => usize::MAX,
+        None if shape.contains(&0) => Some(0),
+        n => n,
     }
 }
 
@@ -29,12 +35,7 @@ pub(crate) fn numel(shape: &[usize]) -> usize {
 /// product does not overflow and its size in bytes is at most `isize::MAX`, the most a Rust
 /// allocation may hold.
 pub(crate) fn try_numel<T>(shape: &[usize]) -> Option<usize> {
-    let n = match shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) {
-        Some(n) => n,
-        None if shape.contains(&0) => 0,
-        None => return None,
-    };
-    (n <= max_elements::<T>()).then_some(n)
+    exact_numel(shape).filter(|&n| n <= max_elements::<T>())
 }
 
 /// The most elements of `T` that one buffer can hold.
@@ -64,7 +65,7 @@ pub(crate) fn too_large<T>(op: &str, shape: &[usize]) -> ! {
          elements of {} bytes; the product of the dimensions {})",
         max_elements::<T>(),
         std::mem::size_of::<T>(),
-        match shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) {
+        match exact_numel(shape) {
             Some(n) => format!("is {n}"),
             None => "overflows usize".to_string(),
         }
