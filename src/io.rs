@@ -700,13 +700,13 @@ pub fn load_optimizer_state(path: impl AsRef<Path>) -> Result<OptimizerState, Er
 /// announce 2²⁴ parameters and make the loader allocate a gibibyte.
 fn read_optimizer_state(path: &Path, optimizer_params: Option<usize>) -> Result<OptimizerState, Error> {
     let bytes = read(path)?;
-    let by_size = MIN_ENTRIES.saturating_add(bytes.len().saturating_mul(ENTRIES_PER_BYTE));
     let (max_params, limit) = match optimizer_params {
         Some(n) => (
             n,
             format!("the optimizer state does not fit: the optimizer has {n}"),
         ),
         None => {
+            let by_size = MIN_ENTRIES.saturating_add(bytes.len().saturating_mul(ENTRIES_PER_BYTE));
             let n = MAX_PARAMS.min(by_size);
             (
                 n,
