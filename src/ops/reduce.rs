@@ -888,7 +888,9 @@ fn cumsum_lanes<T: Float>(x: &[T], out: &mut [T], n: usize, reverse: bool) {
     let mut outs = out.chunks_exact_mut(LANES * n);
     for (xg, og) in (&mut xs).zip(&mut outs) {
         let xl: [&[T]; LANES] = std::array::from_fn(|l| &xg[l * n..(l + 1) * n]);
-        let mut ol: Vec<&mut [T]> = og.chunks_exact_mut(n).collect();
+        let mut rows = og.chunks_exact_mut(n);
+        let mut ol: [&mut [T]; LANES] =
+            std::array::from_fn(|_| rows.next().expect("a group holds LANES whole lanes"));
         let mut acc = [0.0f64; LANES];
         let mut step = |j: usize| {
             for (a, x) in acc.iter_mut().zip(&xl) {
