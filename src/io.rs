@@ -87,7 +87,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use safetensors::tensor::{Dtype, Metadata, SafeTensorError, SafeTensors, TensorView, View};
 
-use crate::nn::Module;
+use crate::nn::{Generator, GeneratorState, Module};
 use crate::optim::{GroupState, Optimizer, OptimizerState, ParamState};
 use crate::{Error, Float, Param, Tensor};
 
@@ -98,11 +98,14 @@ use crate::{Error, Float, Param, Tensor};
 /// Writes a module's parameters and buffers ([`state_dict`]) to `path`, atomically.
 ///
 /// Tensors are `F32` for an `f32` model and `F64` for an `f64` one; the file's metadata is
-/// `{"format": "pt"}`, as Hugging Face's libraries expect of PyTorch weights.
+/// `{"format": "pt"}`, as Hugging Face's libraries expect of PyTorch weights, plus the state of
+/// each of the module's [generators](Module::named_generators) (dropout masks) under
+/// `tapegrad.generator.<name>`, which [`load`] restores so that a resumed run with dropout is
+/// bit-identical to an uninterrupted one. PyTorch ignores those entries.
 ///
 /// # Errors
 /// [`Error::Io`] if the file cannot be written (the target is then unchanged);
-/// [`Error::Checkpoint`] if two tensors have the same name.
+/// [`Error::Checkpoint`] if two tensors or two generators have the same name.
 ///
 /// ```
 /// use tapegrad::prelude::*;
@@ -113,8 +116,21 @@ use crate::{Error, Float, Param, Tensor};
 /// assert_eq!(tensors, vec![("weight".to_string(), Tensor::ones(&[1, 2]))]);
 /// ```
 pub fn save<T: Float, M: Module<T> + ?Sized>(path: impl AsRef<Path>, module: &M) -> Result<(), Error> {
-    save_tensors(path, &state_dict(module), &[("format", "pt")])
+    let path = path.as_ref();
+    let mut metadata = vec![("format".to_string(), "pt".to_string())];
+    let mut names = HashSet::new();
+    for (name, generator) in module.named_generators() {
+        if !names.insert(name.clone()) {
+            return Err(checkpoint(path, format!("two generators are named `{name}`")));
+        }
+        metadata.push((format!("{GENERATOR_KEY}{name}"), generator.state().to_string()));
+    }
+    let metadata: Vec<(&str, &str)> = metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    save_tensors(path, &state_dict(module), &metadata)
 }
+
+/// The metadata key of a generator's state is this prefix and the generator's name.
+const GENERATOR_KEY: &str = "tapegrad.generator.";
 
 /// The values of a module's parameters, then its buffers, by name: what [`save`] writes.
 ///
@@ -315,9 +331,13 @@ impl LoadOptions {
 
 /// What [`load_with`] did not match (`missing` and `unexpected` are empty after a strict load).
 ///
+/// Generator states are reported, never errors, even in a strict load: a PyTorch `state_dict`
+/// has none, and a model loaded from one keeps its own generators' states.
+///
 /// ```
 /// let report = tapegrad::io::LoadReport::default();
 /// assert!(report.missing.is_empty() && report.unexpected.is_empty() && report.ignored.is_empty());
+/// assert!(report.missing_generators.is_empty() && report.unexpected_generators.is_empty());
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LoadReport {
@@ -329,6 +349,12 @@ pub struct LoadReport {
     /// The file's tensors skipped because tapegrad has no counterpart and needs none: PyTorch's
     /// BatchNorm `num_batches_tracked` (see the module docs), sorted.
     pub ignored: Vec<String>,
+    /// The module's [generators](Module::named_generators) whose state the file does not have
+    /// (they keep theirs), in the module's order.
+    pub missing_generators: Vec<String>,
+    /// Generator states in the file (names as in the file) that the module has no generator
+    /// for, sorted.
+    pub unexpected_generators: Vec<String>,
 }
 
 /// Reads `path` into a module's parameters and buffers with [`LoadOptions`] (strictness, a name
@@ -408,6 +434,8 @@ pub fn load_with<T: Float, M: Module<T> + ?Sized>(
             Err(e) => problems.push(e),
         }
     }
+    let (generator_updates, missing_generators, unexpected_generators) =
+        match_generators(&file.metadata(), module, options, &mut problems);
     let mut seen = HashSet::new();
     let missing: Vec<String> = targets
         .iter()
@@ -432,11 +460,67 @@ pub fn load_with<T: Float, M: Module<T> + ?Sized>(
     for (param, value) in updates {
         param.set_value(value);
     }
+    for (generator, state) in generator_updates {
+        generator.set_state(&state);
+    }
     Ok(LoadReport {
         missing,
         unexpected,
         ignored,
+        missing_generators,
+        unexpected_generators,
     })
+}
+
+/// The generator states of the file's `metadata` that the module takes (parsed; a malformed
+/// one is a problem), the module's generators without a state in the file, and the file's
+/// states without a generator.
+#[allow(clippy::type_complexity)]
+fn match_generators<'m, T: Float, M: Module<T> + ?Sized>(
+    metadata: &BTreeMap<String, String>,
+    module: &'m M,
+    options: &LoadOptions,
+    problems: &mut Vec<String>,
+) -> (Vec<(&'m Generator, GeneratorState)>, Vec<String>, Vec<String>) {
+    let generators = module.named_generators();
+    let mut wanted: HashMap<&str, Vec<&Generator>> = HashMap::new();
+    for (name, g) in &generators {
+        wanted.entry(name.as_str()).or_default().push(g);
+    }
+    let mut updates = Vec::new();
+    let mut found = HashSet::new();
+    let mut unexpected = Vec::new();
+    for (key, text) in metadata {
+        let Some(name) = key.strip_prefix(GENERATOR_KEY) else {
+            continue;
+        };
+        let target = options.module_name(name);
+        let Some(targets) = wanted.get(target.as_str()) else {
+            unexpected.push(name.to_string());
+            continue;
+        };
+        if !found.insert(target.clone()) {
+            problems.push(format!(
+                "two generator states map to the module's generator `{target}`"
+            ));
+            continue;
+        }
+        match text.parse::<GeneratorState>() {
+            Ok(state) => updates.extend(targets.iter().map(|&g| (g, state.clone()))),
+            Err(Error::InvalidData { detail }) => {
+                problems.push(format!("generator {}: {detail}", shown(name, &target)))
+            }
+            Err(other) => problems.push(format!("generator {}: {other}", shown(name, &target))),
+        }
+    }
+    let mut seen = HashSet::new();
+    let missing = generators
+        .iter()
+        .map(|(n, _)| n)
+        .filter(|n| !found.contains(n.as_str()) && seen.insert(n.as_str()))
+        .cloned()
+        .collect();
+    (updates, missing, unexpected)
 }
 
 /// `` `name` ``, or `` `name` (the model's `target`) `` when renamed.

@@ -925,3 +925,173 @@ fn bad_optimizer_files_are_errors_and_leave_the_optimizer_unchanged() {
     ));
     assert_eq!(target.state(), before);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Generators (dropout masks)
+// ---------------------------------------------------------------------------------------------
+
+/// A classifier with dropout after each hidden layer, its masks seeded with `seed`.
+fn dropout_net(weights_seed: u64, dropout_seed: u64) -> Sequential<f32> {
+    let mut r = rng(weights_seed);
+    Sequential::new()
+        .with(Linear::new(3, 8, &mut r))
+        .with(Activation::Tanh)
+        .with(Dropout::new(0.3, dropout_seed))
+        .with(Linear::new(8, 8, &mut r))
+        .with(Activation::Tanh)
+        .with(Dropout::new(0.3, dropout_seed + 1))
+        .with(Linear::new(8, 2, &mut r))
+}
+
+fn train_dropout_steps(model: &Sequential<f32>, opt: &mut Adam<f32>, steps: usize) {
+    let (x, labels) = batch();
+    let mut tape = Tape::new();
+    for _ in 0..steps {
+        tape.reset();
+        let logits = model.forward(&tape, tape.constant(x.clone()));
+        let grads = loss::cross_entropy(logits, &labels).backward();
+        tape.reset();
+        opt.step(&grads);
+    }
+}
+
+#[test]
+fn a_run_with_dropout_resumes_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mp, op) = (
+        dir.path().join("model.safetensors"),
+        dir.path().join("opt.safetensors"),
+    );
+    let config = AdamConfig {
+        lr: 0.01,
+        ..Default::default()
+    };
+    let model = dropout_net(1, 10);
+    let mut opt = Adam::new(model.parameters(), config);
+    // 5 steps of 16 × 8 masks leave each generator in the middle of a buffered block.
+    train_dropout_steps(&model, &mut opt, 5);
+    io::save(&mp, &model).unwrap();
+    io::save_optimizer(&op, &opt).unwrap();
+    train_dropout_steps(&model, &mut opt, 6);
+
+    // Other weights and other dropout seeds: the checkpoint must restore all of them.
+    let resumed = dropout_net(2, 20);
+    let mut opt2 = Adam::new(resumed.parameters(), config);
+    let report = io::load_with(&mp, &resumed, &LoadOptions::new()).unwrap();
+    assert_eq!(report, io::LoadReport::default());
+    io::load_optimizer(&op, &mut opt2).unwrap();
+    train_dropout_steps(&resumed, &mut opt2, 6);
+    assert_eq!(snapshot(&resumed), snapshot(&model));
+
+    // The same without the generators' states (the file stripped of them): masks differ, so the
+    // parameters do, which shows the states are what made the run identical.
+    let stripped = dir.path().join("stripped.safetensors");
+    io::save_tensors(
+        &stripped,
+        &io::load_tensors::<f32>(&mp).unwrap(),
+        &[("format", "pt")],
+    )
+    .unwrap();
+    let fresh = dropout_net(2, 20);
+    let mut opt3 = Adam::new(fresh.parameters(), config);
+    let report = io::load_with(&stripped, &fresh, &LoadOptions::new()).unwrap();
+    assert_eq!(report.missing_generators, ["2.generator", "5.generator"]);
+    io::load_optimizer(&op, &mut opt3).unwrap();
+    train_dropout_steps(&fresh, &mut opt3, 6);
+    assert_ne!(snapshot(&fresh), snapshot(&model));
+}
+
+#[test]
+fn generator_states_are_named_like_parameters_in_every_layer_that_draws() {
+    let mut r = rng(0);
+    let cfg = TransformerEncoderLayerConfig {
+        dropout: 0.1,
+        batch_first: true,
+        ..Default::default()
+    };
+    let layer = TransformerEncoderLayer::<f32>::new(8, 2, cfg, &mut r);
+    let encoder = TransformerEncoder::new(layer, 2, None);
+    let names: Vec<String> = encoder.named_generators().into_iter().map(|(n, _)| n).collect();
+    let per_layer = [
+        "self_attn.dropout.generator",
+        "dropout.generator",
+        "dropout1.generator",
+        "dropout2.generator",
+    ];
+    let expected: Vec<String> = (0..2)
+        .flat_map(|i| per_layer.iter().map(move |n| format!("layers.{i}.{n}")))
+        .collect();
+    assert_eq!(names, expected);
+
+    let lstm = Lstm::<f32>::new(
+        3,
+        4,
+        RnnConfig {
+            num_layers: 2,
+            dropout: 0.5,
+            ..Default::default()
+        },
+        &mut r,
+    );
+    let names: Vec<String> = lstm.named_generators().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["generator"]);
+
+    // Saved and loaded into a fresh encoder, every generator continues where the first one is.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("encoder.safetensors");
+    io::save(&path, &encoder).unwrap();
+    let other = TransformerEncoder::new(
+        TransformerEncoderLayer::<f32>::new(8, 2, cfg, &mut rng(5)),
+        2,
+        None,
+    );
+    io::load(&path, &other).unwrap();
+    for ((name, a), (_, b)) in encoder
+        .named_generators()
+        .into_iter()
+        .zip(other.named_generators())
+    {
+        assert_eq!(a.state(), b.state(), "{name}");
+    }
+    let x = Tensor::randn(&[2, 5, 8], &mut rng(6));
+    assert_eq!(output(&encoder, &x), output(&other, &x));
+}
+
+#[test]
+fn malformed_or_unknown_generator_states_are_reported_and_leave_the_model_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dropout_net(1, 10);
+    let tensors = io::state_dict(&model);
+    let good = model.named_generators()[0].1.state().to_string();
+
+    let bad = dir.path().join("bad.safetensors");
+    io::save_tensors(
+        &bad,
+        &tensors,
+        &[("tapegrad.generator.2.generator", "chacha12:00:1:2")],
+    )
+    .unwrap();
+    let target = dropout_net(3, 30);
+    let before = snapshot(&target);
+    let states: Vec<_> = target.named_generators().iter().map(|(_, g)| g.state()).collect();
+    let err = io::load(&bad, &target).unwrap_err();
+    let detail = checkpoint_detail(&err);
+    assert!(
+        detail.contains("generator `2.generator`") && detail.contains("64 hex"),
+        "{detail}"
+    );
+    assert_eq!(snapshot(&target), before);
+    let after: Vec<_> = target.named_generators().iter().map(|(_, g)| g.state()).collect();
+    assert_eq!(after, states);
+
+    let unknown = dir.path().join("unknown.safetensors");
+    io::save_tensors(
+        &unknown,
+        &tensors,
+        &[("tapegrad.generator.9.generator", good.as_str())],
+    )
+    .unwrap();
+    let report = io::load_with(&unknown, &target, &LoadOptions::new()).unwrap();
+    assert_eq!(report.unexpected_generators, ["9.generator"]);
+    assert_eq!(report.missing_generators, ["2.generator", "5.generator"]);
+}

@@ -14,7 +14,7 @@
 
 use rand::{Rng, RngExt};
 
-use super::{Dropout, Linear, Module, init, prefixed};
+use super::{Dropout, Generator, Linear, Module, init, prefixed, prefixed_generators};
 use crate::{Float, Param, Tape, Tensor, Var};
 
 /// The mask of positions `(i, j)` with `j > i` over an `[l, s]` grid: a causal mask aligned at
@@ -618,6 +618,10 @@ impl<T: Float> Module<T> for MultiheadAttention<T> {
         }
         out.extend(prefixed("out_proj", self.out_proj.named_parameters()));
         out
+    }
+
+    fn named_generators(&self) -> Vec<(String, &Generator)> {
+        prefixed_generators("dropout", self.dropout.named_generators())
     }
 
     fn train(&mut self, mode: bool) {

@@ -1,19 +1,16 @@
 //! [`Dropout`]: random zeroing in training, the identity in evaluation.
 
 use std::marker::PhantomData;
-use std::sync::Mutex;
 
-use rand::rngs::StdRng;
-use rand::{RngExt, SeedableRng};
-
-use super::Module;
-use crate::{Float, Param, Tape, Tensor, Var};
+use super::{Generator, Module};
+use crate::{Float, Param, Tape, Var};
 
 /// Zeroes each element with probability `p` in training mode and scales the rest by `1/(1-p)`,
 /// so the expected value is unchanged; the identity in evaluation mode (PyTorch's `nn.Dropout`).
 ///
-/// The masks come from the module's own generator, seeded at construction, so a run is
-/// reproducible.
+/// The masks come from the module's own [`Generator`], seeded at construction, so a run is
+/// reproducible; checkpoints keep its state (named `generator`, see
+/// [`Module::named_generators`]), so a resumed run is too.
 ///
 /// # Panics
 /// `new` panics unless `0 ≤ p < 1`.
@@ -31,7 +28,7 @@ use crate::{Float, Param, Tape, Tensor, Var};
 #[derive(Debug)]
 pub struct Dropout<T: Float = f32> {
     p: f64,
-    rng: Mutex<StdRng>,
+    generator: Generator,
     training: bool,
     element: PhantomData<T>,
 }
@@ -46,7 +43,7 @@ impl<T: Float> Dropout<T> {
         );
         Dropout {
             p,
-            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            generator: Generator::new(seed),
             training: true,
             element: PhantomData,
         }
@@ -63,20 +60,15 @@ impl<T: Float> Module<T> for Dropout<T> {
         if !self.training || self.p == 0.0 {
             return x;
         }
-        let keep = T::from_f64(1.0 / (1.0 - self.p));
-        // A mutex (not a RefCell) so that the layer is `Sync` and can move to a training thread;
-        // a poisoned lock still holds a usable generator.
-        let mut rng = self.rng.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let p = self.p;
-        let mask = Tensor::from_fn(
-            &x.shape(),
-            |_| if rng.random::<f64>() < p { T::ZERO } else { keep },
-        );
-        x * tape.constant(mask)
+        x * tape.constant(self.generator.dropout_mask(&x.shape(), self.p))
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
         Vec::new()
+    }
+
+    fn named_generators(&self) -> Vec<(String, &Generator)> {
+        vec![("generator".to_string(), &self.generator)]
     }
 
     fn train(&mut self, mode: bool) {

@@ -33,6 +33,7 @@ pub mod attention;
 mod conv;
 mod dropout;
 mod embedding;
+mod generator;
 pub mod init;
 mod linear;
 mod mlp;
@@ -49,6 +50,7 @@ pub use attention::{
 pub use conv::{Conv1d, Conv2d, Flatten, MaxPool2d};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
+pub use generator::{Generator, GeneratorState};
 pub use linear::Linear;
 pub use mlp::Mlp;
 pub use norm::{BatchNorm1d, LayerNorm, RmsNorm};
@@ -121,6 +123,26 @@ pub trait Module<T: Float = f32> {
         Vec::new()
     }
 
+    /// The random generators of this module and its children (dropout masks), with dotted names
+    /// as in [`named_parameters`](Module::named_parameters) (`2.dropout1`). None by default.
+    ///
+    /// [`io::save`](crate::io::save) writes their [state](Generator::state) into the checkpoint
+    /// and [`io::load`](crate::io::load) restores it, so a resumed run draws the same masks as
+    /// an uninterrupted one. Containers must pass their children's generators on, prefixed like
+    /// their parameters.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// use tapegrad::rand::{SeedableRng, rngs::StdRng};
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let net = Sequential::<f32>::new().with(Linear::new(2, 3, &mut rng)).with(Dropout::new(0.5, 1));
+    /// let names: Vec<String> = net.named_generators().into_iter().map(|(n, _)| n).collect();
+    /// assert_eq!(names, ["1.generator"]);
+    /// ```
+    fn named_generators(&self) -> Vec<(String, &Generator)> {
+        Vec::new()
+    }
+
     /// Switches training mode on (`true`) or off (evaluation), for this module and its children.
     fn train(&mut self, mode: bool);
 
@@ -138,5 +160,16 @@ pub(crate) fn prefixed<T: Float>(prefix: &str, params: Vec<(String, Param<T>)>) 
     params
         .into_iter()
         .map(|(name, p)| (format!("{prefix}.{name}"), p))
+        .collect()
+}
+
+/// Prefixes each generator's name with `prefix.` (for containers).
+pub(crate) fn prefixed_generators<'a>(
+    prefix: &str,
+    generators: Vec<(String, &'a Generator)>,
+) -> Vec<(String, &'a Generator)> {
+    generators
+        .into_iter()
+        .map(|(name, g)| (format!("{prefix}.{name}"), g))
         .collect()
 }

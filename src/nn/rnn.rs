@@ -57,14 +57,11 @@
 //! assert_eq!((out.shape(), h.shape(), c.shape()), (vec![4, 1, 16], vec![2, 4, 16], vec![2, 4, 16]));
 //! ```
 
-use std::sync::Mutex;
+use rand::{Rng, RngExt};
 
-use rand::rngs::StdRng;
-use rand::{Rng, RngExt, SeedableRng};
-
-use super::Module;
 use super::rnn_cell::{CellKind, CellParams};
 pub use super::rnn_cell::{GruCell, LstmCell, RnnCell, RnnNonlinearity};
+use super::{Generator, Module};
 use crate::{Float, Param, Tape, Tensor, Var};
 
 /// The options of [`Lstm`], [`Gru`] and [`Rnn`], with PyTorch's defaults: one layer, biases,
@@ -123,7 +120,7 @@ struct Recurrent<T: Float> {
     /// `layers[l][d]`: layer `l`, direction `d` (0 forward, 1 reverse).
     layers: Vec<Vec<CellParams<T>>>,
     /// Masks of the dropout between layers.
-    rng: Mutex<StdRng>,
+    generator: Generator,
     training: bool,
 }
 
@@ -174,7 +171,7 @@ impl<T: Float> Recurrent<T> {
             hidden_size: hidden,
             cfg,
             layers,
-            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            generator: Generator::new(seed),
             training: true,
         }
     }
@@ -383,16 +380,7 @@ impl<T: Float> Recurrent<T> {
     }
 
     fn dropout<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
-        let p = self.cfg.dropout;
-        let keep = T::from_f64(1.0 / (1.0 - p));
-        // A mutex (not a RefCell) so that the layer is `Sync` and can move to a training thread;
-        // a poisoned lock still holds a usable generator.
-        let mut rng = self.rng.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mask = Tensor::from_fn(
-            &x.shape(),
-            |_| if rng.random::<f64>() < p { T::ZERO } else { keep },
-        );
-        x * tape.constant(mask)
+        x * tape.constant(self.generator.dropout_mask(&x.shape(), self.cfg.dropout))
     }
 }
 
@@ -425,6 +413,11 @@ macro_rules! layer_common {
 
             fn named_parameters(&self) -> Vec<(String, Param<T>)> {
                 self.inner.named_parameters()
+            }
+
+            /// The generator of the dropout between layers (`generator`).
+            fn named_generators(&self) -> Vec<(String, &Generator)> {
+                vec![("generator".to_string(), &self.inner.generator)]
             }
 
             fn train(&mut self, mode: bool) {

@@ -1,6 +1,6 @@
 //! [`Sequential`]: modules applied one after another.
 
-use super::{Module, prefixed};
+use super::{Generator, Module, prefixed, prefixed_generators};
 use crate::{Float, Param, Tape, Var};
 
 /// Modules applied in order, each to the previous one's output (PyTorch's `nn.Sequential`).
@@ -95,6 +95,14 @@ impl<T: Float> Module<T> for Sequential<T> {
         let mut out = Vec::new();
         for (i, m) in self.modules.iter().enumerate() {
             out.extend(prefixed(&i.to_string(), m.named_buffers()));
+        }
+        out
+    }
+
+    fn named_generators(&self) -> Vec<(String, &Generator)> {
+        let mut out = Vec::new();
+        for (i, m) in self.modules.iter().enumerate() {
+            out.extend(prefixed_generators(&i.to_string(), m.named_generators()));
         }
         out
     }

@@ -50,8 +50,8 @@
 use rand::{Rng, RngExt};
 
 use super::{
-    Activation, Dropout, LayerNorm, Linear, Module, MultiheadAttention, MultiheadAttentionConfig,
-    attention::AttentionOptions, prefixed,
+    Activation, Dropout, Generator, LayerNorm, Linear, Module, MultiheadAttention, MultiheadAttentionConfig,
+    attention::AttentionOptions, prefixed, prefixed_generators,
 };
 use crate::{Float, Param, Tape, Tensor, Var};
 
@@ -342,6 +342,14 @@ impl<T: Float> Module<T> for TransformerEncoderLayer<T> {
         out
     }
 
+    fn named_generators(&self) -> Vec<(String, &Generator)> {
+        let mut out = prefixed_generators("self_attn", self.self_attn.named_generators());
+        out.extend(prefixed_generators("dropout", self.dropout.named_generators()));
+        out.extend(prefixed_generators("dropout1", self.dropout1.named_generators()));
+        out.extend(prefixed_generators("dropout2", self.dropout2.named_generators()));
+        out
+    }
+
     fn train(&mut self, mode: bool) {
         self.training = mode;
         self.self_attn.train(mode);
@@ -469,6 +477,17 @@ impl<T: Float> Module<T> for TransformerEncoder<T> {
         }
         if let Some(n) = &self.norm {
             out.extend(prefixed("norm", n.named_parameters()));
+        }
+        out
+    }
+
+    fn named_generators(&self) -> Vec<(String, &Generator)> {
+        let mut out = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            out.extend(prefixed_generators(
+                &format!("layers.{i}"),
+                layer.named_generators(),
+            ));
         }
         out
     }
