@@ -71,7 +71,8 @@
 //!
 //! An [`OptimizerState`] is stored as `F64` and `I64` tensors: `param_groups.{g}.lr`,
 //! `param_groups.{g}.weight_decay`, `param_groups.{g}.num_params`, then for each parameter `i`
-//! that has taken a step `state.{i}.step` and its buffers `state.{i}.{name}` (PyTorch's names:
+//! that has taken a step `state.{i}.step`, the parameter's shape `state.{i}.shape` (`I64`, a
+//! load refuses a state for another shape) and its buffers `state.{i}.{name}` (PyTorch's names:
 //! `exp_avg`, `exp_avg_sq`, `momentum_buffer`, ...; flat, one value per element), and
 //! optimizer-wide buffers as `extra.{name}` ([`Lbfgs`](crate::optim::Lbfgs) keeps its history
 //! there). The string metadata holds `format = tapegrad-optimizer`, the optimizer's name and the
@@ -716,7 +717,11 @@ pub fn load_optimizer<T: Float, O: Optimizer<T> + ?Sized>(
 /// let state = OptimizerState {
 ///     optimizer: "Sgd".to_string(),
 ///     groups: vec![GroupState { lr: 0.1, weight_decay: 0.0, num_params: 2 }],
-///     params: vec![None, Some(ParamState { step: 3, buffers: vec![("momentum_buffer".to_string(), vec![0.5, -1.0])] })],
+///     params: vec![None, Some(ParamState {
+///         step: 3,
+///         shape: vec![2],
+///         buffers: vec![("momentum_buffer".to_string(), vec![0.5, -1.0])],
+///     })],
 ///     extra: vec![],
 /// };
 /// let dir = tempfile::tempdir().unwrap();
@@ -740,6 +745,7 @@ pub fn save_optimizer_state(path: impl AsRef<Path>, state: &OptimizerState) -> R
     for (i, p) in state.params.iter().enumerate() {
         let Some(p) = p else { continue };
         raw.push((format!("state.{i}.step"), Raw::i64_scalar(p.step, path)?));
+        raw.push((format!("state.{i}.shape"), Raw::i64_vector(&p.shape, path)?));
         for (name, values) in &p.buffers {
             raw.push((format!("state.{i}.{name}"), Raw::f64_vector(values)));
         }
@@ -848,6 +854,22 @@ fn read_optimizer_state(path: &Path, optimizer_params: Option<usize>) -> Result<
             ))),
         }
     };
+    let dims = |name: &str| -> Result<Vec<usize>, Error> {
+        let view = tensor_view(path, &file, name)?;
+        match (view.dtype(), view.shape()) {
+            (Dtype::I64, [_]) => view
+                .data()
+                .chunks_exact(8)
+                .map(|b| {
+                    let d = i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+                    usize::try_from(d).map_err(|_| fail(format!("tensor `{name}` holds the dimension {d}")))
+                })
+                .collect(),
+            (dtype, shape) => Err(fail(format!(
+                "tensor `{name}` is {dtype} {shape:?}, expected I64 [rank]"
+            ))),
+        }
+    };
     let vector = |name: &str| -> Result<Vec<f64>, Error> {
         let view = tensor_view(path, &file, name)?;
         match (view.dtype(), view.shape()) {
@@ -861,6 +883,8 @@ fn read_optimizer_state(path: &Path, optimizer_params: Option<usize>) -> Result<
     // Each group's (lr, weight_decay, num_params), filled in as the tensors come.
     let mut groups: Vec<(Option<f64>, Option<f64>, Option<usize>)> = Vec::new();
     let mut params: Vec<Option<ParamState>> = Vec::new();
+    // Whether `state.{i}.shape` was read, for each entry of `params`.
+    let mut shapes_seen: Vec<bool> = Vec::new();
     let mut extra = Vec::new();
     for name in &order {
         let parts: Vec<&str> = name.splitn(3, '.').collect();
@@ -898,10 +922,22 @@ fn read_optimizer_state(path: &Path, optimizer_params: Option<usize>) -> Result<
                         return Err(fail(format!("tensor `{name}`: parameters out of order")));
                     }
                     params.resize(i, None);
+                    shapes_seen.resize(i, true);
                     params.push(Some(ParamState {
                         step: scalar_count(name)?,
+                        shape: Vec::new(),
                         buffers: Vec::new(),
                     }));
+                    shapes_seen.push(false);
+                } else if *field == "shape" {
+                    let last = params.len().checked_sub(1) == Some(i);
+                    match params.get_mut(i) {
+                        Some(Some(p)) if last && !shapes_seen[i] => {
+                            p.shape = dims(name)?;
+                            shapes_seen[i] = true;
+                        }
+                        _ => return Err(fail(format!("tensor `{name}` comes before `state.{i}.step`"))),
+                    }
                 } else {
                     let last = params.len().checked_sub(1) == Some(i);
                     match params.get_mut(i) {
@@ -917,6 +953,12 @@ fn read_optimizer_state(path: &Path, optimizer_params: Option<usize>) -> Result<
                 None => return Err(fail(format!("unexpected tensor `{name}`"))),
             },
         }
+    }
+    if let Some(i) = shapes_seen.iter().position(|seen| !seen) {
+        return Err(fail(format!(
+            "parameter {i} has no `state.{i}.shape` (a file written before tapegrad kept \
+             parameter shapes; save it again with this version)"
+        )));
     }
     let groups = groups
         .into_iter()
@@ -1156,6 +1198,23 @@ impl Raw {
         }
     }
 
+    fn i64_vector(values: &[usize], path: &Path) -> Result<Raw, Error> {
+        let bytes = values
+            .iter()
+            .map(|&x| {
+                i64::try_from(x)
+                    .map(i64::to_le_bytes)
+                    .map_err(|_| checkpoint(path, format!("the dimension {x} does not fit in I64")))
+            })
+            .collect::<Result<Vec<_>, Error>>()?
+            .concat();
+        Ok(Raw {
+            dtype: Dtype::I64,
+            shape: vec![values.len()],
+            bytes,
+        })
+    }
+
     fn i64_scalar(x: u64, path: &Path) -> Result<Raw, Error> {
         let x =
             i64::try_from(x).map_err(|_| checkpoint(path, format!("the count {x} does not fit in I64")))?;
@@ -1265,4 +1324,38 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_optimizer_file_without_parameter_shapes_is_refused_naming_the_tensor() {
+        // What files written before `state.{i}.shape` existed hold.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.safetensors");
+        let raw = vec![
+            ("param_groups.0.lr".to_string(), Raw::f64_scalar(0.1)),
+            ("param_groups.0.weight_decay".to_string(), Raw::f64_scalar(0.0)),
+            (
+                "param_groups.0.num_params".to_string(),
+                Raw::i64_scalar(1, &path).unwrap(),
+            ),
+            ("state.0.step".to_string(), Raw::i64_scalar(1, &path).unwrap()),
+            (
+                "state.0.momentum_buffer".to_string(),
+                Raw::f64_vector(&[0.5, 1.0]),
+            ),
+        ];
+        let order: Vec<&str> = raw.iter().map(|(n, _)| n.as_str()).collect();
+        let metadata = HashMap::from([
+            ("format".to_string(), OPTIMIZER_FORMAT.to_string()),
+            ("optimizer".to_string(), "Sgd".to_string()),
+            ("order".to_string(), serde_json::to_string(&order).unwrap()),
+        ]);
+        write_raw(&path, raw, metadata).unwrap();
+        let err = load_optimizer_state(&path).unwrap_err().to_string();
+        assert!(err.contains("parameter 0 has no `state.0.shape`"), "{err}");
+    }
 }

@@ -821,9 +821,11 @@ fn optimizer_state_round_trips_exactly_with_groups_unstepped_params_and_extra_bu
             "param_groups.1.weight_decay",
             "state.1.exp_avg",
             "state.1.exp_avg_sq",
+            "state.1.shape",
             "state.1.step",
             "state.5.exp_avg",
             "state.5.exp_avg_sq",
+            "state.5.shape",
             "state.5.step",
         ]
     );
@@ -923,6 +925,38 @@ fn bad_optimizer_files_are_errors_and_leave_the_optimizer_unchanged() {
         io::load_optimizer(&missing, &mut target),
         Err(Error::Io { .. })
     ));
+    assert_eq!(target.state(), before);
+}
+
+#[test]
+fn an_optimizer_file_for_other_shapes_with_as_many_elements_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("opt.safetensors");
+    let step = |w: &Param<f32>, opt: &mut Adam<f32>| {
+        let tape = Tape::new();
+        opt.step(&(tape.param(w) * tape.param(w)).sum().backward());
+    };
+    let wide = Param::new(Tensor::<f32>::ones(&[2, 3]));
+    let mut saved = Adam::new(vec![wide.clone()], AdamConfig::default());
+    step(&wide, &mut saved);
+    io::save_optimizer(&path, &saved).unwrap();
+    assert_eq!(
+        io::load_optimizer_state(&path).unwrap().params[0]
+            .as_ref()
+            .unwrap()
+            .shape,
+        [2, 3]
+    );
+
+    let tall = Param::new(Tensor::<f32>::ones(&[3, 2]));
+    let mut target = Adam::new(vec![tall.clone()], AdamConfig::default());
+    step(&tall, &mut target);
+    let before = target.state();
+    let err = io::load_optimizer(&path, &mut target).unwrap_err();
+    assert!(
+        checkpoint_detail(&err).contains("shape [2, 3], this one has shape [3, 2]"),
+        "{err}"
+    );
     assert_eq!(target.state(), before);
 }
 

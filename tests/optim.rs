@@ -922,10 +922,28 @@ fn load_state_rejects_a_state_that_does_not_fit() {
     let before = adam3.state();
     let err = adam3.load_state(&state).unwrap_err().to_string();
     assert!(
-        err.contains("parameter 0: buffer \"exp_avg\" has 2 values, the parameter 3"),
+        err.contains("parameter 0: the state is for a parameter of shape [2], this one has shape [3]"),
         "{err}"
     );
     assert_eq!(adam3.state(), before);
+
+    // As many elements in another shape (a transposed weight) is refused too.
+    let wide = Param::new(Tensor::<f32>::ones(&[2, 3]));
+    let mut adam_wide = Adam::new(vec![wide.clone()], AdamConfig::default());
+    adam_wide.step(&(tape.param(&wide) * tape.param(&wide)).sum().backward());
+    let tall = Param::new(Tensor::<f32>::ones(&[3, 2]));
+    let mut adam_tall = Adam::new(vec![tall], AdamConfig::default());
+    let before = adam_tall.state();
+    let err = adam_tall.load_state(&adam_wide.state()).unwrap_err().to_string();
+    assert!(
+        err.contains("the state is for a parameter of shape [2, 3], this one has shape [3, 2]"),
+        "{err}"
+    );
+    assert_eq!(adam_tall.state(), before);
+    // The shape survives the byte encoding.
+    let decoded = OptimizerState::from_bytes(&adam_wide.state().to_bytes()).unwrap();
+    assert_eq!(decoded, adam_wide.state());
+    assert_eq!(decoded.params[0].as_ref().unwrap().shape, [2, 3]);
 
     // Another group layout; AMSGrad expects one more buffer.
     let mut two = Adam::new(vec![w.clone(), other], AdamConfig::default());
@@ -956,6 +974,11 @@ fn load_state_rejects_a_state_that_does_not_fit() {
             .contains("truncated")
     );
     assert!(OptimizerState::from_bytes(b"not a state at all").is_err());
+    // Format 1 (before shapes were kept) is named as such.
+    let mut v1 = bytes.clone();
+    v1[15] = 1;
+    let err = OptimizerState::from_bytes(&v1).unwrap_err().to_string();
+    assert!(err.contains("format 1"), "{err}");
     let mut longer = bytes.clone();
     longer.push(0);
     assert!(

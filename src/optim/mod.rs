@@ -227,7 +227,12 @@ impl<T: Float, S: state::StateIo<T>> Slots<T, S> {
         let params = self
             .groups
             .all_params()
-            .map(|p| self.states.get(&p.id()).map(|s| s.export()))
+            .map(|p| {
+                self.states.get(&p.id()).map(|s| ParamState {
+                    shape: p.shape(),
+                    ..s.export()
+                })
+            })
             .collect();
         OptimizerState {
             optimizer: self.groups.optimizer().to_string(),
@@ -251,6 +256,16 @@ impl<T: Float, S: state::StateIo<T>> Slots<T, S> {
         let mut states = ParamMap::default();
         for (i, (param, saved)) in self.groups.all_params().zip(&state.params).enumerate() {
             if let Some(saved) = saved {
+                let shape = param.shape();
+                if saved.shape != shape {
+                    return Err(state::invalid(
+                        name,
+                        &format!(
+                            "parameter {i}: the state is for a parameter of shape {:?}, this one has shape {shape:?}",
+                            saved.shape
+                        ),
+                    ));
+                }
                 let numel = param.value().numel();
                 let s =
                     import(numel, saved).map_err(|e| state::invalid(name, &format!("parameter {i}: {e}")))?;

@@ -48,20 +48,26 @@ pub struct GroupState {
     pub num_params: usize,
 }
 
-/// One parameter's state: its step count and named buffers (PyTorch's names, e.g. `exp_avg`).
+/// One parameter's state: its step count, its parameter's shape and named buffers (PyTorch's
+/// names, e.g. `exp_avg`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParamState {
     /// Steps taken with this parameter.
     pub step: u64,
-    /// Named buffers, each with one value per element of the parameter.
+    /// The shape of the parameter the state belongs to: a load refuses a state whose parameter
+    /// has another shape, even with as many elements (a `[3, 2]` state for a `[2, 3]` weight).
+    pub shape: Vec<usize>,
+    /// Named buffers, each with one value per element of the parameter (row-major).
     pub buffers: Vec<(String, Vec<f64>)>,
 }
 
 impl ParamState {
-    /// A state from a step count and slices of any float type.
+    /// A state from a step count and slices of any float type; the shape is filled in by the
+    /// optimizer's export, which knows the parameter.
     pub(crate) fn from_slices<T: Float>(step: u64, buffers: &[(&str, &[T])]) -> Self {
         ParamState {
             step,
+            shape: Vec::new(),
             buffers: buffers
                 .iter()
                 .map(|(name, v)| (name.to_string(), v.iter().map(|x| x.to_f64()).collect()))
@@ -140,7 +146,9 @@ pub(crate) fn invalid(optimizer: &str, detail: &str) -> Error {
     }
 }
 
-const MAGIC: &[u8; 16] = b"tapegrad-optim\x00\x01";
+/// Format 2 added each parameter's shape.
+const MAGIC: &[u8; 16] = b"tapegrad-optim\x00\x02";
+const MAGIC_V1: &[u8; 16] = b"tapegrad-optim\x00\x01";
 
 impl OptimizerState {
     /// Encodes the state as bytes (little-endian, exact): to write to a file and read back with
@@ -161,6 +169,10 @@ impl OptimizerState {
                 Some(p) => {
                     out.push(1);
                     put_u64(&mut out, p.step);
+                    put_u64(&mut out, p.shape.len() as u64);
+                    for &d in &p.shape {
+                        put_u64(&mut out, d as u64);
+                    }
                     put_buffers(&mut out, &p.buffers);
                 }
             }
@@ -176,7 +188,14 @@ impl OptimizerState {
     /// trailing data).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
         let mut r = Reader { bytes, pos: 0 };
-        if r.take(MAGIC.len())? != MAGIC {
+        let magic = r.take(MAGIC.len())?;
+        if magic == MAGIC_V1 {
+            return Err(r.error(
+                "an optimizer state of format 1, written before tapegrad kept parameter shapes; \
+                 save it again with this version",
+            ));
+        }
+        if magic != MAGIC {
             return Err(r.error("not an optimizer state (wrong header)"));
         }
         let optimizer = r.string()?;
@@ -194,6 +213,7 @@ impl OptimizerState {
                 0 => Ok(None),
                 1 => Ok(Some(ParamState {
                     step: r.u64()?,
+                    shape: r.shape()?,
                     buffers: r.buffers()?,
                 })),
                 other => Err(r.error(&format!("bad parameter tag {other}"))),
@@ -276,6 +296,15 @@ impl<'a> Reader<'a> {
             return Err(self.error(&format!("count {n} exceeds the remaining bytes")));
         }
         Ok(n as usize)
+    }
+
+    fn shape(&mut self) -> Result<Vec<usize>, Error> {
+        (0..self.count()?)
+            .map(|_| {
+                let d = self.u64()?;
+                usize::try_from(d).map_err(|_| self.error(&format!("dimension {d} does not fit in usize")))
+            })
+            .collect()
     }
 
     fn string(&mut self) -> Result<String, Error> {
