@@ -539,3 +539,34 @@ fn sum_of_an_empty_tensor_is_positive_zero() {
     let s = Tensor::<f64>::zeros(&[0]).sum().item();
     assert!(s == 0.0 && s.is_sign_positive());
 }
+
+/// PyTorch computes `pow(x, 0.5)` as `sqrt(x)`: at `-0` the value is `-0` and the slope `-inf`
+/// (`torch.tensor(-0.).pow(0.5)` then `.backward()` gives `grad = -inf`); elsewhere the slope is
+/// `1 / (2 sqrt(x))`, and its own derivative `-x^(-3/2) / 4` comes out of the recorded backward.
+#[test]
+fn powf_one_half_is_sqrt_as_in_pytorch() {
+    fn check<T: tapegrad::Float + std::fmt::Debug>() {
+        let tape = Tape::<T>::new();
+        let x = tape.var(T::from_f64(-0.0));
+        let y = x.powf(T::from_f64(0.5));
+        assert!(y.item() == T::ZERO && y.item().to_f64().is_sign_negative());
+        let g = y.backward()[x].item().to_f64();
+        assert_eq!(g, f64::NEG_INFINITY);
+
+        // The tensor path agrees with the scalar one.
+        let xs = tape.var(Tensor::from_vec(vec![T::from_f64(-0.0), T::from_f64(4.0)], &[2]));
+        let ys = xs.powf(T::from_f64(0.5));
+        let gs = ys.sum().backward()[xs].clone();
+        assert_eq!(gs.as_slice()[0].to_f64(), f64::NEG_INFINITY);
+        assert_eq!(gs.as_slice()[1].to_f64(), 0.25);
+        assert_eq!(ys.value().as_slice()[1].to_f64(), 2.0);
+
+        let x = tape.var(T::from_f64(4.0));
+        let dy = x.powf(T::from_f64(0.5)).grad(&[x])[0];
+        assert_eq!(dy.item().to_f64(), 0.25);
+        let d2y = dy.grad(&[x])[0].item().to_f64();
+        assert!((d2y - (-1.0 / 32.0)).abs() < 1e-7, "{d2y}");
+    }
+    check::<f32>();
+    check::<f64>();
+}

@@ -129,6 +129,10 @@ impl<T: Float> Op<T> for Powf {
                 if p == T::ZERO {
                     // x^0 = 1 everywhere: avoid 0 * x^-1, which is NaN at x = 0 (PyTorch gives 0).
                     g.scale(T::ZERO)
+                } else if p == T::from_f64(0.5) {
+                    // PyTorch computes x^0.5 as sqrt(x) and differentiates it as g / (2 sqrt(x)):
+                    // the same away from 0, and -inf (not +inf) at x = -0, where sqrt is -0.
+                    g.div(&cx.output.scale(T::from_f64(2.0)))
                 } else {
                     g.mul(&cx.x().powf(p - T::ONE)).scale(p)
                 }
@@ -170,6 +174,9 @@ impl<T: Float> Op<T> for Powi {
 impl<'t, T: Float> Var<'t, T> {
     /// Elementwise `x^p` for a real exponent `p`. Derivative: `p·x^(p-1)`.
     ///
+    /// As in PyTorch, `p = 0.5` is computed as `sqrt(x)` (correctly rounded) and differentiated
+    /// as `1 / (2 sqrt(x))`, so `(-0)^0.5` is `-0` with slope `-inf`.
+    ///
     /// ```
     /// use tapegrad::Tape;
     /// let tape = Tape::<f64>::new();
@@ -180,7 +187,13 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn powf(self, p: T) -> Var<'t, T> {
         if let Some(v) = self
             .tape
-            .record_scalar(&Powf, Args::Powf(p.to_f64()), &[self.id], |x, _| x.powf(p))
+            .record_scalar(&Powf, Args::Powf(p.to_f64()), &[self.id], |x, _| {
+                if p == T::from_f64(0.5) {
+                    x.sqrt()
+                } else {
+                    x.powf(p)
+                }
+            })
         {
             return v;
         }

@@ -225,6 +225,10 @@ impl<T: Float> Tensor<T> {
     /// assert_eq!(Tensor::<f64>::from(4.0).powf(0.5).item(), 2.0);
     /// ```
     pub fn powf(&self, p: T) -> Tensor<T> {
+        if p == T::from_f64(0.5) {
+            // PyTorch's `pow(x, 0.5)` is `sqrt(x)`: correctly rounded, and `-0` at `-0`.
+            return self.map_elementwise(Work::Heavy, |x| x.sqrt());
+        }
         self.map_elementwise(Work::Heavy, |x| x.powf(p))
     }
 
