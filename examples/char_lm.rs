@@ -235,25 +235,21 @@ impl Vocab {
 // The networks
 // ---------------------------------------------------------------------------------------------
 
-/// `prefix.name` for each named parameter.
-fn prefixed(prefix: &str, params: Vec<(String, Param<f32>)>) -> Vec<(String, Param<f32>)> {
-    params
-        .into_iter()
-        .map(|(n, p)| (format!("{prefix}.{n}"), p))
-        .collect()
-}
-
-/// A GPT-style causal Transformer over character ids.
-#[derive(Debug)]
+/// A GPT-style causal Transformer over character ids. The derive names its parameters
+/// `tok_emb.weight`, `pos_emb.weight`, `encoder.layers.0.self_attn.in_proj_weight`, ...
+#[derive(Debug, Module)]
 pub struct Gpt {
     /// Token embeddings `[vocab, width]`.
+    #[module(rename = "tok_emb")]
     pub tokens: Embedding<f32>,
     /// Learned position embeddings `[context, width]`.
+    #[module(rename = "pos_emb")]
     pub positions: Embedding<f32>,
     /// Pre-norm blocks and the final LayerNorm.
     pub encoder: TransformerEncoder<f32>,
     /// Logits over the vocabulary.
     pub head: Linear<f32>,
+    #[module(training)]
     training: bool,
 }
 
@@ -293,39 +289,19 @@ impl Gpt {
     }
 }
 
-impl Module<f32> for Gpt {
+impl Gpt {
     /// Logits `[N, T, vocab]` for ids `[N, T]` (stored as floats), `T` at most the context.
-    fn forward<'t>(&self, tape: &'t Tape<f32>, ids: Var<'t, f32>) -> Var<'t, f32> {
+    pub fn forward<'t>(&self, tape: &'t Tape<f32>, ids: Var<'t, f32>) -> Var<'t, f32> {
         let steps = ids.shape()[1];
         let positions: Vec<usize> = (0..steps).collect();
         let x = self.tokens.forward(tape, ids) + self.positions.lookup(tape, &positions);
         let h = self.encoder.forward_masked(tape, x, None, None, true);
         self.head.forward(tape, h)
     }
-
-    fn named_parameters(&self) -> Vec<(String, Param<f32>)> {
-        let mut out = prefixed("tok_emb", self.tokens.named_parameters());
-        out.extend(prefixed("pos_emb", self.positions.named_parameters()));
-        out.extend(prefixed("encoder", self.encoder.named_parameters()));
-        out.extend(prefixed("head", self.head.named_parameters()));
-        out
-    }
-
-    fn train(&mut self, mode: bool) {
-        self.training = mode;
-        self.tokens.train(mode);
-        self.positions.train(mode);
-        self.encoder.train(mode);
-        self.head.train(mode);
-    }
-
-    fn is_training(&self) -> bool {
-        self.training
-    }
 }
 
 /// Embedding → LSTM → Linear over character ids.
-#[derive(Debug)]
+#[derive(Debug, Module)]
 pub struct LstmLm {
     /// Character embeddings `[vocab, width]`.
     pub embed: Embedding<f32>,
@@ -333,6 +309,7 @@ pub struct LstmLm {
     pub lstm: Lstm<f32>,
     /// Logits over the vocabulary.
     pub head: Linear<f32>,
+    #[module(training)]
     training: bool,
 }
 
@@ -367,28 +344,10 @@ impl LstmLm {
     }
 }
 
-impl Module<f32> for LstmLm {
+impl LstmLm {
     /// Logits `[N, T, vocab]` for ids `[N, T]`, from the zero state.
-    fn forward<'t>(&self, tape: &'t Tape<f32>, ids: Var<'t, f32>) -> Var<'t, f32> {
+    pub fn forward<'t>(&self, tape: &'t Tape<f32>, ids: Var<'t, f32>) -> Var<'t, f32> {
         self.forward_with_state(tape, ids, None).0
-    }
-
-    fn named_parameters(&self) -> Vec<(String, Param<f32>)> {
-        let mut out = prefixed("embed", self.embed.named_parameters());
-        out.extend(prefixed("lstm", self.lstm.named_parameters()));
-        out.extend(prefixed("head", self.head.named_parameters()));
-        out
-    }
-
-    fn train(&mut self, mode: bool) {
-        self.training = mode;
-        self.embed.train(mode);
-        self.lstm.train(mode);
-        self.head.train(mode);
-    }
-
-    fn is_training(&self) -> bool {
-        self.training
     }
 }
 
@@ -423,13 +382,18 @@ impl CharLm {
             CharLm::Lstm(m) => &**m,
         }
     }
+
+    /// Logits `[N, T, vocab]` for ids `[N, T]`.
+    pub fn forward<'t>(&self, tape: &'t Tape<f32>, ids: Var<'t, f32>) -> Var<'t, f32> {
+        match self {
+            CharLm::Gpt(m) => m.forward(tape, ids),
+            CharLm::Lstm(m) => m.forward(tape, ids),
+        }
+    }
 }
 
+/// An enum of models: the derive takes structs, so this one is written by hand.
 impl Module<f32> for CharLm {
-    fn forward<'t>(&self, tape: &'t Tape<f32>, ids: Var<'t, f32>) -> Var<'t, f32> {
-        self.module().forward(tape, ids)
-    }
-
     fn named_parameters(&self) -> Vec<(String, Param<f32>)> {
         self.module().named_parameters()
     }

@@ -30,7 +30,7 @@
 
 use std::fmt;
 
-use crate::nn::Module;
+use crate::nn::Forward;
 use crate::{Param, Tape, Tensor, Var};
 
 /// Step and tolerances for [`check_with`]: an element passes when
@@ -385,7 +385,7 @@ fn check_parameters(
 /// let mlp = Mlp::<f64>::new(&[3, 4, 2], Activation::Tanh, &mut rng);
 /// gradcheck::check_module(&mlp, &Tensor::randn(&[5, 3], &mut rng)).unwrap();
 /// ```
-pub fn check_module<M: Module<f64> + ?Sized>(module: &M, input: &Tensor<f64>) -> Result<(), GradcheckError> {
+pub fn check_module<M: Forward<f64> + ?Sized>(module: &M, input: &Tensor<f64>) -> Result<(), GradcheckError> {
     check(
         |tape: &Tape<f64>, xs: &[Var<f64>]| module.forward(tape, xs[0]),
         std::slice::from_ref(input),

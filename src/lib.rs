@@ -24,6 +24,9 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+// `#[derive(Module)]` writes `::tapegrad::...` paths; this makes them resolve inside the crate.
+extern crate self as tapegrad;
+
 mod backward;
 pub mod data;
 mod element;
@@ -60,8 +63,8 @@ pub use rand;
 /// Everything a model-building program needs: `use tapegrad::prelude::*;`.
 pub mod prelude {
     pub use crate::nn::{
-        Activation, AttentionOptions, BatchNorm1d, Conv1d, Conv2d, Dropout, Embedding, Flatten, Gru, GruCell,
-        LayerNorm, Linear, Lstm, LstmCell, MaxPool2d, Mlp, Module, MultiheadAttention,
+        Activation, AttentionOptions, BatchNorm1d, Conv1d, Conv2d, Dropout, Embedding, Flatten, Forward, Gru,
+        GruCell, LayerNorm, Linear, Lstm, LstmCell, MaxPool2d, Mlp, Module, MultiheadAttention,
         MultiheadAttentionConfig, RmsNorm, Rnn, RnnCell, RnnConfig, RnnNonlinearity, Sequential,
         TransformerEncoder, TransformerEncoderLayer, TransformerEncoderLayerConfig,
         scaled_dot_product_attention,

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::{Float, Tensor};
@@ -56,6 +56,8 @@ pub struct Param<T: Float = f32> {
 struct Inner<T: Float> {
     id: u64,
     value: RwLock<Tensor<T>>,
+    /// `false` once frozen: bound as a constant, so it gets no gradient and optimizers skip it.
+    requires_grad: AtomicBool,
 }
 
 impl<T: Float> Clone for Param<T> {
@@ -73,6 +75,7 @@ impl<T: Float> Param<T> {
             inner: Arc::new(Inner {
                 id: NEXT_PARAM_ID.fetch_add(1, Ordering::Relaxed),
                 value: RwLock::new(value),
+                requires_grad: AtomicBool::new(true),
             }),
         }
     }
@@ -122,6 +125,33 @@ impl<T: Float> Param<T> {
             "tapegrad: Param::update changed the shape from {shape:?} to {:?}",
             current.shape()
         );
+    }
+
+    /// `false` once [frozen](Param::set_requires_grad): [`Tape::param`](crate::Tape::param)
+    /// then binds it as a constant, so backward gives it no gradient and optimizers leave it
+    /// as it is. `true` for a new parameter.
+    ///
+    /// ```
+    /// use tapegrad::{Param, Tensor};
+    /// assert!(Param::new(Tensor::<f32>::zeros(&[2])).requires_grad());
+    /// ```
+    pub fn requires_grad(&self) -> bool {
+        self.inner.requires_grad.load(Ordering::Relaxed)
+    }
+
+    /// Freezes (`false`) or unfreezes (`true`) the parameter, for every clone of the handle
+    /// (PyTorch's `requires_grad_`). Takes effect at the next [`Tape::param`](crate::Tape::param).
+    ///
+    /// ```
+    /// use tapegrad::{Param, Tape, Tensor};
+    /// let w = Param::new(Tensor::<f64>::scalar(3.0));
+    /// w.set_requires_grad(false);
+    /// let tape = Tape::new();
+    /// let grads = (tape.param(&w) * tape.var(2.0)).backward();
+    /// assert!(grads.param(&w).is_none());
+    /// ```
+    pub fn set_requires_grad(&self, requires_grad: bool) {
+        self.inner.requires_grad.store(requires_grad, Ordering::Relaxed);
     }
 
     /// `true` when both handles refer to the same parameter.

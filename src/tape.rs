@@ -340,7 +340,8 @@ impl<T: Float> Tape<T> {
 
     /// A leaf bound to `param`: backward files its gradient under the parameter too. Binding
     /// the same parameter twice on one tape is allowed; its gradients add up. Bound inside
-    /// [`Tape::no_grad`], the parameter is a plain constant (no gradient), like any value there.
+    /// [`Tape::no_grad`], or [frozen](Param::set_requires_grad), the parameter is a plain
+    /// constant (no gradient), like any value there.
     ///
     /// ```
     /// use tapegrad::{Param, Tape, Tensor};
@@ -350,6 +351,9 @@ impl<T: Float> Tape<T> {
     /// assert_eq!(loss.backward().param(&w).unwrap().item(), 6.0);
     /// ```
     pub fn param(&self, param: &Param<T>) -> Var<'_, T> {
+        if !param.requires_grad() {
+            return self.leaf(param.value(), LeafKind::Constant);
+        }
         let var = self.leaf(param.value(), LeafKind::Param);
         if self.recording.get() {
             self.params.borrow_mut().push((var.id, param.clone()));

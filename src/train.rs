@@ -42,7 +42,7 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use crate::data::{Batch, Dataset};
-use crate::nn::Module;
+use crate::nn::{Forward, Module};
 use crate::{Float, Param, Tape, Tensor, Var};
 
 /// The fraction of rows whose predicted class is the label.
@@ -181,7 +181,7 @@ pub struct Evaluation {
 pub fn evaluate<T, M, F>(model: &mut M, data: &Dataset<T>, batch_size: usize, mut loss: F) -> Evaluation
 where
     T: Float,
-    M: Module<T> + ?Sized,
+    M: Forward<T> + ?Sized,
     F: for<'t> FnMut(Var<'t, T>, &Batch<T>) -> Var<'t, T>,
 {
     assert!(batch_size > 0, "tapegrad: evaluate: batch_size must be positive");

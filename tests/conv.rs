@@ -7,7 +7,7 @@ mod common;
 
 use common::{cases, compare, load_json, tensor, tensors};
 use serde_json::Value;
-use tapegrad::nn::{Conv2d, Flatten, MaxPool2d, Module};
+use tapegrad::nn::{Conv2d, Flatten, MaxPool2d};
 use tapegrad::rand::{SeedableRng, rngs::StdRng};
 use tapegrad::{Param, Tape, Tensor, Var, Window2d};
 

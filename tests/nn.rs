@@ -13,7 +13,7 @@ fn rng(seed: u64) -> StdRng {
 
 /// The gradients of `sum(module(input) * weights)` with respect to the input and to every
 /// parameter, through the public checkers (`check` and `check_params`, default tolerances).
-fn check_module(module: &impl Module<f64>, input: Tensor<f64>, weights: Tensor<f64>) {
+fn check_module(module: &impl Forward<f64>, input: Tensor<f64>, weights: Tensor<f64>) {
     let w = weights.clone();
     gradcheck::check(
         |tape: &Tape<f64>, xs: &[Var<f64>]| (module.forward(tape, xs[0]) * tape.constant(w.clone())).sum(),
@@ -38,11 +38,13 @@ fn public_module_check_passes_a_network_and_names_a_parameter_with_a_wrong_gradi
 
     /// `x * w * w` whose second factor is detached: d/dw is off by half.
     struct HalfGradient(Param<f64>);
-    impl Module<f64> for HalfGradient {
+    impl Forward<f64> for HalfGradient {
         fn forward<'t>(&self, tape: &'t Tape<f64>, x: Var<'t, f64>) -> Var<'t, f64> {
             let w = tape.param(&self.0);
             x * w * w.detach()
         }
+    }
+    impl Module<f64> for HalfGradient {
         fn named_parameters(&self) -> Vec<(String, Param<f64>)> {
             vec![("scale".to_string(), self.0.clone())]
         }

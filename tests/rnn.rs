@@ -8,7 +8,7 @@ mod common;
 use common::{cases, compare, data_path, load_json, tensor, usizes};
 use serde_json::Value;
 use tapegrad::gradcheck::{self, Tolerance};
-use tapegrad::nn::{Gru, GruCell, Lstm, LstmCell, Module, Rnn, RnnCell, RnnConfig, RnnNonlinearity};
+use tapegrad::nn::{Forward, Gru, GruCell, Lstm, LstmCell, Module, Rnn, RnnCell, RnnConfig, RnnNonlinearity};
 use tapegrad::rand::{SeedableRng, rngs::StdRng};
 use tapegrad::{Tape, Tensor, Var};
 
@@ -50,7 +50,7 @@ impl Layer {
         }
     }
 
-    fn module(&self) -> &dyn Module<f64> {
+    fn module(&self) -> &dyn Forward<f64> {
         match self {
             Layer::Rnn(l) => l,
             Layer::Lstm(l) => l,
@@ -58,7 +58,7 @@ impl Layer {
         }
     }
 
-    fn module_mut(&mut self) -> &mut dyn Module<f64> {
+    fn module_mut(&mut self) -> &mut dyn Forward<f64> {
         match self {
             Layer::Rnn(l) => l,
             Layer::Lstm(l) => l,
@@ -441,7 +441,7 @@ fn cells_gradients_match_finite_differences() {
         Tolerance::default(),
     )
     .unwrap();
-    for cell in [&gru as &dyn Module<f64>, &rnn] {
+    for cell in [&gru as &dyn Forward<f64>, &rnn] {
         gradcheck::check_module(cell, &x).unwrap();
     }
     let gru_step = checkable(|tape, xs| gru.forward_step(tape, xs[0], Some(xs[1])));
@@ -699,7 +699,7 @@ fn f32_layers_stay_finite_over_long_sequences() {
         ..Default::default()
     };
     let x = Tensor::<f32>::randn(&[4, 200, 8], &mut rng).map(|v| v * 5.0);
-    let layers: Vec<Box<dyn Module<f32>>> = vec![
+    let layers: Vec<Box<dyn Forward<f32>>> = vec![
         Box::new(Lstm::<f32>::new(8, 16, cfg, &mut rng)),
         Box::new(Gru::<f32>::new(8, 16, cfg, &mut rng)),
         Box::new(Rnn::<f32>::new(8, 16, cfg, &mut rng)),
@@ -727,7 +727,7 @@ fn f32_layers_stay_finite_over_long_sequences() {
 fn dropout_between_layers_in_training_only() {
     let mut rng = StdRng::seed_from_u64(10);
     let x = Tensor::<f64>::randn(&[5, 3, 4], &mut rng);
-    let run = |m: &dyn Module<f64>| {
+    let run = |m: &dyn Forward<f64>| {
         let tape = Tape::new();
         m.forward(&tape, tape.constant(x.clone())).value()
     };

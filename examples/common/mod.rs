@@ -18,7 +18,7 @@ pub fn out_dir() -> PathBuf {
 pub fn write_decision_regions(
     title: &str,
     data: &tapegrad::data::Dataset<f32>,
-    model: &impl tapegrad::nn::Module<f32>,
+    model: &impl tapegrad::nn::Forward<f32>,
     path: &std::path::Path,
 ) -> Result<(), tapegrad::Error> {
     use tapegrad::{Tape, Tensor, train::predicted_classes};

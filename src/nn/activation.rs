@@ -79,11 +79,18 @@ impl Activation {
     }
 }
 
-impl<T: Float> Module<T> for Activation {
-    fn forward<'t>(&self, _tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+impl Activation {
+    /// Records the layer applied to `x` on `tape` and returns the output (the same as
+    /// [`Forward::forward`](crate::nn::Forward::forward), callable without the trait in scope).
+    #[track_caller]
+    pub fn forward<'t, T: Float>(&self, _tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
         self.apply(x)
     }
+}
 
+crate::nn::forward_via_inherent!(@plain Activation);
+
+impl<T: Float> Module<T> for Activation {
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
         Vec::new()
     }

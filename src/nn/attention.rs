@@ -600,17 +600,21 @@ impl<T: Float> MultiheadAttention<T> {
     }
 }
 
-impl<T: Float> Module<T> for MultiheadAttention<T> {
+impl<T: Float> MultiheadAttention<T> {
     /// Self-attention of `x` without a mask; the weights are not computed.
     #[track_caller]
-    fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+    pub fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
         let opts = AttentionOptions {
             need_weights: false,
             ..Default::default()
         };
         self.forward_attn(tape, x, x, x, opts).0
     }
+}
 
+crate::nn::forward_via_inherent!(MultiheadAttention);
+
+impl<T: Float> Module<T> for MultiheadAttention<T> {
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
         let mut out = vec![("in_proj_weight".to_string(), self.in_proj_weight.clone())];
         if let Some(b) = &self.in_proj_bias {

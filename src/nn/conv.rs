@@ -170,14 +170,20 @@ impl<T: Float> Conv2d<T> {
     }
 }
 
-impl<T: Float> Module<T> for Conv2d<T> {
+impl<T: Float> Conv2d<T> {
+    /// Records the layer applied to `x` on `tape` and returns the output (the same as
+    /// [`Forward::forward`](crate::nn::Forward::forward), callable without the trait in scope).
     #[track_caller]
-    fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+    pub fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
         let w = tape.param(&self.weight);
         let b = self.bias.as_ref().map(|b| tape.param(b));
         x.conv2d(&w, b.as_ref(), self.stride, self.padding)
     }
+}
 
+crate::nn::forward_via_inherent!(Conv2d);
+
+impl<T: Float> Module<T> for Conv2d<T> {
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
         let mut out = vec![("weight".to_string(), self.weight.clone())];
         if let Some(b) = &self.bias {
@@ -371,9 +377,11 @@ impl<T: Float> Conv1d<T> {
     }
 }
 
-impl<T: Float> Module<T> for Conv1d<T> {
+impl<T: Float> Conv1d<T> {
+    /// Records the layer applied to `x` on `tape` and returns the output (the same as
+    /// [`Forward::forward`](crate::nn::Forward::forward), callable without the trait in scope).
     #[track_caller]
-    fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+    pub fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
         let w = tape.param(&self.weight);
         let b = self.bias.as_ref().map(|b| tape.param(b));
         let shape = x.shape();
@@ -385,7 +393,11 @@ impl<T: Float> Module<T> for Conv1d<T> {
             x.conv1d(&w, b.as_ref(), self.stride, self.padding, self.dilation)
         }
     }
+}
 
+crate::nn::forward_via_inherent!(Conv1d);
+
+impl<T: Float> Module<T> for Conv1d<T> {
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
         let mut out = vec![("weight".to_string(), self.weight.clone())];
         if let Some(b) = &self.bias {
@@ -471,12 +483,18 @@ impl MaxPool2d {
     }
 }
 
-impl<T: Float> Module<T> for MaxPool2d {
+impl MaxPool2d {
+    /// Records the layer applied to `x` on `tape` and returns the output (the same as
+    /// [`Forward::forward`](crate::nn::Forward::forward), callable without the trait in scope).
     #[track_caller]
-    fn forward<'t>(&self, _tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+    pub fn forward<'t, T: Float>(&self, _tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
         x.max_pool2d(self.kernel, self.stride, self.padding)
     }
+}
 
+crate::nn::forward_via_inherent!(@plain MaxPool2d);
+
+impl<T: Float> Module<T> for MaxPool2d {
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
         Vec::new()
     }
@@ -505,9 +523,11 @@ impl<T: Float> Module<T> for MaxPool2d {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Flatten;
 
-impl<T: Float> Module<T> for Flatten {
+impl Flatten {
+    /// Records the layer applied to `x` on `tape` and returns the output (the same as
+    /// [`Forward::forward`](crate::nn::Forward::forward), callable without the trait in scope).
     #[track_caller]
-    fn forward<'t>(&self, _tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+    pub fn forward<'t, T: Float>(&self, _tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
         let shape = x.shape();
         assert!(
             !shape.is_empty(),
@@ -515,7 +535,11 @@ impl<T: Float> Module<T> for Flatten {
         );
         x.reshape(&[shape[0], shape[1..].iter().product()])
     }
+}
 
+crate::nn::forward_via_inherent!(@plain Flatten);
+
+impl<T: Float> Module<T> for Flatten {
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
         Vec::new()
     }

@@ -55,14 +55,21 @@ impl<T: Float> Dropout<T> {
     }
 }
 
-impl<T: Float> Module<T> for Dropout<T> {
-    fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+impl<T: Float> Dropout<T> {
+    /// Records the layer applied to `x` on `tape` and returns the output (the same as
+    /// [`Forward::forward`](crate::nn::Forward::forward), callable without the trait in scope).
+    #[track_caller]
+    pub fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
         if !self.training || self.p == 0.0 {
             return x;
         }
         x * tape.constant(self.generator.dropout_mask(&x.shape(), self.p))
     }
+}
 
+crate::nn::forward_via_inherent!(Dropout);
+
+impl<T: Float> Module<T> for Dropout<T> {
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
         Vec::new()
     }

@@ -62,9 +62,11 @@ impl<T: Float> Embedding<T> {
     }
 }
 
-impl<T: Float> Module<T> for Embedding<T> {
+impl<T: Float> Embedding<T> {
+    /// Records the layer applied to `x` on `tape` and returns the output (the same as
+    /// [`Forward::forward`](crate::nn::Forward::forward), callable without the trait in scope).
     #[track_caller]
-    fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+    pub fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
         let shape = self.weight.shape();
         let (num, dim) = (shape[0], shape[1]);
         let ids = x.value();
@@ -85,7 +87,11 @@ impl<T: Float> Module<T> for Embedding<T> {
         out_shape.push(dim);
         out.reshape(&out_shape)
     }
+}
 
+crate::nn::forward_via_inherent!(Embedding);
+
+impl<T: Float> Module<T> for Embedding<T> {
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
         vec![("weight".to_string(), self.weight.clone())]
     }

@@ -102,9 +102,11 @@ impl<T: Float> Linear<T> {
     }
 }
 
-impl<T: Float> Module<T> for Linear<T> {
+impl<T: Float> Linear<T> {
+    /// Records the layer applied to `x` on `tape` and returns the output (the same as
+    /// [`Forward::forward`](crate::nn::Forward::forward), callable without the trait in scope).
     #[track_caller]
-    fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+    pub fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
         let shape = x.shape();
         let (inf, outf) = (self.in_features(), self.out_features());
         assert!(
@@ -123,7 +125,11 @@ impl<T: Float> Module<T> for Linear<T> {
             None => y,
         }
     }
+}
 
+crate::nn::forward_via_inherent!(Linear);
+
+impl<T: Float> Module<T> for Linear<T> {
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
         let mut out = vec![("weight".to_string(), self.weight.clone())];
         if let Some(b) = &self.bias {

@@ -53,9 +53,11 @@ impl<T: Float> Mlp<T> {
     }
 }
 
-impl<T: Float> Module<T> for Mlp<T> {
+impl<T: Float> Mlp<T> {
+    /// Records the layer applied to `x` on `tape` and returns the output (the same as
+    /// [`Forward::forward`](crate::nn::Forward::forward), callable without the trait in scope).
     #[track_caller]
-    fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+    pub fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
         let last = self.layers.len() - 1;
         let mut h = x;
         for (i, layer) in self.layers.iter().enumerate() {
@@ -66,7 +68,11 @@ impl<T: Float> Module<T> for Mlp<T> {
         }
         h
     }
+}
 
+crate::nn::forward_via_inherent!(Mlp);
+
+impl<T: Float> Module<T> for Mlp<T> {
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
         let mut out = Vec::new();
         for (i, layer) in self.layers.iter().enumerate() {

@@ -53,9 +53,11 @@ impl<T: Float> LayerNorm<T> {
     }
 }
 
-impl<T: Float> Module<T> for LayerNorm<T> {
+impl<T: Float> LayerNorm<T> {
+    /// Records the layer applied to `x` on `tape` and returns the output (the same as
+    /// [`Forward::forward`](crate::nn::Forward::forward), callable without the trait in scope).
     #[track_caller]
-    fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+    pub fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
         let shape = x.shape();
         let features = self.weight.shape()[0];
         assert!(
@@ -65,7 +67,11 @@ impl<T: Float> Module<T> for LayerNorm<T> {
         let (y, _, _) = normalize(x, shape.len() - 1, self.eps);
         y * tape.param(&self.weight) + tape.param(&self.bias)
     }
+}
 
+crate::nn::forward_via_inherent!(LayerNorm);
+
+impl<T: Float> Module<T> for LayerNorm<T> {
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
         vec![
             ("weight".to_string(), self.weight.clone()),
@@ -148,9 +154,11 @@ impl<T: Float> BatchNorm1d<T> {
     }
 }
 
-impl<T: Float> Module<T> for BatchNorm1d<T> {
+impl<T: Float> BatchNorm1d<T> {
+    /// Records the layer applied to `x` on `tape` and returns the output (the same as
+    /// [`Forward::forward`](crate::nn::Forward::forward), callable without the trait in scope).
     #[track_caller]
-    fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+    pub fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
         let shape = x.shape();
         let c = self.weight.shape()[0];
         assert!(
@@ -182,7 +190,11 @@ impl<T: Float> Module<T> for BatchNorm1d<T> {
         };
         normalized * tape.param(&self.weight) + tape.param(&self.bias)
     }
+}
 
+crate::nn::forward_via_inherent!(BatchNorm1d);
+
+impl<T: Float> Module<T> for BatchNorm1d<T> {
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
         vec![
             ("weight".to_string(), self.weight.clone()),
@@ -285,9 +297,11 @@ impl<T: Float> RmsNorm<T> {
     }
 }
 
-impl<T: Float> Module<T> for RmsNorm<T> {
+impl<T: Float> RmsNorm<T> {
+    /// Records the layer applied to `x` on `tape` and returns the output (the same as
+    /// [`Forward::forward`](crate::nn::Forward::forward), callable without the trait in scope).
     #[track_caller]
-    fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+    pub fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
         let shape = x.shape();
         let k = self.normalized_shape.len();
         assert!(
@@ -303,7 +317,11 @@ impl<T: Float> Module<T> for RmsNorm<T> {
             None => y,
         }
     }
+}
 
+crate::nn::forward_via_inherent!(RmsNorm);
+
+impl<T: Float> Module<T> for RmsNorm<T> {
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
         self.weight
             .iter()

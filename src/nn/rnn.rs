@@ -403,14 +403,18 @@ macro_rules! layer_common {
             }
         }
 
-        impl<T: Float> Module<T> for $name<T> {
+        impl<T: Float> $name<T> {
             /// The output sequence from the zero state: `[T, N, D * H]` (`[N, T, D * H]` with
             /// `batch_first`, `[T, D * H]` for an unbatched input).
             #[track_caller]
-            fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+            pub fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
                 self.inner.run(tape, x, None, None, None).0
             }
+        }
 
+        crate::nn::forward_via_inherent!($name);
+
+        impl<T: Float> Module<T> for $name<T> {
             fn named_parameters(&self) -> Vec<(String, Param<T>)> {
                 self.inner.named_parameters()
             }

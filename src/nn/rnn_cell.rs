@@ -329,14 +329,18 @@ macro_rules! cell_common {
             }
         }
 
-        impl<T: Float> Module<T> for $name<T> {
+        impl<T: Float> $name<T> {
             /// One step from the zero state: the new hidden state `h'` (`[N, hidden]` or
             /// `[hidden]`).
             #[track_caller]
-            fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+            pub fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
                 self.cell.step(tape, x, None, None).0
             }
+        }
 
+        crate::nn::forward_via_inherent!($name);
+
+        impl<T: Float> Module<T> for $name<T> {
             fn named_parameters(&self) -> Vec<(String, Param<T>)> {
                 self.cell.params.named("")
             }

@@ -1,7 +1,7 @@
 //! [`Sequential`]: modules applied one after another.
 
-use super::{Generator, Module, prefixed, prefixed_generators};
-use crate::{Float, Param, Tape, Var};
+use super::{Forward, Module, Summary};
+use crate::{Float, Tape, Tensor, Var};
 
 /// Modules applied in order, each to the previous one's output (PyTorch's `nn.Sequential`).
 ///
@@ -24,10 +24,13 @@ use crate::{Float, Param, Tape, Var};
 /// let tape = Tape::new();
 /// assert_eq!(net.forward(&tape, tape.constant(Tensor::zeros(&[2, 4]))).shape(), vec![2, 3]);
 /// ```
+#[derive(Module)]
 pub struct Sequential<T: Float = f32> {
     // `Send + Sync`, so that a model built from a `Sequential` can move to (or be shared with) a
-    // training thread, as every built-in module can.
-    modules: Vec<Box<dyn Module<T> + Send + Sync>>,
+    // training thread, as every built-in module can. Items are named by position, as a `Vec`'s.
+    #[module(rename = "")]
+    modules: Vec<Box<dyn Forward<T> + Send + Sync>>,
+    #[module(training)]
     training: bool,
 }
 
@@ -46,9 +49,10 @@ impl<T: Float> Sequential<T> {
         }
     }
 
-    /// Appends a module (builder style); it is switched to the container's mode. Modules are
-    /// `Send + Sync` (every built-in one is), so that the container is too.
-    pub fn with(mut self, module: impl Module<T> + Send + Sync + 'static) -> Self {
+    /// Appends a module with one input and one output (builder style); it is switched to the
+    /// container's mode. Modules are `Send + Sync` (every built-in one is), so that the
+    /// container is too.
+    pub fn with(mut self, module: impl Forward<T> + Send + Sync + 'static) -> Self {
         self.push(Box::new(module));
         self
     }
@@ -61,7 +65,7 @@ impl<T: Float> Sequential<T> {
     /// net.push(Box::new(Activation::Tanh));
     /// assert!(!net.is_empty());
     /// ```
-    pub fn push(&mut self, mut module: Box<dyn Module<T> + Send + Sync>) {
+    pub fn push(&mut self, mut module: Box<dyn Forward<T> + Send + Sync>) {
         module.train(self.training);
         self.modules.push(module);
     }
@@ -75,46 +79,52 @@ impl<T: Float> Sequential<T> {
     pub fn is_empty(&self) -> bool {
         self.modules.is_empty()
     }
-}
 
-impl<T: Float> Module<T> for Sequential<T> {
+    /// Records the modules applied one after another to `x` (the same as
+    /// [`Forward::forward`], callable without the trait in scope).
     #[track_caller]
-    fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+    pub fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
         self.modules.iter().fold(x, |h, m| m.forward(tape, h))
     }
 
-    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
-        let mut out = Vec::new();
-        for (i, m) in self.modules.iter().enumerate() {
-            out.extend(prefixed(&i.to_string(), m.named_parameters()));
-        }
-        out
+    /// [`Summary::with_input`] with each module's output shape, from one forward pass recorded
+    /// under [`Tape::no_grad`] on a scratch tape.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// use tapegrad::rand::{SeedableRng, rngs::StdRng};
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let net = Sequential::<f32>::new().with(Linear::new(3, 4, &mut rng)).with(Activation::Tanh);
+    /// let s = net.summary_with_input(&Tensor::zeros(&[2, 3]));
+    /// assert_eq!(s.layer_outputs()[0], ("0".to_string(), vec![2, 4]));
+    /// ```
+    #[track_caller]
+    pub fn summary_with_input(&self, input: &Tensor<T>) -> Summary {
+        let tape = Tape::new();
+        let mut layers = Vec::new();
+        tape.no_grad(|| {
+            let mut h = tape.constant(input.clone());
+            for (i, m) in self.modules.iter().enumerate() {
+                h = m.forward(&tape, h);
+                layers.push((i.to_string(), h.shape()));
+            }
+        });
+        Summary::with_input(self, input).with_layer_outputs(layers)
     }
+}
 
-    fn named_buffers(&self) -> Vec<(String, Param<T>)> {
-        let mut out = Vec::new();
-        for (i, m) in self.modules.iter().enumerate() {
-            out.extend(prefixed(&i.to_string(), m.named_buffers()));
-        }
-        out
+impl<T: Float> Forward<T> for Sequential<T> {
+    #[track_caller]
+    fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+        Sequential::forward(self, tape, x)
     }
+}
 
-    fn named_generators(&self) -> Vec<(String, &Generator)> {
-        let mut out = Vec::new();
-        for (i, m) in self.modules.iter().enumerate() {
-            out.extend(prefixed_generators(&i.to_string(), m.named_generators()));
-        }
-        out
-    }
-
-    fn train(&mut self, mode: bool) {
-        self.training = mode;
-        for m in &mut self.modules {
-            m.train(mode);
-        }
-    }
-
-    fn is_training(&self) -> bool {
-        self.training
+impl<T: Float> std::fmt::Debug for Sequential<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sequential")
+            .field("len", &self.modules.len())
+            .field("training", &self.training)
+            .finish()
     }
 }

@@ -326,13 +326,17 @@ impl<T: Float> TransformerEncoderLayer<T> {
     }
 }
 
-impl<T: Float> Module<T> for TransformerEncoderLayer<T> {
+impl<T: Float> TransformerEncoderLayer<T> {
     /// The layer without a mask.
     #[track_caller]
-    fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+    pub fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
         self.forward_masked(tape, x, None, None, false)
     }
+}
 
+crate::nn::forward_via_inherent!(TransformerEncoderLayer);
+
+impl<T: Float> Module<T> for TransformerEncoderLayer<T> {
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
         let mut out = prefixed("self_attn", self.self_attn.named_parameters());
         out.extend(prefixed("linear1", self.linear1.named_parameters()));
@@ -463,13 +467,17 @@ impl<T: Float> TransformerEncoder<T> {
     }
 }
 
-impl<T: Float> Module<T> for TransformerEncoder<T> {
+impl<T: Float> TransformerEncoder<T> {
     /// The stack without a mask.
     #[track_caller]
-    fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+    pub fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
         self.forward_masked(tape, x, None, None, false)
     }
+}
 
+crate::nn::forward_via_inherent!(TransformerEncoder);
+
+impl<T: Float> Module<T> for TransformerEncoder<T> {
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
         let mut out = Vec::new();
         for (i, layer) in self.layers.iter().enumerate() {
