@@ -529,3 +529,102 @@ fn bad_arguments_panic_naming_the_function_and_shapes_at_the_callers_line() {
     std::panic::set_hook(previous);
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// gradcheck::check_directions
+
+mod directions {
+    use std::cell::Cell;
+
+    use tapegrad::gradcheck::{self, DirectionCheck, Tolerance};
+    use tapegrad::rand::{SeedableRng, rngs::StdRng};
+    use tapegrad::{Tape, Tensor, Var};
+
+    fn inputs(seed: u64) -> [Tensor<f64>; 2] {
+        let mut rng = StdRng::seed_from_u64(seed);
+        [Tensor::randn(&[6, 5], &mut rng), Tensor::randn(&[5, 3], &mut rng)]
+    }
+
+    #[test]
+    fn passes_right_gradients_in_both_modes() {
+        let config = DirectionCheck { directions: 12, jvp: true, ..DirectionCheck::default() };
+        let xs = inputs(3);
+        gradcheck::check_directions(
+            |_t: &Tape<f64>, xs: &[Var<f64>]| xs[0].matmul(&xs[1]).tanh().softmax(1),
+            &xs,
+            config,
+        )
+        .unwrap();
+        gradcheck::check_directions(
+            |_t: &Tape<f64>, xs: &[Var<f64>]| xs[0].sin().logsumexp(1, false).sum() * xs[1].square().mean(),
+            &xs,
+            config,
+        )
+        .unwrap();
+        // An input the output ignores: zero on both sides.
+        gradcheck::check_directions(|_t: &Tape<f64>, xs: &[Var<f64>]| xs[0].exp(), &xs, config).unwrap();
+    }
+
+    #[test]
+    fn catches_a_gradient_cut_with_detach_and_names_the_input() {
+        let xs = inputs(4);
+        // Σ (A·B)² with A detached in one factor: d/dA is half what it should be.
+        let err = gradcheck::check_directions(
+            |_t: &Tape<f64>, xs: &[Var<f64>]| (xs[0].detach().matmul(&xs[1]) * xs[0].matmul(&xs[1])).sum(),
+            &xs,
+            DirectionCheck::default(),
+        )
+        .unwrap_err();
+        assert_eq!((err.direction, err.input, err.via, err.seed), (0, 0, "vjp", 0));
+        assert!((err.numeric - 2.0 * err.analytic).abs() <= 1e-6 * err.numeric.abs(), "{err}");
+        let text = err.to_string();
+        assert!(text.starts_with("gradcheck: along random direction 0 (seed 0) of input 0: uᵀJv from vjp is"), "{text}");
+
+        // Only input 1's gradient cut: input 0 passes, input 1 is reported.
+        let err = gradcheck::check_directions(
+            |_t: &Tape<f64>, xs: &[Var<f64>]| (xs[0].tanh().matmul(&xs[1]) * xs[1].detach().sum()).sum(),
+            &xs,
+            DirectionCheck { seed: 9, ..DirectionCheck::default() },
+        )
+        .unwrap_err();
+        assert_eq!((err.direction, err.input, err.seed), (0, 1, 9));
+        // The same with the element-by-element checker, for comparison.
+        let full = gradcheck::check(
+            |_t: &Tape<f64>, xs: &[Var<f64>]| (xs[0].tanh().matmul(&xs[1]) * xs[1].detach().sum()).sum(),
+            &xs,
+        )
+        .unwrap_err();
+        assert_eq!(full.input, 1);
+    }
+
+    #[test]
+    fn costs_two_evaluations_per_direction_and_input() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let x = Tensor::randn(&[100, 100], &mut rng);
+        let w = Tensor::randn(&[100, 10], &mut rng);
+        let calls = Cell::new(0);
+        let f = gradcheck::function(|_t, xs| {
+            calls.set(calls.get() + 1);
+            xs[0].matmul(&xs[1]).tanh().sum()
+        });
+        let config = DirectionCheck { directions: 5, ..DirectionCheck::default() };
+        gradcheck::check_directions(&f, &[x, w], config).unwrap();
+        // One recording, then 2 evaluations × 2 inputs × 5 directions (`check` would need 22,000).
+        assert_eq!(calls.get(), 1 + 2 * 2 * 5);
+    }
+
+    #[test]
+    fn the_seed_fixes_the_directions_and_tolerances_apply() {
+        let xs = inputs(6);
+        let f = gradcheck::function(|_t, xs| (xs[0] * xs[0].detach()).sum() + xs[1].sum());
+        let run = |config| gradcheck::check_directions(&f, &xs, config).unwrap_err();
+        let (a, b) = (run(DirectionCheck::default()), run(DirectionCheck::default()));
+        assert_eq!(a, b);
+        let c = run(DirectionCheck { seed: 1, ..DirectionCheck::default() });
+        assert_ne!(a.analytic, c.analytic);
+        // A tolerance wide enough for a factor of 2 lets the wrong gradient through.
+        let loose = Tolerance { rtol: 0.6, ..Tolerance::default() };
+        gradcheck::check_directions(&f, &xs, DirectionCheck { tol: loose, ..DirectionCheck::default() })
+            .unwrap();
+    }
+}
