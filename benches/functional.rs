@@ -34,10 +34,10 @@ fn jvp_vs_vjp(c: &mut Criterion) {
         })
     });
     group.bench_function("functional vjp, 256-vector MLP f32", |b| {
-        b.iter(|| functional::vjp(&f, black_box(&x), black_box(&u)))
+        b.iter(|| functional::vjp(f, black_box(&x), black_box(&u)))
     });
     group.bench_function("functional jvp (double backward), 256-vector MLP f32", |b| {
-        b.iter(|| functional::jvp(&f, black_box(&x), black_box(&v)))
+        b.iter(|| functional::jvp(f, black_box(&x), black_box(&v)))
     });
     group.finish();
 }

@@ -189,7 +189,10 @@ where
     let vars = inputs(&tape, xs);
     let y = f(&tape, &vars);
     check_scalar("hessian_many", &y);
-    y.grad(&vars).into_iter().map(|g| jacobian_rows(g, &vars)).collect()
+    y.grad(&vars)
+        .into_iter()
+        .map(|g| jacobian_rows(g, &vars))
+        .collect()
 }
 
 /// The vector-Jacobian product: `(f(x), uᵀJ)`, where `u` has f(x)'s shape and the product x's
@@ -397,7 +400,12 @@ fn reverse<'t, T: Float>(y: Var<'t, T>, seed: Tensor<T>, wrt: &[Var<'t, T>]) -> 
     // has a zero derivative here, as in PyTorch's `torch.autograd.functional`.
     let grads = y.backprop(seed);
     wrt.iter()
-        .map(|x| grads.wrt(*x).cloned().unwrap_or_else(|| Tensor::zeros(&x.shape())))
+        .map(|x| {
+            grads
+                .wrt(*x)
+                .cloned()
+                .unwrap_or_else(|| Tensor::zeros(&x.shape()))
+        })
         .collect()
 }
 

@@ -35,7 +35,9 @@ fn reference_fn<'t>(name: &str, tape: &'t Tape<f64>, c: &[Tensor<f64>], xs: &[Va
         "two_inputs_scalar" => {
             let (a, b) = (xs[0], xs[1]);
             let n = b.shape()[0];
-            a.matmul(&b.reshape(&[n, 1])).reshape(&[a.shape()[0]]).logsumexp(0, false)
+            a.matmul(&b.reshape(&[n, 1]))
+                .reshape(&[a.shape()[0]])
+                .logsumexp(0, false)
         }
         "rosenbrock" => rosenbrock(xs[0]),
         "mlp_loss" => mlp_loss(xs[0], k(0), xs[1], k(1)),
@@ -57,7 +59,12 @@ fn rosenbrock<'t>(x: Var<'t, f64>) -> Var<'t, f64> {
 }
 
 /// mean((tanh(data · w1) · w2 - target)²)
-fn mlp_loss<'t>(w1: Var<'t, f64>, data: Var<'t, f64>, w2: Var<'t, f64>, target: Var<'t, f64>) -> Var<'t, f64> {
+fn mlp_loss<'t>(
+    w1: Var<'t, f64>,
+    data: Var<'t, f64>,
+    w2: Var<'t, f64>,
+    target: Var<'t, f64>,
+) -> Var<'t, f64> {
     (data.matmul(&w1).tanh().matmul(&w2) - target).square().mean()
 }
 
@@ -86,28 +93,33 @@ fn agrees_with_torch_autograd_functional() {
 
         // The forms for several inputs, on every case.
         let f = functional::function_many(|tape, vars| reference_fn(name, tape, &consts, vars));
-        let got = functional::jacobian_many(&f, &xs);
+        let got = functional::jacobian_many(f, &xs);
         assert_eq!(got.len(), xs.len(), "{name}: jacobian_many");
         for (i, (g, w)) in got.iter().zip(&jac).enumerate() {
             compare(&mut failures, &format!("{name}: jacobian_many[{i}]"), g, w);
         }
-        let (y, got) = functional::vjp_many(&f, &xs, &u);
+        let (y, got) = functional::vjp_many(f, &xs, &u);
         compare(&mut failures, &format!("{name}: vjp_many output"), &y, &out);
         for (i, (g, w)) in got.iter().zip(&vjp).enumerate() {
             compare(&mut failures, &format!("{name}: vjp_many[{i}]"), g, w);
         }
-        let (y, got) = functional::jvp_many(&f, &xs, &vs);
+        let (y, got) = functional::jvp_many(f, &xs, &vs);
         compare(&mut failures, &format!("{name}: jvp_many output"), &y, &out);
         compare(&mut failures, &format!("{name}: jvp_many"), &got, &jvp);
         if let (Some(hessian), Some(hvp)) = (&hessian, &hvp) {
             scalar_cases += 1;
-            let got = functional::hessian_many(&f, &xs);
+            let got = functional::hessian_many(f, &xs);
             for (i, row) in hessian.iter().enumerate() {
                 for (j, w) in row.iter().enumerate() {
-                    compare(&mut failures, &format!("{name}: hessian_many[{i}][{j}]"), &got[i][j], w);
+                    compare(
+                        &mut failures,
+                        &format!("{name}: hessian_many[{i}][{j}]"),
+                        &got[i][j],
+                        w,
+                    );
                 }
             }
-            let (y, got) = functional::hvp_many(&f, &xs, &vs);
+            let (y, got) = functional::hvp_many(f, &xs, &vs);
             compare(&mut failures, &format!("{name}: hvp_many output"), &y, &out);
             for (i, (g, w)) in got.iter().zip(hvp).enumerate() {
                 compare(&mut failures, &format!("{name}: hvp_many[{i}]"), g, w);
@@ -120,22 +132,40 @@ fn agrees_with_torch_autograd_functional() {
         }
         let g = functional::function(|tape, x| reference_fn(name, tape, &consts, &[x]));
         let x = &xs[0];
-        compare(&mut failures, &format!("{name}: jacobian"), &functional::jacobian(&g, x), &jac[0]);
-        let (y, got) = functional::vjp(&g, x, &u);
+        compare(
+            &mut failures,
+            &format!("{name}: jacobian"),
+            &functional::jacobian(g, x),
+            &jac[0],
+        );
+        let (y, got) = functional::vjp(g, x, &u);
         compare(&mut failures, &format!("{name}: vjp output"), &y, &out);
         compare(&mut failures, &format!("{name}: vjp"), &got, &vjp[0]);
-        let (y, got) = functional::jvp(&g, x, &vs[0]);
+        let (y, got) = functional::jvp(g, x, &vs[0]);
         compare(&mut failures, &format!("{name}: jvp output"), &y, &out);
         compare(&mut failures, &format!("{name}: jvp"), &got, &jvp);
         if let (Some(hessian), Some(hvp)) = (&hessian, &hvp) {
-            compare(&mut failures, &format!("{name}: hessian"), &functional::hessian(&g, x), &hessian[0][0]);
-            let (y, got) = functional::hvp(&g, x, &vs[0]);
+            compare(
+                &mut failures,
+                &format!("{name}: hessian"),
+                &functional::hessian(g, x),
+                &hessian[0][0],
+            );
+            let (y, got) = functional::hvp(g, x, &vs[0]);
             compare(&mut failures, &format!("{name}: hvp output"), &y, &out);
             compare(&mut failures, &format!("{name}: hvp"), &got, &hvp[0]);
         }
     }
-    assert!(scalar_cases >= 4, "the reference file has too few scalar functions");
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        scalar_cases >= 4,
+        "the reference file has too few scalar functions"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -161,7 +191,10 @@ fn vector_fn<'t>(kind: usize, tape: &'t Tape<f64>, c: &Tensor<f64>, x: Var<'t, f
             // R^n -> R^(2n + 1): a non-square Jacobian.
             let n = x.value().numel();
             let flat = x.reshape(&[n]);
-            Var::cat(&[flat * flat.sum(), flat.sin(), flat.square().sum().reshape(&[1])], 0)
+            Var::cat(
+                &[flat * flat.sum(), flat.sin(), flat.square().sum().reshape(&[1])],
+                0,
+            )
         }
     }
 }
@@ -201,14 +234,22 @@ fn gradient(f: impl for<'t> Fn(&'t Tape<f64>, Var<'t, f64>) -> Var<'t, f64>, x: 
 fn central(g: impl Fn(&Tensor<f64>) -> Tensor<f64>, x: &Tensor<f64>, d: &Tensor<f64>) -> Tensor<f64> {
     let step = |s: f64| Tensor::from_fn(x.shape(), |i| x.as_slice()[i] + s * EPS * d.as_slice()[i]);
     let (plus, minus) = (g(&step(1.0)), g(&step(-1.0)));
-    Tensor::from_fn(plus.shape(), |i| (plus.as_slice()[i] - minus.as_slice()[i]) / (2.0 * EPS))
+    Tensor::from_fn(plus.shape(), |i| {
+        (plus.as_slice()[i] - minus.as_slice()[i]) / (2.0 * EPS)
+    })
 }
 
 /// The finite-difference Jacobian of `g` (g's shape, then x's), one column per input element.
 fn fd_jacobian(g: impl Fn(&Tensor<f64>) -> Tensor<f64>, x: &Tensor<f64>) -> Tensor<f64> {
     let n = x.numel();
     let columns: Vec<Tensor<f64>> = (0..n)
-        .map(|j| central(&g, x, &Tensor::from_fn(x.shape(), |i| if i == j { 1.0 } else { 0.0 })))
+        .map(|j| {
+            central(
+                &g,
+                x,
+                &Tensor::from_fn(x.shape(), |i| if i == j { 1.0 } else { 0.0 }),
+            )
+        })
         .collect();
     let out_shape = columns[0].shape().to_vec();
     let shape = [&out_shape[..], x.shape()].concat();
@@ -216,7 +257,13 @@ fn fd_jacobian(g: impl Fn(&Tensor<f64>) -> Tensor<f64>, x: &Tensor<f64>) -> Tens
 }
 
 /// Asserts `got` ≈ `want` elementwise (`|got - want| <= atol + rtol·|want|`), same shapes.
-fn assert_close(what: &str, got: &Tensor<f64>, want: &Tensor<f64>, atol: f64, rtol: f64) -> Result<(), TestCaseError> {
+fn assert_close(
+    what: &str,
+    got: &Tensor<f64>,
+    want: &Tensor<f64>,
+    atol: f64,
+    rtol: f64,
+) -> Result<(), TestCaseError> {
     prop_assert_eq!(got.shape(), want.shape(), "{}: shapes", what);
     for (i, (&g, &w)) in got.as_slice().iter().zip(want.as_slice()).enumerate() {
         prop_assert!(
@@ -234,14 +281,28 @@ fn assert_close(what: &str, got: &Tensor<f64>, want: &Tensor<f64>, atol: f64, rt
 /// `J` contracted with `v` over x's axes: `(J v)[i] = Σ_j J[i, j] v[j]`.
 fn contract_right(j: &Tensor<f64>, v: &Tensor<f64>) -> Vec<f64> {
     let n = v.numel();
-    j.as_slice().chunks(n).map(|row| row.iter().zip(v.as_slice()).map(|(a, b)| a * b).sum()).collect()
+    j.as_slice()
+        .chunks(n)
+        .map(|row| row.iter().zip(v.as_slice()).map(|(a, b)| a * b).sum())
+        .collect()
 }
 
 /// `uᵀ J`: `(uᵀJ)[j] = Σ_i u[i] J[i, j]`.
 fn contract_left(u: &Tensor<f64>, j: &Tensor<f64>) -> Vec<f64> {
     let n = j.numel() / u.numel().max(1);
-    (0..n).map(|c| u.as_slice().iter().enumerate().map(|(r, a)| a * j.as_slice()[r * n + c]).sum()).collect()
+    (0..n)
+        .map(|c| {
+            u.as_slice()
+                .iter()
+                .enumerate()
+                .map(|(r, a)| a * j.as_slice()[r * n + c])
+                .sum()
+        })
+        .collect()
 }
+
+/// A function of several inputs, as a trait object.
+type ManyFn = dyn for<'t> Fn(&'t Tape<f64>, &[Var<'t, f64>]) -> Var<'t, f64>;
 
 /// A random `[rows, cols]` point, a tangent of its shape and the constants of the test functions.
 fn sample(rows: usize, cols: usize, seed: u64) -> (Tensor<f64>, Tensor<f64>, Tensor<f64>) {
@@ -261,18 +322,18 @@ proptest! {
     ) {
         let (x, v, c) = sample(rows, cols, seed);
         let f = functional::function(|tape, x| vector_fn(kind, tape, &c, x));
-        let j = functional::jacobian(&f, &x);
-        let y = eval(&f, &x);
+        let j = functional::jacobian(f, &x);
+        let y = eval(f, &x);
         prop_assert_eq!(j.shape(), &[y.shape(), x.shape()].concat()[..]);
-        assert_close("jacobian vs FD", &j, &fd_jacobian(|p| eval(&f, p), &x), FD_ATOL, FD_RTOL)?;
+        assert_close("jacobian vs FD", &j, &fd_jacobian(|p| eval(f, p), &x), FD_ATOL, FD_RTOL)?;
 
-        let (y_jvp, jv) = functional::jvp(&f, &x, &v);
+        let (y_jvp, jv) = functional::jvp(f, &x, &v);
         assert_close("jvp output", &y_jvp, &y, 0.0, 0.0)?;
         assert_close("jvp vs J·v", &jv, &Tensor::from_vec(contract_right(&j, &v), y.shape()), EXACT, EXACT)?;
-        assert_close("jvp vs FD along v", &jv, &central(|p| eval(&f, p), &x, &v), FD_ATOL, FD_RTOL)?;
+        assert_close("jvp vs FD along v", &jv, &central(|p| eval(f, p), &x, &v), FD_ATOL, FD_RTOL)?;
 
         let u = Tensor::randn(y.shape(), &mut StdRng::seed_from_u64(seed ^ 1));
-        let (y_vjp, uj) = functional::vjp(&f, &x, &u);
+        let (y_vjp, uj) = functional::vjp(f, &x, &u);
         assert_close("vjp output", &y_vjp, &y, 0.0, 0.0)?;
         assert_close("vjp vs uᵀJ", &uj, &Tensor::from_vec(contract_left(&u, &j), x.shape()), EXACT, EXACT)?;
     }
@@ -285,7 +346,7 @@ proptest! {
         let (x, v, c) = sample(rows, cols, seed);
         let f = functional::function(|tape, x| scalar_fn(kind, tape, &c, x));
         let n = x.numel();
-        let h = functional::hessian(&f, &x);
+        let h = functional::hessian(f, &x);
         prop_assert_eq!(h.shape(), &[x.shape(), x.shape()].concat()[..]);
         // Symmetric, and the finite-difference Jacobian of the gradient.
         let scale = h.as_slice().iter().fold(1.0f64, |m, a| m.max(a.abs()));
@@ -295,14 +356,14 @@ proptest! {
                 prop_assert!((a - b).abs() <= EXACT * scale, "H[{}][{}] = {:e} but H[{}][{}] = {:e}", i, k, a, k, i, b);
             }
         }
-        let fd = fd_jacobian(|p| gradient(&f, p), &x);
+        let fd = fd_jacobian(|p| gradient(f, p), &x);
         assert_close("hessian vs FD of the gradient", &h, &fd, FD_ATOL * scale, FD_RTOL)?;
 
-        let (y, hv) = functional::hvp(&f, &x, &v);
-        assert_close("hvp output", &y, &eval(&f, &x), 0.0, 0.0)?;
+        let (y, hv) = functional::hvp(f, &x, &v);
+        assert_close("hvp output", &y, &eval(f, &x), 0.0, 0.0)?;
         let hv_exact = Tensor::from_vec(contract_right(&h, &v), x.shape());
         assert_close("hvp vs H·v", &hv, &hv_exact, EXACT * scale, EXACT)?;
-        assert_close("hvp vs FD of the gradient along v", &hv, &central(|p| gradient(&f, p), &x, &v), FD_ATOL * scale, FD_RTOL)?;
+        assert_close("hvp vs FD of the gradient along v", &hv, &central(|p| gradient(f, p), &x, &v), FD_ATOL * scale, FD_RTOL)?;
     }
 
     #[test]
@@ -325,7 +386,7 @@ proptest! {
         let with = |i: usize, p: &Tensor<f64>| -> [Tensor<f64>; 2] {
             if i == 0 { [p.clone(), b.clone()] } else { [a.clone(), p.clone()] }
         };
-        let eval_many = |g: &dyn for<'t> Fn(&'t Tape<f64>, &[Var<'t, f64>]) -> Var<'t, f64>, p: &[Tensor<f64>]| {
+        let eval_many = |g: &ManyFn, p: &[Tensor<f64>]| {
             let tape = Tape::new();
             let vars: Vec<_> = p.iter().map(|t| tape.var(t.clone())).collect();
             g(&tape, &vars).value()
@@ -337,8 +398,8 @@ proptest! {
             vars.iter().map(|v| grads[*v].clone()).collect()
         };
 
-        let js = functional::jacobian_many(&f, &xs);
-        let (y, jv) = functional::jvp_many(&f, &xs, &vs);
+        let js = functional::jacobian_many(f, &xs);
+        let (y, jv) = functional::jvp_many(f, &xs, &vs);
         let mut jv_exact = vec![0.0; y.numel()];
         for i in 0..2 {
             let fd = fd_jacobian(|p| eval_many(&f, &with(i, p)), &xs[i]);
@@ -349,14 +410,14 @@ proptest! {
         }
         assert_close("jvp_many vs Σ J_i v_i", &jv, &Tensor::from_vec(jv_exact, y.shape()), EXACT, EXACT)?;
         let u = Tensor::randn(y.shape(), &mut rng);
-        let (_, uj) = functional::vjp_many(&f, &xs, &u);
+        let (_, uj) = functional::vjp_many(f, &xs, &u);
         for i in 0..2 {
             let exact = Tensor::from_vec(contract_left(&u, &js[i]), xs[i].shape());
             assert_close(&format!("vjp_many[{i}] vs uᵀJ_i"), &uj[i], &exact, EXACT, EXACT)?;
         }
 
-        let h = functional::hessian_many(&s, &xs);
-        let (_, hv) = functional::hvp_many(&s, &xs, &vs);
+        let h = functional::hessian_many(s, &xs);
+        let (_, hv) = functional::hvp_many(s, &xs, &vs);
         for i in 0..2 {
             let mut hv_exact = vec![0.0; xs[i].numel()];
             for j in 0..2 {
@@ -387,7 +448,10 @@ proptest! {
 fn scalar_inputs_and_outputs_give_pytorch_shapes() {
     let x = Tensor::scalar(0.5);
     // Scalar in, vector out: the Jacobian has the output's shape.
-    let j = functional::jacobian(|_t, x| Var::cat(&[x.reshape(&[1]).exp(), x.reshape(&[1]) * 3.0], 0), &x);
+    let j = functional::jacobian(
+        |_t, x| Var::cat(&[x.reshape(&[1]).exp(), x.reshape(&[1]) * 3.0], 0),
+        &x,
+    );
     assert_eq!(j.shape(), &[2]);
     assert_eq!(j.to_vec(), vec![0.5f64.exp(), 3.0]);
     // Scalar in, scalar out.
@@ -407,16 +471,16 @@ fn outputs_that_ignore_an_input_have_zero_derivatives() {
     // PyTorch's `strict=False`: zeros, not an error.
     let x = Tensor::from_vec(vec![1.0, 2.0], &[2]);
     let c = functional::function(|t, _x| t.constant(Tensor::from_vec(vec![1.0, 2.0, 3.0], &[3])));
-    let j = functional::jacobian(&c, &x);
+    let j = functional::jacobian(c, &x);
     assert_eq!((j.shape(), j.to_vec()), (&[3, 2][..], vec![0.0; 6]));
-    let (y, jv) = functional::jvp(&c, &x, &x);
+    let (y, jv) = functional::jvp(c, &x, &x);
     assert_eq!((y.to_vec(), jv.to_vec()), (vec![1.0, 2.0, 3.0], vec![0.0; 3]));
-    let (_, g) = functional::vjp(&c, &x, &Tensor::ones(&[3]));
+    let (_, g) = functional::vjp(c, &x, &Tensor::ones(&[3]));
     assert_eq!(g.to_vec(), vec![0.0; 2]);
     // Linear: a zero Hessian (the recorded gradient is a constant).
     let lin = functional::function(|_t, x: Var<f64>| (x * 3.0).sum());
-    assert_eq!(functional::hessian(&lin, &x).to_vec(), vec![0.0; 4]);
-    assert_eq!(functional::hvp(&lin, &x, &x).1.to_vec(), vec![0.0; 2]);
+    assert_eq!(functional::hessian(lin, &x).to_vec(), vec![0.0; 4]);
+    assert_eq!(functional::hvp(lin, &x, &x).1.to_vec(), vec![0.0; 2]);
     // One input of two unused.
     let xs = [x.clone(), Tensor::from_vec(vec![5.0], &[1])];
     let js = functional::jacobian_many(|_t, xs| xs[0].square(), &xs);
@@ -465,12 +529,12 @@ fn bad_arguments_panic_naming_the_function_and_shapes_at_the_callers_line() {
         (
             "tapegrad: functional::hessian: f must return a single element (a scalar), but its output has shape [2]",
             line!(),
-            Box::new(|| _ = functional::hessian(&sq, &x)),
+            Box::new(|| _ = functional::hessian(sq, &x)),
         ),
         (
             "tapegrad: functional::hvp: f must return a single element (a scalar), but its output has shape [2]",
             line!(),
-            Box::new(|| _ = functional::hvp(&sq, &x, &x)),
+            Box::new(|| _ = functional::hvp(sq, &x, &x)),
         ),
         (
             "tapegrad: functional::hessian_many: f must return a single element (a scalar), but its output has shape [2]",
@@ -480,32 +544,32 @@ fn bad_arguments_panic_naming_the_function_and_shapes_at_the_callers_line() {
         (
             "tapegrad: functional::jvp: v has shape [3], but x has shape [2]",
             line!(),
-            Box::new(|| _ = functional::jvp(&sq, &x, &three)),
+            Box::new(|| _ = functional::jvp(sq, &x, &three)),
         ),
         (
             "tapegrad: functional::vjp: u has shape [3], but f(x) has shape [2]",
             line!(),
-            Box::new(|| _ = functional::vjp(&sq, &x, &three)),
+            Box::new(|| _ = functional::vjp(sq, &x, &three)),
         ),
         (
             "tapegrad: functional::hvp: v has shape [3], but x has shape [2]",
             line!(),
-            Box::new(|| _ = functional::hvp(&total, &x, &three)),
+            Box::new(|| _ = functional::hvp(total, &x, &three)),
         ),
         (
             "tapegrad: functional::vjp_many: u has shape [2], but f(xs) has shape []",
             line!(),
-            Box::new(|| _ = functional::vjp_many(&pair, &[x.clone(), x.clone()], &x)),
+            Box::new(|| _ = functional::vjp_many(pair, &[x.clone(), x.clone()], &x)),
         ),
         (
             "tapegrad: functional::jvp_many: 2 inputs but 1 tangents",
             line!(),
-            Box::new(|| _ = functional::jvp_many(&pair, &[x.clone(), x.clone()], std::slice::from_ref(&x))),
+            Box::new(|| _ = functional::jvp_many(pair, &[x.clone(), x.clone()], std::slice::from_ref(&x))),
         ),
         (
             "tapegrad: functional::hvp_many: vs[1] has shape [3], but xs[1] has shape [2]",
             line!(),
-            Box::new(|| _ = functional::hvp_many(&pair, &[x.clone(), x.clone()], &[x.clone(), three.clone()])),
+            Box::new(|| _ = functional::hvp_many(pair, &[x.clone(), x.clone()], &[x.clone(), three.clone()])),
         ),
     ];
     let mut wrong = Vec::new();
@@ -520,7 +584,10 @@ fn bad_arguments_panic_naming_the_function_and_shapes_at_the_callers_line() {
                 }
                 // The closure's body is on the line after `line!()`.
                 if !file.ends_with("functional.rs") || !file.starts_with("tests") || at != line + 1 {
-                    wrong.push(format!("{expected:?}: reported at {file}:{at}, not tests/functional.rs:{}", line + 1));
+                    wrong.push(format!(
+                        "{expected:?}: reported at {file}:{at}, not tests/functional.rs:{}",
+                        line + 1
+                    ));
                 }
             }
             _ => wrong.push(format!("{expected:?}: no panic")),
@@ -547,7 +614,11 @@ mod directions {
 
     #[test]
     fn passes_right_gradients_in_both_modes() {
-        let config = DirectionCheck { directions: 12, jvp: true, ..DirectionCheck::default() };
+        let config = DirectionCheck {
+            directions: 12,
+            jvp: true,
+            ..DirectionCheck::default()
+        };
         let xs = inputs(3);
         gradcheck::check_directions(
             |_t: &Tape<f64>, xs: &[Var<f64>]| xs[0].matmul(&xs[1]).tanh().softmax(1),
@@ -576,15 +647,24 @@ mod directions {
         )
         .unwrap_err();
         assert_eq!((err.direction, err.input, err.via, err.seed), (0, 0, "vjp", 0));
-        assert!((err.numeric - 2.0 * err.analytic).abs() <= 1e-6 * err.numeric.abs(), "{err}");
+        assert!(
+            (err.numeric - 2.0 * err.analytic).abs() <= 1e-6 * err.numeric.abs(),
+            "{err}"
+        );
         let text = err.to_string();
-        assert!(text.starts_with("gradcheck: along random direction 0 (seed 0) of input 0: uᵀJv from vjp is"), "{text}");
+        assert!(
+            text.starts_with("gradcheck: along random direction 0 (seed 0) of input 0: uᵀJv from vjp is"),
+            "{text}"
+        );
 
         // Only input 1's gradient cut: input 0 passes, input 1 is reported.
         let err = gradcheck::check_directions(
             |_t: &Tape<f64>, xs: &[Var<f64>]| (xs[0].tanh().matmul(&xs[1]) * xs[1].detach().sum()).sum(),
             &xs,
-            DirectionCheck { seed: 9, ..DirectionCheck::default() },
+            DirectionCheck {
+                seed: 9,
+                ..DirectionCheck::default()
+            },
         )
         .unwrap_err();
         assert_eq!((err.direction, err.input, err.seed), (0, 1, 9));
@@ -607,8 +687,11 @@ mod directions {
             calls.set(calls.get() + 1);
             xs[0].matmul(&xs[1]).tanh().sum()
         });
-        let config = DirectionCheck { directions: 5, ..DirectionCheck::default() };
-        gradcheck::check_directions(&f, &[x, w], config).unwrap();
+        let config = DirectionCheck {
+            directions: 5,
+            ..DirectionCheck::default()
+        };
+        gradcheck::check_directions(f, &[x, w], config).unwrap();
         // One recording, then 2 evaluations × 2 inputs × 5 directions (`check` would need 22,000).
         assert_eq!(calls.get(), 1 + 2 * 2 * 5);
     }
@@ -617,14 +700,27 @@ mod directions {
     fn the_seed_fixes_the_directions_and_tolerances_apply() {
         let xs = inputs(6);
         let f = gradcheck::function(|_t, xs| (xs[0] * xs[0].detach()).sum() + xs[1].sum());
-        let run = |config| gradcheck::check_directions(&f, &xs, config).unwrap_err();
+        let run = |config| gradcheck::check_directions(f, &xs, config).unwrap_err();
         let (a, b) = (run(DirectionCheck::default()), run(DirectionCheck::default()));
         assert_eq!(a, b);
-        let c = run(DirectionCheck { seed: 1, ..DirectionCheck::default() });
+        let c = run(DirectionCheck {
+            seed: 1,
+            ..DirectionCheck::default()
+        });
         assert_ne!(a.analytic, c.analytic);
         // A tolerance wide enough for a factor of 2 lets the wrong gradient through.
-        let loose = Tolerance { rtol: 0.6, ..Tolerance::default() };
-        gradcheck::check_directions(&f, &xs, DirectionCheck { tol: loose, ..DirectionCheck::default() })
-            .unwrap();
+        let loose = Tolerance {
+            rtol: 0.6,
+            ..Tolerance::default()
+        };
+        gradcheck::check_directions(
+            f,
+            &xs,
+            DirectionCheck {
+                tol: loose,
+                ..DirectionCheck::default()
+            },
+        )
+        .unwrap();
     }
 }

@@ -116,7 +116,7 @@ impl std::error::Error for DirectionError {}
 /// This costs one reverse pass and two evaluations of `f` per direction and input, whatever the
 /// inputs' sizes, where [`check`](super::check) evaluates `f` twice per element: use it for
 /// large inputs. A wrong gradient fails for almost every direction, so a few directions
-/// suffice; [`check`] still names the element that is wrong. With `config.jvp`, `⟨u, J v⟩` from
+/// suffice; [`check`](super::check) still names the element that is wrong. With `config.jvp`, `⟨u, J v⟩` from
 /// [`functional::jvp_many`](crate::functional::jvp_many) is compared too.
 ///
 /// # Errors
@@ -209,7 +209,13 @@ fn check_along_directions(
                 let tangents: Vec<Tensor<f64>> = inputs
                     .iter()
                     .enumerate()
-                    .map(|(k, t)| if k == i { v.clone() } else { Tensor::zeros(t.shape()) })
+                    .map(|(k, t)| {
+                        if k == i {
+                            v.clone()
+                        } else {
+                            Tensor::zeros(t.shape())
+                        }
+                    })
                     .collect();
                 let (_, jv) = crate::functional::jvp_many(f, inputs, &tangents);
                 let analytic = dot(&u, &jv);
