@@ -314,7 +314,7 @@ fn sample(rows: usize, cols: usize, seed: u64) -> (Tensor<f64>, Tensor<f64>, Ten
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn jacobian_jvp_and_vjp_agree_with_finite_differences(
