@@ -6,6 +6,8 @@
 //! element shows. [`check_second_order`] does the same for the gradient itself (a
 //! Hessian-vector product against finite differences of the gradient). [`check_params`] and
 //! [`check_module`] perturb [`Param`]s in place, for layers and whole networks.
+//! [`check_directions`] checks along a few random directions instead of every element (one
+//! reverse pass and two evaluations per direction, as JAX's `check_grads`), for large inputs.
 //!
 //! # Property-testing your own functions
 //!
@@ -29,6 +31,9 @@
 //! ```
 
 use std::fmt;
+
+mod directions;
+pub use directions::{DirectionCheck, DirectionError, check_directions};
 
 use crate::nn::Forward;
 use crate::{Param, Tape, Tensor, Var};

@@ -10,6 +10,7 @@
 //! | [`Gradients`] (`backward.rs`) | the reverse loop, first-order and recorded (higher-order) |
 //! | [`Param`] | trainable tensors that live across tapes |
 //! | [`loss`] | cross-entropy (with label smoothing), mse, l1, huber, binary cross-entropy with logits, nll |
+//! | [`functional`] | Jacobians, Hessians, `jvp`, `vjp` and `hvp` of whole functions (`torch.autograd.functional`) |
 //! | [`gradcheck`] | finite-difference checking of first and second derivatives |
 //! | [`data`] | in-memory datasets, batching, synthetic generators (moons, circles, spirals, XOR), CSV and IDX (MNIST) loaders |
 //! | [`nn`] | modules: `Module`, `Linear`, `Mlp`, `Sequential`, `Conv1d`, `Conv2d`, `MaxPool2d`, `Flatten`, activations, dropout, norms, embedding, initialisers; sequence layers `Rnn`, `Lstm`, `Gru` and their cells, `MultiheadAttention`, `TransformerEncoderLayer`, `TransformerEncoder` |
@@ -32,6 +33,7 @@ pub mod data;
 mod element;
 mod error;
 mod float;
+pub mod functional;
 pub mod gradcheck;
 pub mod io;
 pub mod loss;
