@@ -10,6 +10,7 @@
 //! | [`Gradients`] (`backward.rs`) | the reverse loop, first-order and recorded (higher-order) |
 //! | [`Param`] | trainable tensors that live across tapes |
 //! | [`loss`] | cross-entropy (with label smoothing), mse, l1, huber, binary cross-entropy with logits, nll |
+//! | [`autograd`] | custom ops: your own forward and backward rule (first order, or on vars and differentiable again) |
 //! | [`gradcheck`] | finite-difference checking of first and second derivatives |
 //! | [`data`] | in-memory datasets, batching, synthetic generators (moons, circles, spirals, XOR), CSV and IDX (MNIST) loaders |
 //! | [`nn`] | modules: `Module`, `Linear`, `Mlp`, `Sequential`, `Conv1d`, `Conv2d`, `MaxPool2d`, `Flatten`, activations, dropout, norms, embedding, initialisers; sequence layers `Rnn`, `Lstm`, `Gru` and their cells, `MultiheadAttention`, `TransformerEncoderLayer`, `TransformerEncoder` |
@@ -24,6 +25,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod autograd;
 mod backward;
 pub mod data;
 mod element;
