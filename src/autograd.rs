@@ -714,7 +714,8 @@ pub(crate) fn vjp_tensors<T: Float>(cx: &VjpMany<'_, Tensor<T>>) -> Vec<Option<T
             // The rule on constants of a scratch tape, without recording: values only.
             let scratch = Tape::<T>::new();
             scratch.no_grad(|| {
-                let inputs: Vec<Var<'_, T>> = cx.inputs.iter().map(|x| scratch.constant((*x).clone())).collect();
+                let inputs: Vec<Var<'_, T>> =
+                    cx.inputs.iter().map(|x| scratch.constant((*x).clone())).collect();
                 let ctx = VarCtx {
                     name,
                     tape: &scratch,
@@ -730,7 +731,13 @@ pub(crate) fn vjp_tensors<T: Float>(cx: &VjpMany<'_, Tensor<T>>) -> Vec<Option<T
             })
         }
     };
-    checked(name, cx.needs, grads, |i| cx.inputs[i].shape().to_vec(), |g| g.shape().to_vec())
+    checked(
+        name,
+        cx.needs,
+        grads,
+        |i| cx.inputs[i].shape().to_vec(),
+        |g| g.shape().to_vec(),
+    )
 }
 
 /// A custom op's rule in a recorded backward ([`Var::grad`]): on the tape's vars.
@@ -768,8 +775,16 @@ pub(crate) fn vjp_vars<'t, T: Float>(cx: &VjpMany<'_, Var<'t, T>>) -> Vec<Option
                 saved: &node.saved,
                 needs: cx.needs,
             });
-            let grads = checked(name, cx.needs, grads, |i| values[i].shape().to_vec(), |g| g.shape().to_vec());
-            let ids: Vec<u32> = std::iter::once(cx.grad_out.id).chain(inputs.iter().map(|x| x.id)).collect();
+            let grads = checked(
+                name,
+                cx.needs,
+                grads,
+                |i| values[i].shape().to_vec(),
+                |g| g.shape().to_vec(),
+            );
+            let ids: Vec<u32> = std::iter::once(cx.grad_out.id)
+                .chain(inputs.iter().map(|x| x.id))
+                .collect();
             let gradient = CustomRef {
                 gradient: true,
                 ..custom.clone()

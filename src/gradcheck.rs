@@ -554,7 +554,10 @@ pub fn check_custom_op_with<O: CustomOp<f64>>(
 ///
 /// gradcheck::check_first_order_op(Cube, &[Tensor::from_vec(vec![0.5, -2.0], &[2])]).unwrap();
 /// ```
-pub fn check_first_order_op<O: FirstOrderOp<f64>>(op: O, inputs: &[Tensor<f64>]) -> Result<(), GradcheckError> {
+pub fn check_first_order_op<O: FirstOrderOp<f64>>(
+    op: O,
+    inputs: &[Tensor<f64>],
+) -> Result<(), GradcheckError> {
     check_first_order_op_with(op, inputs, Tolerance::default())
 }
 

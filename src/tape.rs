@@ -200,13 +200,21 @@ impl<T: Float> Nodes<T> {
     /// `None` for a leaf.
     pub(crate) fn op_name(&self, node: &Node<T>) -> Option<&'static str> {
         let op = self.op(node)?;
-        Some(self.extra(node).and_then(Extra::custom_name).unwrap_or_else(|| op.name()))
+        Some(
+            self.extra(node)
+                .and_then(Extra::custom_name)
+                .unwrap_or_else(|| op.name()),
+        )
     }
 
     /// The derivative rule's text of the op that computed `node` (a custom op's own).
     pub(crate) fn op_rule(&self, node: &Node<T>) -> Option<&'static str> {
         let op = self.op(node)?;
-        Some(self.extra(node).and_then(Extra::custom_rule).unwrap_or_else(|| op.rule()))
+        Some(
+            self.extra(node)
+                .and_then(Extra::custom_rule)
+                .unwrap_or_else(|| op.rule()),
+        )
     }
 
     /// The arguments of the op that computed `node` (`Args::None` for a leaf).

@@ -73,7 +73,11 @@ impl<T: Float> FirstOrderOp<T> for FusedSoftplus {
         if ctx.needs_input_grad(0) {
             ctx.save(Tensor::from_fn(x.shape(), |i| {
                 let (v, e) = (x.as_slice()[i], e.as_slice()[i]);
-                if v >= T::ZERO { T::ONE / (T::ONE + e) } else { e / (T::ONE + e) }
+                if v >= T::ZERO {
+                    T::ONE / (T::ONE + e)
+                } else {
+                    e / (T::ONE + e)
+                }
             }));
         }
         y
@@ -98,13 +102,15 @@ impl<T: Float> CustomOp<T> for SoftplusVar {
     }
 }
 
+/// What an op was told about its inputs: (in the forward pass?, `needs_input_grad` per input).
+type NeedsLog = Vec<(bool, Vec<bool>)>;
+
 /// `x·y + z` with three inputs; records which inputs its forward and rule were told need a
 /// gradient, and (when `always_some`) returns a gradient for every input regardless.
 #[derive(Clone, Default)]
 struct Fma {
     always_some: bool,
-    /// (forward?, needs) per call, for the tests of `needs_input_grad`.
-    log: Arc<Mutex<Vec<(bool, Vec<bool>)>>>,
+    log: Arc<Mutex<NeedsLog>>,
 }
 impl Fma {
     fn new(always_some: bool) -> Fma {
@@ -113,7 +119,7 @@ impl Fma {
             ..Fma::default()
         }
     }
-    fn seen(&self) -> Vec<(bool, Vec<bool>)> {
+    fn seen(&self) -> NeedsLog {
         std::mem::take(&mut *self.log.lock().unwrap())
     }
 }
@@ -197,8 +203,14 @@ fn log1mexp_is_accurate_on_both_sides_of_ln2_and_gradchecks_to_second_order() {
     let d2y = dy.sum().grad(&[x])[0];
     for (i, &p) in points.iter().enumerate().skip(2) {
         let (d1, d2) = (1.0 / p.exp_m1(), -p.exp() / p.exp_m1().powi(2));
-        assert!((dy.value().to_vec()[i] - d1).abs() <= 1e-13 * d1.abs(), "d/dx at {p}");
-        assert!((d2y.value().to_vec()[i] - d2).abs() <= 1e-12 * d2.abs(), "d²/dx² at {p}");
+        assert!(
+            (dy.value().to_vec()[i] - d1).abs() <= 1e-13 * d1.abs(),
+            "d/dx at {p}"
+        );
+        assert!(
+            (d2y.value().to_vec()[i] - d2).abs() <= 1e-12 * d2.abs(),
+            "d²/dx² at {p}"
+        );
     }
     // Against finite differences, on both sides of ln 2 and in a matrix.
     let x = Tensor::from_vec(vec![0.05, 0.3, 0.68, 0.71, 1.5, 3.0], &[2, 3]);
@@ -216,8 +228,14 @@ fn log1mexp_in_f32_agrees_with_f64() {
     for (i, &p) in points.iter().enumerate() {
         let p64 = p as f64;
         let (v, d1) = (log1mexp(p64), 1.0 / p64.exp_m1());
-        assert!((y.value().to_vec()[i] as f64 - v).abs() <= 1e-6 * v.abs(), "value at {p}");
-        assert!((g[x].to_vec()[i] as f64 - d1).abs() <= 1e-5 * d1.abs(), "gradient at {p}");
+        assert!(
+            (y.value().to_vec()[i] as f64 - v).abs() <= 1e-6 * v.abs(),
+            "value at {p}"
+        );
+        assert!(
+            (g[x].to_vec()[i] as f64 - d1).abs() <= 1e-5 * d1.abs(),
+            "gradient at {p}"
+        );
         assert!(h.value().to_vec()[i] < 0.0, "second derivative at {p}");
     }
 }
@@ -247,10 +265,23 @@ fn straight_through_matches_the_detach_formulation_to_second_order() {
     let (ours, reference) = (run(true), run(false));
     assert_eq!(ours.0.to_vec(), vec![-2.0, -0.0, 0.0, 1.0, 3.0, 3.0]);
     assert!(close(&ours.0, &reference.0, 1e-15));
-    assert!(close(&ours.1, &reference.1, 1e-14), "{:?} vs {:?}", ours.1, reference.1);
+    assert!(
+        close(&ours.1, &reference.1, 1e-14),
+        "{:?} vs {:?}",
+        ours.1,
+        reference.1
+    );
     assert!(close(&ours.2, &reference.2, 1e-14));
-    assert!(close(&ours.3, &reference.3, 1e-14), "{:?} vs {:?}", ours.3, reference.3);
-    assert!(ours.3.as_slice().iter().any(|&v| v != 0.0), "a trivial second derivative");
+    assert!(
+        close(&ours.3, &reference.3, 1e-14),
+        "{:?} vs {:?}",
+        ours.3,
+        reference.3
+    );
+    assert!(
+        ours.3.as_slice().iter().any(|&v| v != 0.0),
+        "a trivial second derivative"
+    );
 }
 
 #[test]
@@ -264,7 +295,11 @@ fn fused_softplus_first_order_rule_gradchecks_and_matches_the_builtin() {
     assert!(close(&a.value(), &b.value(), 1e-15));
     assert!(close(&a.sum().backward()[v], &b.sum().backward()[v], 1e-15));
     // A first derivative through recorded backward is fine too.
-    assert!(close(&a.sum().grad(&[v])[0].value(), &b.sum().backward()[v], 1e-15));
+    assert!(close(
+        &a.sum().grad(&[v])[0].value(),
+        &b.sum().backward()[v],
+        1e-15
+    ));
 }
 
 #[test]
@@ -357,7 +392,10 @@ fn an_op_with_three_inputs_gradchecks_and_constants_get_no_gradient() {
         assert_eq!(gb.value(), Tensor::zeros(&[2, 2]));
         let seen = fma.seen();
         let want = vec![true, false, true];
-        assert_eq!(seen, vec![(true, want.clone()), (false, want.clone()), (false, want)]);
+        assert_eq!(
+            seen,
+            vec![(true, want.clone()), (false, want.clone()), (false, want)]
+        );
     }
     // Under no_grad nothing needs a gradient and the result is a constant.
     let fma = Fma::new(false);
@@ -397,7 +435,10 @@ fn a_gradient_of_the_wrong_shape_panics_naming_the_op_input_and_shapes() {
     let message = panic_message(|| {
         y.backward();
     });
-    assert!(message.contains("shape [1] for input 0, which has shape [3]"), "{message}");
+    assert!(
+        message.contains("shape [1] for input 0, which has shape [3]"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -407,7 +448,10 @@ fn bad_applications_panic_naming_the_op() {
     let message = panic_message(|| {
         tape.custom(Fma::new(false), &[x, y, x]);
     });
-    assert!(message.contains("`fma`") && message.contains("input 1"), "{message}");
+    assert!(
+        message.contains("`fma`") && message.contains("input 1"),
+        "{message}"
+    );
     let message = panic_message(|| {
         tape.custom(Log1mExp, &[]);
     });
@@ -428,7 +472,10 @@ fn bad_applications_panic_naming_the_op() {
     let message = panic_message(|| {
         tape.custom(Greedy, &[x]).backward();
     });
-    assert!(message.contains("`greedy`") && message.contains("input 1"), "{message}");
+    assert!(
+        message.contains("`greedy`") && message.contains("input 1"),
+        "{message}"
+    );
 }
 
 // ---- names ------------------------------------------------------------------------------------
@@ -442,10 +489,16 @@ fn the_name_shows_in_var_op_pictures_and_traces() {
     let loss = s.sum();
     assert_eq!((y.op(), s.op()), (Some("log1mexp"), Some("fused_softplus")));
     assert_eq!(y.op_rule(), Some("d/dx log(1 - e^-x) = e^(-x - y)"));
-    assert_eq!(tape.vars().filter_map(|v| v.op()).collect::<Vec<_>>(), ["log1mexp", "fused_softplus", "sum"]);
+    assert_eq!(
+        tape.vars().filter_map(|v| v.op()).collect::<Vec<_>>(),
+        ["log1mexp", "fused_softplus", "sum"]
+    );
     let (grads, trace) = loss.backward_traced();
     let picture = Dot::new(&tape).gradients(&grads).render();
-    assert!(picture.contains("log1mexp") && picture.contains("fused_softplus"), "{picture}");
+    assert!(
+        picture.contains("log1mexp") && picture.contains("fused_softplus"),
+        "{picture}"
+    );
     assert!(!picture.contains("custom"), "{picture}");
     let steps: Vec<_> = trace.steps().iter().filter_map(|s| s.op).collect();
     assert_eq!(steps, ["sum", "fused_softplus", "log1mexp"]);
@@ -464,9 +517,14 @@ fn the_name_shows_in_var_op_pictures_and_traces() {
 /// the softplus is `activation`. Returns the losses.
 fn train(activation: for<'t> fn(&'t Tape<f64>, Var<'t, f64>) -> Var<'t, f64>) -> Vec<f64> {
     let mut rng = StdRng::seed_from_u64(7);
-    let (l1, l2) = (Linear::<f64>::new(2, 16, &mut rng), Linear::<f64>::new(16, 1, &mut rng));
+    let (l1, l2) = (
+        Linear::<f64>::new(2, 16, &mut rng),
+        Linear::<f64>::new(16, 1, &mut rng),
+    );
     let x = Tensor::<f64>::randn(&[32, 2], &mut rng);
-    let target = Tensor::from_fn(&[32, 1], |i| (x.as_slice()[2 * i] * 1.5).sin() + x.as_slice()[2 * i + 1].powi(2));
+    let target = Tensor::from_fn(&[32, 1], |i| {
+        (x.as_slice()[2 * i] * 1.5).sin() + x.as_slice()[2 * i + 1].powi(2)
+    });
     let mut params = l1.parameters();
     params.extend(l2.parameters());
     let mut opt = Adam::new(
@@ -502,7 +560,10 @@ fn a_network_with_custom_activations_trains_like_the_builtin_one() {
     );
     for (i, ((b, v), f)) in builtin.iter().zip(&var_rule).zip(&first_order).enumerate() {
         assert!((b - v).abs() <= 1e-9 * b, "step {i}: built-in {b}, CustomOp {v}");
-        assert!((b - f).abs() <= 1e-9 * b, "step {i}: built-in {b}, FirstOrderOp {f}");
+        assert!(
+            (b - f).abs() <= 1e-9 * b,
+            "step {i}: built-in {b}, FirstOrderOp {f}"
+        );
     }
 }
 

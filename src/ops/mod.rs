@@ -117,11 +117,17 @@ impl Extra {
     /// The name of the custom op whose node this is, if it is one (not for the gradient nodes
     /// of first-order custom ops, which keep their own op's name).
     pub(crate) fn custom_name(&self) -> Option<&'static str> {
-        self.custom.as_ref().filter(|c| !c.is_gradient()).map(|c| c.name())
+        self.custom
+            .as_ref()
+            .filter(|c| !c.is_gradient())
+            .map(|c| c.name())
     }
     /// The rule text of the custom op whose node this is, if it is one.
     pub(crate) fn custom_rule(&self) -> Option<&'static str> {
-        self.custom.as_ref().filter(|c| !c.is_gradient()).map(|c| c.rule())
+        self.custom
+            .as_ref()
+            .filter(|c| !c.is_gradient())
+            .map(|c| c.rule())
     }
     /// The mask; panics naming `op` if there is none (a bug of the op, not of its caller).
     pub(crate) fn mask(&self, op: &str) -> &Tensor<bool> {
