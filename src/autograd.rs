@@ -561,6 +561,8 @@ impl<T: Float> Tape<T> {
         if !recording {
             return self.constant(value);
         }
+        // A node no gradient flows through never runs its rule: keep nothing for it.
+        let saved = if needs.contains(&true) { saved } else { Vec::new() };
         let custom = CustomRef {
             name,
             rule: rule.rule(),
