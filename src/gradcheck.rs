@@ -8,6 +8,7 @@
 //! [`check_module`] perturb [`Param`]s in place, for layers and whole networks.
 //! [`check_directions`] checks along a few random directions instead of every element (one
 //! reverse pass and two evaluations per direction, as JAX's `check_grads`), for large inputs.
+//! [`check_custom_op`] and [`check_first_order_op`] check a custom op's rule ([`crate::autograd`]).
 //!
 //! # Property-testing your own functions
 //!
@@ -35,6 +36,7 @@ use std::fmt;
 mod directions;
 pub use directions::{DirectionCheck, DirectionError, check_directions};
 
+use crate::autograd::{CustomOp, FirstOrderOp};
 use crate::nn::Forward;
 use crate::{Param, Tape, Tensor, Var};
 
@@ -488,6 +490,98 @@ fn recorded_gradients_match_backward(
         }
     }
     Ok(())
+}
+
+/// Checks a [`CustomOp`]'s rule with the default [`Tolerance`]; see [`check_custom_op_with`].
+///
+/// ```
+/// use tapegrad::autograd::{CustomOp, ForwardCtx, VarCtx};
+/// use tapegrad::{gradcheck, Float, Tensor, Var};
+///
+/// /// x·y, fused.
+/// struct Product;
+/// impl<T: Float> CustomOp<T> for Product {
+///     fn name(&self) -> &'static str { "product" }
+///     fn forward(&self, xs: &[&Tensor<T>], _ctx: &mut ForwardCtx<T>) -> Tensor<T> {
+///         xs[0] * xs[1]
+///     }
+///     fn backward<'t>(&self, ctx: &VarCtx<'_, 't, T>) -> Vec<Option<Var<'t, T>>> {
+///         let g = ctx.grad_output();
+///         vec![Some(g * ctx.input(1)), Some(g * ctx.input(0))]
+///     }
+/// }
+///
+/// let (x, y) = (Tensor::from_vec(vec![0.5, -2.0], &[2]), Tensor::from_vec(vec![3.0, 0.25], &[2]));
+/// gradcheck::check_custom_op(Product, &[x, y]).unwrap();
+/// ```
+pub fn check_custom_op<O: CustomOp<f64>>(op: O, inputs: &[Tensor<f64>]) -> Result<(), GradcheckError> {
+    check_custom_op_with(op, inputs, Tolerance::default())
+}
+
+/// Checks a [`CustomOp`] (see [`crate::autograd`]) applied to `inputs`, as [`check_with`] and
+/// [`check_second_order_with`] check a function: its rule against central finite differences of
+/// its forward pass, the rule run in a recorded backward ([`Var::grad`]) against the eager one,
+/// and the rule's own derivatives (second order) against finite differences of the rule. A
+/// non-scalar output is reduced with fixed pseudo-random weights.
+///
+/// # Errors
+/// The first element that disagrees, with `order` 1 (the rule) or 2 (its derivative, or the
+/// recorded rule against the eager one).
+pub fn check_custom_op_with<O: CustomOp<f64>>(
+    op: O,
+    inputs: &[Tensor<f64>],
+    tol: Tolerance,
+) -> Result<(), GradcheckError> {
+    let op = std::sync::Arc::new(op);
+    let f = as_checkable(|tape, xs| tape.custom(std::sync::Arc::clone(&op), xs));
+    check_inputs(&f, inputs, tol)?;
+    check_second_derivatives(&f, inputs, tol)
+}
+
+/// Checks a [`FirstOrderOp`]'s rule with the default [`Tolerance`]; see
+/// [`check_first_order_op_with`].
+///
+/// ```
+/// use tapegrad::autograd::{FirstOrderOp, ForwardCtx, TensorCtx};
+/// use tapegrad::{gradcheck, Float, Tensor};
+///
+/// /// x³, with the rule 3x²·g.
+/// struct Cube;
+/// impl<T: Float> FirstOrderOp<T> for Cube {
+///     fn name(&self) -> &'static str { "cube" }
+///     fn forward(&self, xs: &[&Tensor<T>], _ctx: &mut ForwardCtx<T>) -> Tensor<T> {
+///         xs[0].powi(3)
+///     }
+///     fn backward(&self, ctx: &TensorCtx<'_, T>) -> Vec<Option<Tensor<T>>> {
+///         vec![Some(&(ctx.input(0).powi(2) * T::from_f64(3.0)) * ctx.grad_output())]
+///     }
+/// }
+///
+/// gradcheck::check_first_order_op(Cube, &[Tensor::from_vec(vec![0.5, -2.0], &[2])]).unwrap();
+/// ```
+pub fn check_first_order_op<O: FirstOrderOp<f64>>(
+    op: O,
+    inputs: &[Tensor<f64>],
+) -> Result<(), GradcheckError> {
+    check_first_order_op_with(op, inputs, Tolerance::default())
+}
+
+/// Checks a [`FirstOrderOp`] (see [`crate::autograd`]) applied to `inputs`: its rule against
+/// central finite differences of its forward pass ([`check_with`]), and the rule run in a
+/// recorded first-order backward ([`Var::grad`]) against the eager one. There is no second
+/// order to check: a second derivative through the op panics.
+///
+/// # Errors
+/// The first element that disagrees (`order` 2 for the recorded rule against the eager one).
+pub fn check_first_order_op_with<O: FirstOrderOp<f64>>(
+    op: O,
+    inputs: &[Tensor<f64>],
+    tol: Tolerance,
+) -> Result<(), GradcheckError> {
+    let op = std::sync::Arc::new(op);
+    let f = as_checkable(|tape, xs| tape.custom_first_order(std::sync::Arc::clone(&op), xs));
+    check_inputs(&f, inputs, tol)?;
+    recorded_gradients_match_backward(&f, inputs, tol)
 }
 
 /// Gives a closure the higher-ranked signature `check_with` needs (closures cannot spell it).

@@ -10,6 +10,7 @@
 //! | [`Gradients`] (`backward.rs`) | the reverse loop, first-order and recorded (higher-order) |
 //! | [`Param`] | trainable tensors that live across tapes |
 //! | [`loss`] | cross-entropy (with label smoothing), mse, l1, huber, binary cross-entropy with logits, nll |
+//! | [`autograd`] | custom ops: your own forward and backward rule (first order, or on vars and differentiable again) |
 //! | [`functional`] | Jacobians, Hessians, `jvp`, `vjp` and `hvp` of whole functions (`torch.autograd.functional`) |
 //! | [`gradcheck`] | finite-difference checking of first and second derivatives |
 //! | [`data`] | in-memory datasets, batching, synthetic generators (moons, circles, spirals, XOR), CSV and IDX (MNIST) loaders |
@@ -28,6 +29,7 @@
 // `#[derive(Module)]` writes `::tapegrad::...` paths; this makes them resolve inside the crate.
 extern crate self as tapegrad;
 
+pub mod autograd;
 mod backward;
 pub mod data;
 mod element;

@@ -196,6 +196,27 @@ impl<T: Float> Nodes<T> {
         }
     }
 
+    /// The name of the op that computed `node` (a custom op's own, see [`crate::autograd`]);
+    /// `None` for a leaf.
+    pub(crate) fn op_name(&self, node: &Node<T>) -> Option<&'static str> {
+        let op = self.op(node)?;
+        Some(
+            self.extra(node)
+                .and_then(Extra::custom_name)
+                .unwrap_or_else(|| op.name()),
+        )
+    }
+
+    /// The derivative rule's text of the op that computed `node` (a custom op's own).
+    pub(crate) fn op_rule(&self, node: &Node<T>) -> Option<&'static str> {
+        let op = self.op(node)?;
+        Some(
+            self.extra(node)
+                .and_then(Extra::custom_rule)
+                .unwrap_or_else(|| op.rule()),
+        )
+    }
+
     /// The arguments of the op that computed `node` (`Args::None` for a leaf).
     pub(crate) fn args(&self, node: &Node<T>) -> Args {
         self.ops
@@ -511,6 +532,31 @@ impl<T: Float> Tape<T> {
         inputs: &[u32],
         value: Tensor<T>,
     ) -> Var<'_, T> {
+        self.record_node(op, args, extra, inputs, value, inputs.len() > 2)
+    }
+
+    /// Records a custom op's node ([`crate::autograd`]): with its inputs in the side list
+    /// whatever their number, so that backward always runs its rule through
+    /// [`DynOp::vjp_many_tensor`] and [`DynOp::vjp_many_var`].
+    pub(crate) fn record_custom(
+        &self,
+        op: &'static dyn DynOp<T>,
+        extra: Extra,
+        inputs: &[u32],
+        value: Tensor<T>,
+    ) -> Var<'_, T> {
+        self.record_node(op, Args::None, Some(extra), inputs, value, true)
+    }
+
+    fn record_node(
+        &self,
+        op: &'static dyn DynOp<T>,
+        args: Args,
+        extra: Option<Extra>,
+        inputs: &[u32],
+        value: Tensor<T>,
+        many: bool,
+    ) -> Var<'_, T> {
         if !self.recording.get() {
             return self.leaf(value, LeafKind::Constant);
         }
@@ -532,7 +578,7 @@ impl<T: Float> Tape<T> {
         };
         let mut needs = [false; 2];
         let mut ids = [0; 2];
-        let arity = if inputs.len() <= 2 {
+        let arity = if !many {
             for (need, &i) in needs.iter_mut().zip(inputs) {
                 *need = nodes[i as usize].requires_grad;
             }
@@ -767,7 +813,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     pub fn op(&self) -> Option<&'static str> {
         let nodes = self.tape.nodes.borrow();
-        nodes.op(&nodes[self.id as usize]).map(|op| op.name())
+        nodes.op_name(&nodes[self.id as usize])
     }
 
     /// The derivative rule of the op that computed this var, in words and formulas.
@@ -780,7 +826,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     pub fn op_rule(&self) -> Option<&'static str> {
         let nodes = self.tape.nodes.borrow();
-        nodes.op(&nodes[self.id as usize]).map(|op| op.rule())
+        nodes.op_rule(&nodes[self.id as usize])
     }
 
     /// The ids of the inputs of the op that computed this var (empty for a leaf).

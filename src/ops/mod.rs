@@ -87,6 +87,8 @@ pub(crate) struct Extra {
     pub(crate) reals: SmallVec<[f64; 2]>,
     pub(crate) mask: Option<Tensor<bool>>,
     pub(crate) index: Option<Tensor<usize>>,
+    /// A custom op's rule and saved tensors ([`crate::autograd`]).
+    pub(crate) custom: Option<crate::autograd::CustomRef>,
 }
 
 impl Extra {
@@ -111,6 +113,21 @@ impl Extra {
     pub(crate) fn with_index(mut self, index: Tensor<usize>) -> Extra {
         self.index = Some(index);
         self
+    }
+    /// The name of the custom op whose node this is, if it is one (not for the gradient nodes
+    /// of first-order custom ops, which keep their own op's name).
+    pub(crate) fn custom_name(&self) -> Option<&'static str> {
+        self.custom
+            .as_ref()
+            .filter(|c| !c.is_gradient())
+            .map(|c| c.name())
+    }
+    /// The rule text of the custom op whose node this is, if it is one.
+    pub(crate) fn custom_rule(&self) -> Option<&'static str> {
+        self.custom
+            .as_ref()
+            .filter(|c| !c.is_gradient())
+            .map(|c| c.rule())
     }
     /// The mask; panics naming `op` if there is none (a bug of the op, not of its caller).
     pub(crate) fn mask(&self, op: &str) -> &Tensor<bool> {
@@ -140,6 +157,9 @@ impl std::fmt::Display for Extra {
         }
         if let Some(i) = &self.index {
             parts.push(format!("index {:?}", i.shape()));
+        }
+        if let Some(c) = &self.custom {
+            parts.push(c.to_string());
         }
         f.write_str(&parts.join(", "))
     }
@@ -227,16 +247,8 @@ impl<'a, G> Vjp<'a, G> {
 /// What the backward rule of an op with any number of inputs ([`Op::vjp_many`]) sees.
 pub(crate) struct VjpMany<'a, G> {
     pub(crate) args: Args,
-    #[allow(
-        dead_code,
-        reason = "no built-in variadic op has list arguments yet; custom ops will"
-    )]
     pub(crate) extra: Option<&'a Extra>,
     pub(crate) inputs: &'a [&'a G],
-    #[allow(
-        dead_code,
-        reason = "no built-in variadic rule reads its output yet; custom ops will"
-    )]
     pub(crate) output: &'a G,
     pub(crate) grad_out: &'a G,
     pub(crate) needs: &'a [bool],
@@ -468,6 +480,12 @@ pub(crate) trait Operand<T: Float>: Sized + Clone {
     #[track_caller]
     fn apply<P: Primitive<T>>(op: &'static P, args: Args, extra: Option<Extra>, inputs: &[&Self]) -> Self;
     fn shape(&self) -> Shape;
+    /// Runs the rule of a custom op's node ([`crate::autograd`]): eagerly on tensors, recorded
+    /// on vars. Custom nodes keep their inputs in the side list, so numbers never get here.
+    fn custom_vjp(cx: &VjpMany<'_, Self>) -> Vec<Option<Self>> {
+        let _ = cx;
+        unreachable!("a custom op's rule on rank-0 fast-path values")
+    }
     /// Runs `f` on the underlying value (to build masks that are constants of the rule).
     fn with_value<R>(&self, f: impl FnOnce(&Tensor<T>) -> R) -> R;
     fn sub(&self, other: &Self) -> Self;
@@ -534,6 +552,9 @@ impl<T: Float> Operand<T> for Tensor<T> {
     }
     fn shape(&self) -> Shape {
         Shape::from_slice(Tensor::shape(self))
+    }
+    fn custom_vjp(cx: &VjpMany<'_, Self>) -> Vec<Option<Self>> {
+        crate::autograd::vjp_tensors(cx)
     }
     fn with_value<R>(&self, f: impl FnOnce(&Tensor<T>) -> R) -> R {
         f(self)
@@ -753,6 +774,9 @@ impl<'t, T: Float> Operand<T> for Var<'t, T> {
     }
     fn shape(&self) -> Shape {
         Shape::from_slice(self.tape.node_value(self.id).shape())
+    }
+    fn custom_vjp(cx: &VjpMany<'_, Self>) -> Vec<Option<Self>> {
+        crate::autograd::vjp_vars(cx)
     }
     fn with_value<R>(&self, f: impl FnOnce(&Tensor<T>) -> R) -> R {
         f(&self.tape.node_value(self.id))

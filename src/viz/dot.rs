@@ -157,9 +157,9 @@ impl<'a, T: Float> Dot<'a, T> {
         let (node, op, args) = self.tape.node_with_op(var.id());
         let name = var.name();
         let mut lines = Vec::new();
-        let head = match (op, &name) {
-            (Some(op), Some(name)) => format!("#{} {name} = {}", var.id(), op.name()),
-            (Some(op), None) => format!("#{} {}", var.id(), op.name()),
+        let head = match (op.and(var.op()), &name) {
+            (Some(op), Some(name)) => format!("#{} {name} = {op}", var.id()),
+            (Some(op), None) => format!("#{} {op}", var.id()),
             (None, name) => {
                 let kind = match node.leaf {
                     LeafKind::Input => "input",

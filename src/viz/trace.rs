@@ -229,13 +229,13 @@ fn replay<T: Float>(output: Var<'_, T>, grads: &Gradients<T>) -> BackwardTrace<T
         let mut step = TraceStep {
             id,
             name: var.name(),
-            op: op.map(|op| op.name()),
+            op: op.and(var.op()),
             args: tape.args_text(id),
             leaf: op.is_none().then_some(node.leaf),
             inputs: var.input_ids(),
             value: tape.value_of(node.value()).clone(),
             grad_out: grad_out.clone(),
-            rule: op.map(|op| op.rule()),
+            rule: op.and(var.op_rule()),
             contributions: Vec::new(),
         };
         if let Some(op) = op {
