@@ -24,12 +24,14 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+mod anomaly;
 mod backward;
 pub mod data;
 mod element;
 mod error;
 mod float;
 pub mod gradcheck;
+mod hooks;
 pub mod io;
 pub mod loss;
 pub mod nn;
@@ -48,6 +50,7 @@ pub use backward::Gradients;
 pub use element::Element;
 pub use error::Error;
 pub use float::Float;
+pub use hooks::HookHandle;
 pub use ops::CompareWith;
 pub use ops::conv::Window2d;
 pub use param::Param;

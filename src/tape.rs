@@ -272,6 +272,10 @@ pub struct Tape<T: Float = f32> {
     /// The gradient buffer of the last dropped [`Gradients`](crate::Gradients), kept for the
     /// next backward pass: a fresh multi-megabyte buffer would be page-faulted in on every step.
     pub(crate) grad_buffer: crate::backward::GradBuffer<T>,
+    /// Anomaly detection's switch and, while on, where each node was recorded (`anomaly.rs`).
+    pub(crate) anomaly: crate::anomaly::Anomaly,
+    /// The gradient hooks of this tape's vars, beside the nodes (`hooks.rs`).
+    pub(crate) hooks: crate::hooks::VarHooks<T>,
 }
 
 impl<T: Float> Default for Tape<T> {
@@ -296,6 +300,8 @@ impl<T: Float> Tape<T> {
             names: RefCell::default(),
             recording: Cell::new(true),
             grad_buffer: Default::default(),
+            anomaly: Default::default(),
+            hooks: Default::default(),
         }
     }
 
@@ -413,11 +419,18 @@ impl<T: Float> Tape<T> {
         crate::tensor::pool::recycle(self.tensors.get_mut().drain(..));
         self.params.get_mut().clear();
         self.names.get_mut().clear();
+        self.anomaly.clear();
+        self.hooks.clear();
         self.recording.set(true);
     }
 
     pub(crate) fn id(&self) -> usize {
         self.id
+    }
+
+    /// The name of node `id`, if it has one (for messages).
+    pub(crate) fn names_of(&self, id: u32) -> Option<String> {
+        self.names.borrow().get(&id).cloned()
     }
 
     /// Stores a value: inline when rank 0, otherwise in the tensor list.
@@ -487,6 +500,7 @@ impl<T: Float> Tape<T> {
     }
 
     /// Records `op` applied to `inputs` (one or two) with its forward result `value`.
+    #[track_caller]
     pub(crate) fn record(
         &self,
         op: &'static dyn DynOp<T>,
@@ -499,6 +513,7 @@ impl<T: Float> Tape<T> {
 
     /// Records `op` applied to any number of `inputs`, with `extra` arguments if it has some
     /// (then `args` must be `Args::None`: the node's `Args` points at the extra arguments).
+    #[track_caller]
     pub(crate) fn record_with(
         &self,
         op: &'static dyn DynOp<T>,
@@ -507,6 +522,10 @@ impl<T: Float> Tape<T> {
         inputs: &[u32],
         value: Tensor<T>,
     ) -> Var<'_, T> {
+        if self.anomaly.is_on() {
+            let id = self.recording.get().then(|| Self::next_id(&self.nodes.borrow()));
+            self.anomaly_tensor_op(op.name(), inputs, &value, id);
+        }
         if !self.recording.get() {
             return self.leaf(value, LeafKind::Constant);
         }
@@ -563,6 +582,7 @@ impl<T: Float> Tape<T> {
     /// the forward fast path of scalar graphs. Returns `None` (recording nothing) unless every
     /// input is rank 0. A unary op's `f` gets its input twice.
     #[inline(always)]
+    #[track_caller]
     pub(crate) fn record_scalar<O: Op<T>>(
         &self,
         op: &'static O,
@@ -588,6 +608,10 @@ impl<T: Float> Tape<T> {
         let needs = [a.requires_grad, binary & b.requires_grad];
         let value = Value::rank0(f(x, y));
         let id = Self::next_id(&nodes);
+        if self.anomaly.is_on() {
+            let recorded = self.recording.get().then_some(id);
+            self.anomaly_scalar_op(op.name(), [x, y], binary, value.scalar, recorded);
+        }
         if !self.recording.get() {
             nodes.push_reserved(Self::constant_leaf(value));
             return Some(Var { tape: self, id });
