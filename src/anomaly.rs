@@ -464,6 +464,27 @@ mod tests {
         assert!(bad.is_empty(), "{} misattributed:\n{}", bad.len(), bad.join("\n"));
     }
 
+    /// The nodes a recorded backward rule records are attributed to the user's op.
+    #[test]
+    fn a_recorded_rule_records_at_the_users_line() {
+        let tape = Tape::<f64>::new();
+        tape.set_anomaly_detection(true);
+        let x = tape.var(Tensor::from_vec(vec![1.0, 4.0], &[2]));
+        let line = line!() + 1;
+        let y = x.sqrt();
+        let before = tape.len();
+        let _ = y.sum().grad(&[x]);
+        let rule_nodes: Vec<_> = tape.vars().skip(before).filter(|v| v.op().is_some()).collect();
+        assert!(!rule_nodes.is_empty());
+        let from_sqrt = rule_nodes
+            .iter()
+            .filter_map(|v| tape.anomaly.site(v.id))
+            .filter(|s| s.backward_of == Some("sqrt"))
+            .inspect(|s| assert_eq!((s.location.file(), s.location.line()), (file!(), line)))
+            .count();
+        assert!(from_sqrt > 0);
+    }
+
     /// Off, nothing is kept; nodes recorded before it was turned on have no site.
     #[test]
     fn sites_are_kept_only_while_on() {

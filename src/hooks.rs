@@ -217,7 +217,7 @@ impl<T: Float> Param<T> {
     /// let w = Param::new(Tensor::<f64>::from_vec(vec![1.0, -2.0], &[2]));
     /// w.register_hook(|g| Some(g.clamp(-0.5, 0.5))); // per-parameter gradient clipping
     /// let tape = Tape::new();
-    /// let loss = (tape.param(&w) * Tensor::from_vec(vec![3.0, 0.1], &[2])).sum();
+    /// let loss = (tape.param(&w) * tape.constant(Tensor::from_vec(vec![3.0, 0.1], &[2]))).sum();
     /// assert_eq!(loss.backward().param(&w).unwrap().to_vec(), vec![0.5, 0.1]);
     /// ```
     pub fn register_hook<F>(&self, hook: F) -> HookHandle<'static, T>

@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex, OnceLock};
 
+mod accumulate;
 mod slots;
 
 use crate::ops::{Args, Vjp, VjpMany};
