@@ -47,10 +47,7 @@ impl Anomaly {
     /// The user's line that recorded node `id`, if it was recorded while on.
     fn site(&self, id: u32) -> Option<Site> {
         let sites = self.sites.borrow();
-        sites
-            .binary_search_by_key(&id, |s| s.id)
-            .ok()
-            .map(|k| sites[k])
+        sites.binary_search_by_key(&id, |s| s.id).ok().map(|k| sites[k])
     }
 
     /// Keeps where node `id` was recorded (the caller's line, or the line of the node whose
@@ -136,6 +133,14 @@ impl<T: Float> Tape<T> {
     }
 
     /// Whether anomaly detection is on (see [`Tape::set_anomaly_detection`]).
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f32>::new();
+    /// assert!(!tape.anomaly_detection());
+    /// tape.set_anomaly_detection(true);
+    /// assert!(tape.anomaly_detection());
+    /// ```
     pub fn anomaly_detection(&self) -> bool {
         self.anomaly.is_on()
     }
@@ -145,7 +150,14 @@ impl<T: Float> Tape<T> {
     #[cold]
     #[inline(never)]
     #[track_caller]
-    pub(crate) fn anomaly_scalar_op(&self, op: &'static str, inputs: [T; 2], binary: bool, out: T, id: Option<u32>) {
+    pub(crate) fn anomaly_scalar_op(
+        &self,
+        op: &'static str,
+        inputs: [T; 2],
+        binary: bool,
+        out: T,
+        id: Option<u32>,
+    ) {
         let inputs = &inputs[..1 + binary as usize];
         if self.anomaly.in_rule.get().is_none() && !out.is_finite() && inputs.iter().all(|x| x.is_finite()) {
             let ins: Vec<String> = inputs
@@ -170,7 +182,13 @@ impl<T: Float> Tape<T> {
     #[cold]
     #[inline(never)]
     #[track_caller]
-    pub(crate) fn anomaly_tensor_op(&self, op: &'static str, inputs: &[u32], out: &Tensor<T>, id: Option<u32>) {
+    pub(crate) fn anomaly_tensor_op(
+        &self,
+        op: &'static str,
+        inputs: &[u32],
+        out: &Tensor<T>,
+        id: Option<u32>,
+    ) {
         if self.anomaly.in_rule.get().is_none() && !out.all_finite() {
             let values: Vec<ValueRef<'_, T>> = inputs.iter().map(|&i| self.node_value(i)).collect();
             if values.iter().all(|v| v.all_finite()) {
@@ -246,9 +264,20 @@ impl<T: Float> Tape<T> {
     ) {
         let ins: Vec<Tensor<T>> = inputs.iter().map(|&x| Tensor::scalar(x)).collect();
         let refs: Vec<&Tensor<T>> = ins.iter().collect();
-        let gs: Vec<Option<Tensor<T>>> = grad_in.iter().take(inputs.len()).map(|g| g.map(Tensor::scalar)).collect();
+        let gs: Vec<Option<Tensor<T>>> = grad_in
+            .iter()
+            .take(inputs.len())
+            .map(|g| g.map(Tensor::scalar))
+            .collect();
         let g_refs: Vec<Option<&Tensor<T>>> = gs.iter().map(Option::as_ref).collect();
-        self.anomaly_rule(id, op, &refs, &Tensor::scalar(output), &Tensor::scalar(grad_out), &g_refs);
+        self.anomaly_rule(
+            id,
+            op,
+            &refs,
+            &Tensor::scalar(output),
+            &Tensor::scalar(grad_out),
+            &g_refs,
+        );
     }
 
     /// [`Tape::anomaly_rule`] for the recorded backward, on vars.

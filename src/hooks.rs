@@ -16,6 +16,9 @@ use crate::{Float, Param, Tape, Tensor, Var};
 /// A stored hook: called with the gradient, returns `None` to keep it or a replacement.
 pub(crate) type HookFn<T> = Arc<dyn for<'a> Fn(Var<'a, T>) -> Option<Var<'a, T>> + Send + Sync>;
 
+/// Hooks in registration order, each with the key its handle removes it by.
+pub(crate) type HookList<T> = Vec<(u64, HookFn<T>)>;
+
 static NEXT_HOOK_KEY: AtomicU64 = AtomicU64::new(0);
 
 /// How many hooks are registered on parameters in the whole process: while 0, backward does not
@@ -28,7 +31,7 @@ pub(crate) fn next_key() -> u64 {
 
 /// The hooks of a tape's vars, by node id, each list in registration order.
 pub(crate) struct VarHooks<T: Float> {
-    map: RefCell<BTreeMap<u32, Vec<(u64, HookFn<T>)>>>,
+    map: RefCell<BTreeMap<u32, HookList<T>>>,
 }
 
 impl<T: Float> Default for VarHooks<T> {
@@ -80,16 +83,52 @@ impl<T: Float> VarHooks<T> {
     }
 }
 
-/// What a [`HookHandle`] removes its hook from.
-enum Target<'a, T: Float> {
-    Var(&'a Tape<T>, u32),
-    Param(ParamRef<T>),
+/// The handle of a var's gradient hook, from [`Var::register_hook`]: as PyTorch's
+/// `RemovableHandle`, [`remove`](HookHandle::remove) unregisters the hook and dropping the handle
+/// keeps it. It borrows the var's tape (a parameter's hook has a [`ParamHookHandle`]).
+///
+/// ```
+/// use tapegrad::Tape;
+/// let tape = Tape::<f64>::new();
+/// let x = tape.var(2.0);
+/// let handle = x.register_hook(|g| Some(g * 0.0));
+/// assert_eq!((x * x).backward()[x].item(), 0.0);
+/// drop(handle); // the hook stays
+/// assert_eq!((x * x).backward()[x].item(), 0.0);
+/// ```
+pub struct HookHandle<'t, T: Float = f32> {
+    tape: &'t Tape<T>,
+    id: u32,
+    key: u64,
 }
 
-/// The handle of a gradient hook, from [`Var::register_hook`] or [`Param::register_hook`]: as
-/// PyTorch's `RemovableHandle`, [`remove`](HookHandle::remove) unregisters the hook and dropping
-/// the handle keeps it. A var's handle borrows its tape (`'a`); a parameter's is `'static` and
-/// holds the parameter weakly (it does not keep it alive).
+impl<T: Float> HookHandle<'_, T> {
+    /// Unregisters the hook; `true` if it was still registered.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(1.0);
+    /// let handle = x.register_hook(|g| Some(g * 2.0));
+    /// assert_eq!((x * 3.0).backward()[x].item(), 6.0);
+    /// assert!(handle.remove());
+    /// assert_eq!((x * 3.0).backward()[x].item(), 3.0);
+    /// ```
+    pub fn remove(self) -> bool {
+        self.tape.hooks.remove(self.id, self.key)
+    }
+}
+
+impl<T: Float> std::fmt::Debug for HookHandle<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HookHandle(var {}, hook {})", self.id, self.key)
+    }
+}
+
+/// The handle of a parameter's gradient hook, from [`Param::register_hook`]: as PyTorch's
+/// `RemovableHandle`, [`remove`](ParamHookHandle::remove) unregisters the hook and dropping the
+/// handle keeps it. It holds the parameter weakly (it does not keep it alive) and is
+/// `Send + Sync`, so it can live in a model's struct.
 ///
 /// ```
 /// use tapegrad::{Param, Tape, Tensor};
@@ -101,28 +140,30 @@ enum Target<'a, T: Float> {
 /// let tape = Tape::new();
 /// assert_eq!((tape.param(&w) * 2.0).backward().param(&w).unwrap().item(), 2.0);
 /// ```
-pub struct HookHandle<'a, T: Float = f32> {
-    target: Target<'a, T>,
+pub struct ParamHookHandle<T: Float = f32> {
+    param: ParamRef<T>,
     key: u64,
 }
 
-impl<T: Float> HookHandle<'_, T> {
+impl<T: Float> ParamHookHandle<T> {
     /// Unregisters the hook; `true` if it was still registered (`false` if the parameter is
     /// gone or the hook was already removed).
+    ///
+    /// ```
+    /// use tapegrad::{Param, Tensor};
+    /// let w = Param::new(Tensor::<f32>::scalar(1.0));
+    /// let handle = w.register_hook(|g| Some(g * 2.0));
+    /// drop(w);
+    /// assert!(!handle.remove()); // the parameter is gone, and its hooks with it
+    /// ```
     pub fn remove(self) -> bool {
-        match self.target {
-            Target::Var(tape, id) => tape.hooks.remove(id, self.key),
-            Target::Param(param) => param.upgrade().is_some_and(|p| p.remove_hook(self.key)),
-        }
+        self.param.upgrade().is_some_and(|p| p.remove_hook(self.key))
     }
 }
 
-impl<T: Float> std::fmt::Debug for HookHandle<'_, T> {
+impl<T: Float> std::fmt::Debug for ParamHookHandle<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.target {
-            Target::Var(_, id) => write!(f, "HookHandle(var {id}, hook {})", self.key),
-            Target::Param(_) => write!(f, "HookHandle(param, hook {})", self.key),
-        }
+        write!(f, "ParamHookHandle(hook {})", self.key)
     }
 }
 
@@ -131,9 +172,12 @@ impl<'t, T: Float> Var<'t, T> {
     /// `Tensor.register_hook`: once the gradient is complete (every use of the var has
     /// contributed) and before it flows on to the var's inputs, the hook gets it and may return
     /// a replacement of the same shape (`Some(new)`) or keep it (`None`). Several hooks on one
-    /// var run in registration order, each on the previous one's result, once per backward pass;
-    /// [`Gradients`](crate::Gradients) then holds the final gradient for this var. A var that
-    /// receives no gradient (the output does not depend on it) does not run its hooks.
+    /// var run in registration order, each on the previous one's result, once per backward pass
+    /// that reaches the var: every `backward`, every `grad`, and the later passes that
+    /// differentiate a recorded gradient through this var (as PyTorch's hooks run in double
+    /// backward; remove the hook first if it should not). [`Gradients`](crate::Gradients) then
+    /// holds the final gradient for this var. A var that receives no gradient (the output does
+    /// not depend on it) does not run its hooks.
     ///
     /// The hook gets the gradient as a [`Var`], so the same hook serves both passes:
     /// - in [`backward`](Var::backward), a constant on a scratch tape of its own (compute with
@@ -182,7 +226,8 @@ impl<'t, T: Float> Var<'t, T> {
             .or_default()
             .push((key, Arc::new(hook)));
         HookHandle {
-            target: Target::Var(self.tape, self.id),
+            tape: self.tape,
+            id: self.id,
             key,
         }
     }
@@ -191,7 +236,7 @@ impl<'t, T: Float> Var<'t, T> {
 impl<T: Float> Param<T> {
     /// Registers `hook` to run on this parameter's gradient in every backward pass of every
     /// tape it is bound to (per-parameter clipping, logging, gradient noise), until removed with
-    /// the returned [`HookHandle`]. Clones of the parameter share its hooks.
+    /// the returned [`ParamHookHandle`]. Clones of the parameter share its hooks.
     ///
     /// In [`backward`](Var::backward) the hook runs once per pass, on the parameter's total
     /// gradient (summed over every binding on the tape), after the pass; its result is what
@@ -220,14 +265,14 @@ impl<T: Float> Param<T> {
     /// let loss = (tape.param(&w) * tape.constant(Tensor::from_vec(vec![3.0, 0.1], &[2]))).sum();
     /// assert_eq!(loss.backward().param(&w).unwrap().to_vec(), vec![0.5, 0.1]);
     /// ```
-    pub fn register_hook<F>(&self, hook: F) -> HookHandle<'static, T>
+    pub fn register_hook<F>(&self, hook: F) -> ParamHookHandle<T>
     where
         F: for<'a> Fn(Var<'a, T>) -> Option<Var<'a, T>> + Send + Sync + 'static,
     {
         let key = next_key();
         self.add_hook(key, Arc::new(hook));
-        HookHandle {
-            target: Target::Param(self.downgrade()),
+        ParamHookHandle {
+            param: self.downgrade(),
             key,
         }
     }
@@ -267,7 +312,12 @@ fn check_result<T: Float>(owner: &Owner, n: usize, tape: &Tape<T>, out: &Var<'_,
 
 /// Runs `hooks` on an eager gradient, each on a scratch tape (with the user tape's anomaly
 /// setting), and returns the final gradient.
-pub(crate) fn run_eager<T: Float>(hooks: &[HookFn<T>], mut g: Tensor<T>, owner: &Owner, anomaly: bool) -> Tensor<T> {
+pub(crate) fn run_eager<T: Float>(
+    hooks: &[HookFn<T>],
+    mut g: Tensor<T>,
+    owner: &Owner,
+    anomaly: bool,
+) -> Tensor<T> {
     for (n, hook) in hooks.iter().enumerate() {
         let scratch = Tape::<T>::new();
         scratch.set_anomaly_detection(anomaly);
@@ -281,7 +331,11 @@ pub(crate) fn run_eager<T: Float>(hooks: &[HookFn<T>], mut g: Tensor<T>, owner: 
 }
 
 /// Runs `hooks` on a recorded gradient (a var of the tape being differentiated).
-pub(crate) fn run_recorded<'t, T: Float>(hooks: &[HookFn<T>], mut g: Var<'t, T>, owner: &Owner) -> Var<'t, T> {
+pub(crate) fn run_recorded<'t, T: Float>(
+    hooks: &[HookFn<T>],
+    mut g: Var<'t, T>,
+    owner: &Owner,
+) -> Var<'t, T> {
     for (n, hook) in hooks.iter().enumerate() {
         if let Some(out) = hook(g) {
             check_result(owner, n, g.tape, &out, &g.shape());

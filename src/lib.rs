@@ -50,7 +50,7 @@ pub use backward::Gradients;
 pub use element::Element;
 pub use error::Error;
 pub use float::Float;
-pub use hooks::HookHandle;
+pub use hooks::{HookHandle, ParamHookHandle};
 pub use ops::CompareWith;
 pub use ops::conv::Window2d;
 pub use param::Param;

@@ -5,7 +5,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
-use crate::hooks::{HookFn, PARAM_HOOKS};
+use crate::hooks::{HookFn, HookList, PARAM_HOOKS};
 use crate::{Float, Tensor};
 
 static NEXT_PARAM_ID: AtomicU64 = AtomicU64::new(0);
@@ -58,7 +58,7 @@ struct Inner<T: Float> {
     id: u64,
     value: RwLock<Tensor<T>>,
     /// Gradient hooks ([`Param::register_hook`], in `hooks.rs`), in registration order.
-    hooks: RwLock<Vec<(u64, HookFn<T>)>>,
+    hooks: RwLock<HookList<T>>,
 }
 
 impl<T: Float> Drop for Inner<T> {
@@ -153,7 +153,11 @@ impl<T: Float> Param<T> {
 
     /// Adds a gradient hook (see [`Param::register_hook`]).
     pub(crate) fn add_hook(&self, key: u64, hook: HookFn<T>) {
-        self.inner.hooks.write().unwrap_or_else(|e| e.into_inner()).push((key, hook));
+        self.inner
+            .hooks
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((key, hook));
         PARAM_HOOKS.fetch_add(1, Ordering::Relaxed);
     }
 

@@ -8,7 +8,10 @@ fn panic_message(f: impl FnOnce()) -> String {
     let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err("should panic");
     match err.downcast::<String>() {
         Ok(s) => *s,
-        Err(e) => e.downcast_ref::<&str>().map(|s| s.to_string()).unwrap_or_default(),
+        Err(e) => e
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -54,13 +57,19 @@ fn a_rank0_op_panics_too() {
     let x = tape.var(-0.5f32);
     let line = line!() + 1;
     let msg = panic_message(|| ignore(x.ln()));
-    assert!(msg.contains("`ln`") && msg.contains(&here(line)) && msg.contains("NaN"), "{msg}");
+    assert!(
+        msg.contains("`ln`") && msg.contains(&here(line)) && msg.contains("NaN"),
+        "{msg}"
+    );
     assert!(msg.contains("input 0 of shape [] (value -0.5)"), "{msg}");
     // Division by zero with an operator: inf from finite inputs.
     let zero = tape.var(0.0f32);
     let line = line!() + 1;
     let msg = panic_message(|| ignore(tape.var(1.0f32) / zero));
-    assert!(msg.contains("`div`") && msg.contains(&here(line)) && msg.contains("inf"), "{msg}");
+    assert!(
+        msg.contains("`div`") && msg.contains(&here(line)) && msg.contains("inf"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -91,7 +100,10 @@ fn sqrt_at_zero_panics_in_backward_at_the_users_line() {
     });
     assert!(msg.contains("backward rule of `sqrt`"), "{msg}");
     assert!(msg.contains(&format!("recorded at {}", here(line))), "{msg}");
-    assert!(msg.contains("inf at element [0] of the gradient for input 0 (shape [2])"), "{msg}");
+    assert!(
+        msg.contains("inf at element [0] of the gradient for input 0 (shape [2])"),
+        "{msg}"
+    );
     assert!(msg.contains("finite gradient (shape [2])"), "{msg}");
     assert!(msg.contains("input 0 of shape [2] (value 0.0 there)"), "{msg}");
 }
@@ -130,7 +142,10 @@ fn a_rank0_backward_rule_panics_on_the_inline_path() {
     });
     assert!(msg.contains("backward rule of `div`"), "{msg}");
     assert!(msg.contains(&format!("recorded at {}", here(line))), "{msg}");
-    assert!(msg.contains("into -inf") && msg.contains("gradient for input 1"), "{msg}");
+    assert!(
+        msg.contains("into -inf") && msg.contains("gradient for input 1"),
+        "{msg}"
+    );
     // sqrt at 0 on rank 0 (a rule without an inline form).
     let z = tape.var(0.0);
     let line = line!() + 1;
@@ -163,7 +178,10 @@ fn a_node_recorded_while_off_is_still_checked_in_backward_without_a_line() {
     let msg = panic_message(|| {
         let _ = y.backward();
     });
-    assert!(msg.contains("`sqrt`") && msg.contains("anomaly detection was off"), "{msg}");
+    assert!(
+        msg.contains("`sqrt`") && msg.contains("anomaly detection was off"),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -12,7 +12,10 @@ fn panic_message(f: impl FnOnce()) -> String {
     let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err("should panic");
     match err.downcast::<String>() {
         Ok(s) => *s,
-        Err(e) => e.downcast_ref::<&str>().map(|s| s.to_string()).unwrap_or_default(),
+        Err(e) => e
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -158,7 +161,9 @@ fn a_param_hook_runs_once_per_backward_on_the_total_gradient_of_every_tape() {
     for step in 0..2 {
         let tape = Tape::new();
         // Bound twice (as a recurrent layer binds per step): the hook sees the sum, once.
-        let loss = (tape.param(&w) * 2.0 + tape.param(&w) * tape.constant(Tensor::from_vec(vec![1.0, 0.5], &[2]))).sum();
+        let loss = (tape.param(&w) * 2.0
+            + tape.param(&w) * tape.constant(Tensor::from_vec(vec![1.0, 0.5], &[2])))
+        .sum();
         let grads = loss.backward();
         assert_eq!(seen.lock().unwrap().len(), step + 1);
         assert_eq!(seen.lock().unwrap()[step], vec![3.0, 2.5]);
@@ -240,7 +245,12 @@ fn net(seed: u64) -> (Linear<f64>, Linear<f64>) {
     (Linear::new(3, 5, &mut rng), Linear::new(5, 1, &mut rng))
 }
 
-fn net_loss<'t>(net: &(Linear<f64>, Linear<f64>), tape: &'t Tape<f64>, x: &Tensor<f64>, y: &Tensor<f64>) -> Var<'t, f64> {
+fn net_loss<'t>(
+    net: &(Linear<f64>, Linear<f64>),
+    tape: &'t Tape<f64>,
+    x: &Tensor<f64>,
+    y: &Tensor<f64>,
+) -> Var<'t, f64> {
     let h = net.0.forward(tape, tape.constant(x.clone())).tanh();
     loss::mse(net.1.forward(tape, h), tape.constant(y.clone()))
 }
@@ -318,4 +328,13 @@ fn accumulated_micro_batches_step_like_the_whole_batch() {
             .any(|(p, s)| p.value().to_vec() != s.value().to_vec());
         assert!(moved);
     }
+}
+
+#[test]
+fn hooks_keep_tapes_send_and_parameters_send_and_sync() {
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+    send::<Tape<f32>>();
+    send_sync::<Param<f64>>();
+    send_sync::<tapegrad::ParamHookHandle<f32>>();
 }

@@ -99,7 +99,7 @@ impl<T: Float> Gradients<T> {
     pub fn scale(&mut self, factor: T) {
         for (_, g) in &mut self.by_param {
             for x in g.as_mut_slice() {
-                *x = *x * factor;
+                *x *= factor;
             }
         }
     }
@@ -133,7 +133,10 @@ mod tests {
 
     #[test]
     fn parameters_only_in_the_other_gradients_are_added() {
-        let (u, w) = (Param::new(Tensor::<f64>::scalar(1.0)), Param::new(Tensor::scalar(2.0)));
+        let (u, w) = (
+            Param::new(Tensor::<f64>::scalar(1.0)),
+            Param::new(Tensor::scalar(2.0)),
+        );
         let mut acc = Gradients::default();
         let tape = Tape::new();
         acc += &(tape.param(&u) * 3.0).backward();

@@ -299,8 +299,14 @@ impl<'t, T: Float> Var<'t, T> {
                         let op = node.rule.op::<T>();
                         let inputs = [value(xi), value(yi)];
                         let inputs = &inputs[..(node.arity as usize).min(2)];
-                        self.tape
-                            .anomaly_scalar_rule(i, (op.name(), op.rule()), inputs, node.scalar, g, [gx, gy]);
+                        self.tape.anomaly_scalar_rule(
+                            i,
+                            (op.name(), op.rule()),
+                            inputs,
+                            node.scalar,
+                            g,
+                            [gx, gy],
+                        );
                     }
                     if let Some(gx) = gx {
                         slots.add_scalar(xi as usize, gx);
