@@ -9,7 +9,7 @@
 use std::cell::{Cell, RefCell};
 use std::panic::Location;
 
-use crate::tape::ValueRef;
+use crate::tape::{Nodes, ValueRef};
 use crate::{Float, Tape, Tensor, Var};
 
 /// Where a node was recorded: the user's line, and the op whose recorded backward rule recorded
@@ -145,20 +145,21 @@ impl<T: Float> Tape<T> {
         self.anomaly.is_on()
     }
 
-    /// The forward check of a rank-0 op (`binary` when it has two inputs), and where it was
-    /// recorded (`id`, when recording).
+    /// The forward check of the rank-0 op `op` on `inputs` just pushed as node `id`, and where
+    /// it was recorded (when `recorded`; under `no_grad` the node is a constant).
     #[cold]
     #[inline(never)]
     #[track_caller]
     pub(crate) fn anomaly_scalar_op(
         &self,
+        nodes: &Nodes<T>,
         op: &'static str,
-        inputs: [T; 2],
-        binary: bool,
-        out: T,
-        id: Option<u32>,
+        inputs: &[u32],
+        id: u32,
+        recorded: bool,
     ) {
-        let inputs = &inputs[..1 + binary as usize];
+        let out = nodes[id as usize].scalar;
+        let inputs: Vec<T> = inputs.iter().map(|&i| nodes[i as usize].scalar).collect();
         if self.anomaly.in_rule.get().is_none() && !out.is_finite() && inputs.iter().all(|x| x.is_finite()) {
             let ins: Vec<String> = inputs
                 .iter()
@@ -173,7 +174,7 @@ impl<T: Float> Tape<T> {
                 ins.join(", ")
             );
         }
-        if let Some(id) = id {
+        if recorded {
             self.anomaly.remember(id);
         }
     }

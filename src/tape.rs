@@ -608,12 +608,11 @@ impl<T: Float> Tape<T> {
         let needs = [a.requires_grad, binary & b.requires_grad];
         let value = Value::rank0(f(x, y));
         let id = Self::next_id(&nodes);
-        if self.anomaly.is_on() {
-            let recorded = self.recording.get().then_some(id);
-            self.anomaly_scalar_op(op.name(), [x, y], binary, value.scalar, recorded);
-        }
         if !self.recording.get() {
             nodes.push_reserved(Self::constant_leaf(value));
+            if self.anomaly.is_on() {
+                self.anomaly_scalar_op(&nodes, op.name(), inputs, id, false);
+            }
             return Some(Var { tape: self, id });
         }
         // A unary op's node names its input twice (`arity` says how many count), so that
@@ -642,6 +641,10 @@ impl<T: Float> Tape<T> {
             leaf: LeafKind::Constant,
             requires_grad: needs[0] | needs[1],
         });
+        // After the store, so that the result need not stay live across the check's call.
+        if self.anomaly.is_on() {
+            self.anomaly_scalar_op(&nodes, op.name(), inputs, id, true);
+        }
         Some(Var { tape: self, id })
     }
 
