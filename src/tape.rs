@@ -428,11 +428,6 @@ impl<T: Float> Tape<T> {
         self.id
     }
 
-    /// The name of node `id`, if it has one (for messages).
-    pub(crate) fn names_of(&self, id: u32) -> Option<String> {
-        self.names.borrow().get(&id).cloned()
-    }
-
     /// Stores a value: inline when rank 0, otherwise in the tensor list.
     fn store(&self, value: Tensor<T>) -> Value<T> {
         match value.as_rank0() {

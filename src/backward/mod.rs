@@ -490,7 +490,7 @@ impl<'t, T: Float> Var<'t, T> {
         };
         let hooks = self.tape.hooks.of(i as u32);
         let id = i as u32;
-        let owner = crate::hooks::Owner::Var(id, self.tape.names_of(id));
+        let owner = crate::hooks::Owner::Var(id, Var { tape: self.tape, id }.name());
         let g = crate::hooks::run_eager(&hooks, g, &owner, self.tape.anomaly.is_on());
         match slots.at(i) {
             Slot::Stored(k) => grads[k as usize] = g,
@@ -569,7 +569,14 @@ impl<'t, T: Float> Var<'t, T> {
         }
         for i in (0..end).rev() {
             if let (Some(hooks), Some(g)) = (hooked.get(&(i as u32)), grads[i]) {
-                let owner = crate::hooks::Owner::Var(i as u32, self.tape.names_of(i as u32));
+                let owner = crate::hooks::Owner::Var(
+                    i as u32,
+                    Var {
+                        tape: self.tape,
+                        id: i as u32,
+                    }
+                    .name(),
+                );
                 grads[i] = Some(crate::hooks::run_recorded(hooks, g, &owner));
             }
             let Some(grad_out) = grads[i] else { continue };

@@ -751,11 +751,9 @@ impl<'t, T: Float> Operand<T> for Var<'t, T> {
         let vars: SmallVec<[Var<'t, T>; 4]> = inputs.iter().map(|&&v| v).collect();
         Var::record_op(op, args, extra, &vars)
     }
-    #[track_caller]
     fn shape(&self) -> Shape {
         Shape::from_slice(self.tape.node_value(self.id).shape())
     }
-    #[track_caller]
     fn with_value<R>(&self, f: impl FnOnce(&Tensor<T>) -> R) -> R {
         f(&self.tape.node_value(self.id))
     }
