@@ -29,6 +29,7 @@
 // `#[derive(Module)]` writes `::tapegrad::...` paths; this makes them resolve inside the crate.
 extern crate self as tapegrad;
 
+mod anomaly;
 pub mod autograd;
 mod backward;
 pub mod data;
@@ -37,6 +38,7 @@ mod error;
 mod float;
 pub mod functional;
 pub mod gradcheck;
+mod hooks;
 pub mod io;
 pub mod loss;
 pub mod nn;
@@ -55,6 +57,7 @@ pub use backward::Gradients;
 pub use element::Element;
 pub use error::Error;
 pub use float::Float;
+pub use hooks::{HookHandle, ParamHookHandle};
 pub use ops::CompareWith;
 pub use ops::conv::Window2d;
 pub use param::Param;

@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
+use crate::hooks::{HookFn, HookList, PARAM_HOOKS};
 use crate::{Float, Tensor};
 
 static NEXT_PARAM_ID: AtomicU64 = AtomicU64::new(0);
@@ -58,6 +59,26 @@ struct Inner<T: Float> {
     value: RwLock<Tensor<T>>,
     /// `false` once frozen: bound as a constant, so it gets no gradient and optimizers skip it.
     requires_grad: AtomicBool,
+    /// Gradient hooks ([`Param::register_hook`], in `hooks.rs`), in registration order.
+    hooks: RwLock<HookList<T>>,
+}
+
+impl<T: Float> Drop for Inner<T> {
+    fn drop(&mut self) {
+        let n = self.hooks.get_mut().map_or(0, |h| h.len());
+        if n > 0 {
+            PARAM_HOOKS.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A weak handle of a [`Param`], for hook handles (which must not keep the parameter alive).
+pub(crate) struct ParamRef<T: Float>(Weak<Inner<T>>);
+
+impl<T: Float> ParamRef<T> {
+    pub(crate) fn upgrade(&self) -> Option<Param<T>> {
+        self.0.upgrade().map(|inner| Param { inner })
+    }
 }
 
 impl<T: Float> Clone for Param<T> {
@@ -76,6 +97,7 @@ impl<T: Float> Param<T> {
                 id: NEXT_PARAM_ID.fetch_add(1, Ordering::Relaxed),
                 value: RwLock::new(value),
                 requires_grad: AtomicBool::new(true),
+                hooks: RwLock::new(Vec::new()),
             }),
         }
     }
@@ -157,6 +179,36 @@ impl<T: Float> Param<T> {
     /// `true` when both handles refer to the same parameter.
     pub fn same_as(&self, other: &Param<T>) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Adds a gradient hook (see [`Param::register_hook`]).
+    pub(crate) fn add_hook(&self, key: u64, hook: HookFn<T>) {
+        self.inner
+            .hooks
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((key, hook));
+        PARAM_HOOKS.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Removes the hook registered under `key`; `true` if it was there.
+    pub(crate) fn remove_hook(&self, key: u64) -> bool {
+        let mut hooks = self.inner.hooks.write().unwrap_or_else(|e| e.into_inner());
+        let before = hooks.len();
+        hooks.retain(|(k, _)| *k != key);
+        let removed = before - hooks.len();
+        PARAM_HOOKS.fetch_sub(removed, Ordering::Relaxed);
+        removed > 0
+    }
+
+    /// This parameter's hooks, cloned out (so that a hook may add or remove hooks).
+    pub(crate) fn hooks(&self) -> Vec<HookFn<T>> {
+        let hooks = self.inner.hooks.read().unwrap_or_else(|e| e.into_inner());
+        hooks.iter().map(|(_, h)| Arc::clone(h)).collect()
+    }
+
+    pub(crate) fn downgrade(&self) -> ParamRef<T> {
+        ParamRef(Arc::downgrade(&self.inner))
     }
 
     // A panic while a value is borrowed cannot leave a tensor half-written (every write is a

@@ -293,6 +293,10 @@ pub struct Tape<T: Float = f32> {
     /// The gradient buffer of the last dropped [`Gradients`](crate::Gradients), kept for the
     /// next backward pass: a fresh multi-megabyte buffer would be page-faulted in on every step.
     pub(crate) grad_buffer: crate::backward::GradBuffer<T>,
+    /// Anomaly detection's switch and, while on, where each node was recorded (`anomaly.rs`).
+    pub(crate) anomaly: crate::anomaly::Anomaly,
+    /// The gradient hooks of this tape's vars, beside the nodes (`hooks.rs`).
+    pub(crate) hooks: crate::hooks::VarHooks<T>,
 }
 
 impl<T: Float> Default for Tape<T> {
@@ -317,6 +321,8 @@ impl<T: Float> Tape<T> {
             names: RefCell::default(),
             recording: Cell::new(true),
             grad_buffer: Default::default(),
+            anomaly: Default::default(),
+            hooks: Default::default(),
         }
     }
 
@@ -438,6 +444,8 @@ impl<T: Float> Tape<T> {
         crate::tensor::pool::recycle(self.tensors.get_mut().drain(..));
         self.params.get_mut().clear();
         self.names.get_mut().clear();
+        self.anomaly.clear();
+        self.hooks.clear();
         self.recording.set(true);
     }
 
@@ -512,6 +520,7 @@ impl<T: Float> Tape<T> {
     }
 
     /// Records `op` applied to `inputs` (one or two) with its forward result `value`.
+    #[track_caller]
     pub(crate) fn record(
         &self,
         op: &'static dyn DynOp<T>,
@@ -524,6 +533,7 @@ impl<T: Float> Tape<T> {
 
     /// Records `op` applied to any number of `inputs`, with `extra` arguments if it has some
     /// (then `args` must be `Args::None`: the node's `Args` points at the extra arguments).
+    #[track_caller]
     pub(crate) fn record_with(
         &self,
         op: &'static dyn DynOp<T>,
@@ -538,6 +548,7 @@ impl<T: Float> Tape<T> {
     /// Records a custom op's node ([`crate::autograd`]): with its inputs in the side list
     /// whatever their number, so that backward always runs its rule through
     /// [`DynOp::vjp_many_tensor`] and [`DynOp::vjp_many_var`].
+    #[track_caller]
     pub(crate) fn record_custom(
         &self,
         op: &'static dyn DynOp<T>,
@@ -548,6 +559,7 @@ impl<T: Float> Tape<T> {
         self.record_node(op, Args::None, Some(extra), inputs, value, true)
     }
 
+    #[track_caller]
     fn record_node(
         &self,
         op: &'static dyn DynOp<T>,
@@ -557,6 +569,15 @@ impl<T: Float> Tape<T> {
         value: Tensor<T>,
         many: bool,
     ) -> Var<'_, T> {
+        if self.anomaly.is_on() {
+            let id = self.recording.get().then(|| Self::next_id(&self.nodes.borrow()));
+            // A custom op is named by its own name, not by the placeholder op that records it.
+            let name = extra
+                .as_ref()
+                .and_then(Extra::custom_name)
+                .unwrap_or_else(|| op.name());
+            self.anomaly_tensor_op(name, inputs, &value, id);
+        }
         if !self.recording.get() {
             return self.leaf(value, LeafKind::Constant);
         }
@@ -613,6 +634,7 @@ impl<T: Float> Tape<T> {
     /// the forward fast path of scalar graphs. Returns `None` (recording nothing) unless every
     /// input is rank 0. A unary op's `f` gets its input twice.
     #[inline(always)]
+    #[track_caller]
     pub(crate) fn record_scalar<O: Op<T>>(
         &self,
         op: &'static O,
@@ -640,6 +662,9 @@ impl<T: Float> Tape<T> {
         let id = Self::next_id(&nodes);
         if !self.recording.get() {
             nodes.push_reserved(Self::constant_leaf(value));
+            if self.anomaly.is_on() {
+                self.anomaly_scalar_op(&nodes, op.name(), inputs, id, false);
+            }
             return Some(Var { tape: self, id });
         }
         // A unary op's node names its input twice (`arity` says how many count), so that
@@ -668,6 +693,10 @@ impl<T: Float> Tape<T> {
             leaf: LeafKind::Constant,
             requires_grad: needs[0] | needs[1],
         });
+        // After the store, so that the result need not stay live across the check's call.
+        if self.anomaly.is_on() {
+            self.anomaly_scalar_op(&nodes, op.name(), inputs, id, true);
+        }
         Some(Var { tape: self, id })
     }
 

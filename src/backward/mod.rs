@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex, OnceLock};
 
+mod accumulate;
 mod slots;
 
 use crate::ops::{Args, Vjp, VjpMany};
@@ -227,6 +228,33 @@ impl<'t, T: Float> Var<'t, T> {
     /// requires a gradient: empty gradients for a constant output (the gradient checker's
     /// functions may ignore their inputs, and then every gradient is 0).
     pub(crate) fn backprop(self, seed: Tensor<T>) -> Gradients<T> {
+        // One look per pass at the side state of hooks and anomaly detection: without either,
+        // the loop is the unchecked copy, with nothing added per node.
+        let mut out = if self.tape.hooks.is_empty() && !self.tape.anomaly.is_on() {
+            self.backprop_loop::<false>(seed, &[])
+        } else {
+            let hooked = self.tape.hooks.ids_below(self.id as usize + 1);
+            self.backprop_loop::<true>(seed, &hooked)
+        };
+        if crate::hooks::PARAM_HOOKS.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+            let anomaly = self.tape.anomaly.is_on();
+            for (param, g) in &mut out.by_param {
+                let hooks = param.hooks();
+                if !hooks.is_empty() {
+                    let owner = crate::hooks::Owner::Param(param.id());
+                    *g = crate::hooks::run_eager(&hooks, g.clone(), &owner, anomaly);
+                }
+            }
+        }
+        out
+    }
+
+    /// The reverse loop. `CHECKED` (hooks or anomaly detection) is a compile-time switch, so
+    /// that the copy without them is the plain loop: `hooked` lists the nodes with hooks, highest
+    /// id first, and the rules' results are checked when anomaly detection is on.
+    fn backprop_loop<const CHECKED: bool>(self, seed: Tensor<T>, hooked: &[u32]) -> Gradients<T> {
+        let anomaly = CHECKED && self.tape.anomaly.is_on();
+        let mut next_hooked = hooked.iter().copied().peekable();
         let tape_nodes = self.tape.nodes.borrow();
         let end = self.id as usize + 1;
         // A plain slice in a local: through the `Ref` its pointer and length were reloaded after
@@ -248,6 +276,9 @@ impl<'t, T: Float> Var<'t, T> {
         for i in (0..end).rev() {
             // A reference, not a copy: a node is 64 bytes and this loop runs once per node.
             let node = &nodes[i];
+            if CHECKED && next_hooked.next_if_eq(&(i as u32)).is_some() {
+                self.run_hooks_eager(i, &mut slots, &mut grads);
+            }
             if node.rule.is_inline() {
                 // A micrograd-style node, checked with one comparison: the forward path that
                 // sets an inline rule records only rank-0 nodes of rank-0 inputs, so values are
@@ -264,6 +295,19 @@ impl<'t, T: Float> Var<'t, T> {
                         g,
                         node.needs,
                     );
+                    if anomaly {
+                        let op = node.rule.op::<T>();
+                        let inputs = [value(xi), value(yi)];
+                        let inputs = &inputs[..(node.arity as usize).min(2)];
+                        self.tape.anomaly_scalar_rule(
+                            i,
+                            (op.name(), op.rule()),
+                            inputs,
+                            node.scalar,
+                            g,
+                            [gx, gy],
+                        );
+                    }
                     if let Some(gx) = gx {
                         slots.add_scalar(xi as usize, gx);
                     }
@@ -299,14 +343,20 @@ impl<'t, T: Float> Var<'t, T> {
                         Slot::Stored(k) => Cow::Borrowed(&grads[k as usize]),
                         Slot::Empty => unreachable!("skipped above"),
                     };
-                    op.vjp_many_tensor(&VjpMany {
+                    let grad_in = op.vjp_many_tensor(&VjpMany {
                         args,
                         extra,
                         inputs: &refs,
                         output: &*out,
                         grad_out: &*g,
                         needs: &needs,
-                    })
+                    });
+                    if anomaly {
+                        let gs: Vec<Option<&Tensor<T>>> = grad_in.iter().map(Option::as_ref).collect();
+                        self.tape
+                            .anomaly_rule(i, (op.name(), op.rule()), &refs, &out, &g, &gs);
+                    }
+                    grad_in
                 };
                 for (&id, g) in ids.iter().zip(grad_in) {
                     if let Some(g) = g {
@@ -336,6 +386,12 @@ impl<'t, T: Float> Var<'t, T> {
                 // Only ops without an inline rule reach here (see above); ops with `Extra`
                 // arguments take the tensor path, whose context carries them.
                 let [gx, gy] = op.vjp_scalar(args, [xv, yv], out, g, needs);
+                if anomaly {
+                    let inputs = [xv, yv];
+                    let inputs = &inputs[..(arity as usize).min(2)];
+                    self.tape
+                        .anomaly_scalar_rule(i, (op.name(), op.rule()), inputs, out, g, [gx, gy]);
+                }
                 if let Some(gx) = gx {
                     slots.add_scalar(ids[0] as usize, gx);
                 }
@@ -379,7 +435,15 @@ impl<'t, T: Float> Var<'t, T> {
                     grad_out: &*g,
                     needs,
                 };
-                op.vjp_tensor(&cx)
+                let grad_in = op.vjp_tensor(&cx);
+                if anomaly {
+                    let inputs = [&*xv, &*yv];
+                    let gs = [grad_in[0].as_ref(), grad_in[1].as_ref()];
+                    let n = ids.len();
+                    self.tape
+                        .anomaly_rule(i, (op.name(), op.rule()), &inputs[..n], &out, &g, &gs[..n]);
+                }
+                grad_in
             };
             for (&id, g) in ids.iter().zip(grad_in) {
                 if let Some(g) = g {
@@ -413,6 +477,25 @@ impl<'t, T: Float> Var<'t, T> {
             }
         }
         out
+    }
+
+    /// Runs node `i`'s hooks on its (complete) gradient in the eager pass, in place.
+    #[cold]
+    #[inline(never)]
+    fn run_hooks_eager(self, i: usize, slots: &mut Slots<T>, grads: &mut [Tensor<T>]) {
+        let g = match slots.at(i) {
+            Slot::Empty => return,
+            Slot::Scalar(v) => Tensor::scalar(v),
+            Slot::Stored(k) => grads[k as usize].clone(),
+        };
+        let hooks = self.tape.hooks.of(i as u32);
+        let id = i as u32;
+        let owner = crate::hooks::Owner::Var(id, Var { tape: self.tape, id }.name());
+        let g = crate::hooks::run_eager(&hooks, g, &owner, self.tape.anomaly.is_on());
+        match slots.at(i) {
+            Slot::Stored(k) => grads[k as usize] = g,
+            _ => slots.set(i, Slot::Scalar(g.item())),
+        }
     }
 
     /// Differentiable gradients: d(self)/d(x) for each `x` in `wrt`, as vars on the same tape.
@@ -464,7 +547,38 @@ impl<'t, T: Float> Var<'t, T> {
         if self.requires_grad() {
             grads[self.id as usize] = Some(seed);
         }
+        // Hooks and anomaly detection, looked at once: the var hooks of this tape and the hooks
+        // of the parameters bound on it, by node.
+        let anomaly = self.tape.anomaly.is_on();
+        let mut hooked: std::collections::BTreeMap<u32, Vec<crate::hooks::HookFn<T>>> = self
+            .tape
+            .hooks
+            .ids_below(end)
+            .into_iter()
+            .map(|id| (id, self.tape.hooks.of(id)))
+            .collect();
+        if crate::hooks::PARAM_HOOKS.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+            for (id, param) in self.tape.params.borrow().iter() {
+                if (*id as usize) < end {
+                    let hooks = param.hooks();
+                    if !hooks.is_empty() {
+                        hooked.entry(*id).or_default().extend(hooks);
+                    }
+                }
+            }
+        }
         for i in (0..end).rev() {
+            if let (Some(hooks), Some(g)) = (hooked.get(&(i as u32)), grads[i]) {
+                let owner = crate::hooks::Owner::Var(
+                    i as u32,
+                    Var {
+                        tape: self.tape,
+                        id: i as u32,
+                    }
+                    .name(),
+                );
+                grads[i] = Some(crate::hooks::run_recorded(hooks, g, &owner));
+            }
             let Some(grad_out) = grads[i] else { continue };
             // Copy what the rule needs, then release the borrow: the rule records new nodes.
             let (op, args, ids, needs, extra, many) = {
@@ -494,14 +608,24 @@ impl<'t, T: Float> Var<'t, T> {
                     })
                     .unzip();
                 let refs: Vec<&Var<'t, T>> = xs.iter().collect();
-                let grad_in = op.vjp_many_var(&VjpMany {
-                    args,
-                    extra: extra.as_ref(),
-                    inputs: &refs,
-                    output: &output,
-                    grad_out: &grad_out,
-                    needs: &needs,
-                });
+                let rule = || {
+                    op.vjp_many_var(&VjpMany {
+                        args,
+                        extra: extra.as_ref(),
+                        inputs: &refs,
+                        output: &output,
+                        grad_out: &grad_out,
+                        needs: &needs,
+                    })
+                };
+                let grad_in = if anomaly {
+                    let grad_in = self.tape.anomaly.in_rule(i as u32, op.name(), rule);
+                    self.tape
+                        .anomaly_var_rule(i, (op.name(), op.rule()), &xs, output, grad_out, &grad_in);
+                    grad_in
+                } else {
+                    rule()
+                };
                 for (&id, g) in many.iter().zip(grad_in) {
                     if let Some(g) = g {
                         let slot = &mut grads[id as usize];
@@ -530,7 +654,20 @@ impl<'t, T: Float> Var<'t, T> {
                 grad_out: &grad_out,
                 needs,
             };
-            let grad_in = op.vjp_var(&cx);
+            let grad_in = if anomaly {
+                let grad_in = self.tape.anomaly.in_rule(i as u32, op.name(), || op.vjp_var(&cx));
+                self.tape.anomaly_var_rule(
+                    i,
+                    (op.name(), op.rule()),
+                    &[x, y][..arity],
+                    output,
+                    grad_out,
+                    &grad_in[..arity],
+                );
+                grad_in
+            } else {
+                op.vjp_var(&cx)
+            };
             for (&id, g) in ids[..arity].iter().zip(grad_in) {
                 if let Some(g) = g {
                     let slot = &mut grads[id as usize];

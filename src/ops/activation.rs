@@ -59,6 +59,7 @@ impl<F> Derivative<F> {
 }
 
 /// `g·F⁽ᵏ⁾(x)` for any operand (rules call this).
+#[track_caller]
 fn derivative<T: Float, G: Operand<T>, F: Smooth>(g: &G, x: &G, k: i32) -> G {
     G::apply(&Derivative::<F>::OP, Args::Powi(k), None, &[g, x])
 }
@@ -116,6 +117,7 @@ impl<T: Float, F: Smooth> Primitive<T> for Derivative<F> {
 
 impl<'t, T: Float> Var<'t, T> {
     /// Records the function `F` of this var.
+    #[track_caller]
     fn smooth<F: Smooth>(self) -> Var<'t, T> {
         let op: &'static Elementwise<F> = &Elementwise::<F>::OP;
         if let Some(v) = self
@@ -614,6 +616,7 @@ pub(crate) struct LeakyRelu;
 /// `(g, x) ↦ g` where `x > 0`, `g·slope` elsewhere: leaky_relu's derivative, piecewise constant.
 pub(crate) struct LeakyReluSlope;
 
+#[track_caller]
 fn leaky_relu_slope<T: Float, G: Operand<T>>(g: &G, x: &G, args: Args) -> G {
     G::apply(&LeakyReluSlope, args, None, &[g, x])
 }
@@ -688,10 +691,12 @@ fn elu_value<T: Float>(x: T, alpha: T) -> T {
     }
 }
 
+#[track_caller]
 fn elu_slope<T: Float, G: Operand<T>>(g: &G, x: &G, args: Args) -> G {
     G::apply(&EluSlope, args, None, &[g, x])
 }
 
+#[track_caller]
 fn elu_curvature<T: Float, G: Operand<T>>(g: &G, x: &G, args: Args) -> G {
     G::apply(&EluCurvature, args, None, &[g, x])
 }
@@ -789,6 +794,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// let g = y.sum().backward();
     /// assert_eq!(g[x].to_vec()[1], 0.5);
     /// ```
+    #[track_caller]
     pub fn log1p(self) -> Var<'t, T> {
         self.smooth::<Log1p>()
     }
@@ -805,6 +811,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// assert_eq!(y.value().to_vec(), vec![1e-10_f64.exp_m1(), 0.0]);
     /// assert_eq!(y.sum().backward()[x].to_vec()[1], 1.0);
     /// ```
+    #[track_caller]
     pub fn expm1(self) -> Var<'t, T> {
         self.smooth::<Expm1>()
     }
@@ -819,6 +826,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// assert_eq!(y.value().to_vec(), vec![9.0, 0.25]);
     /// assert_eq!(y.sum().backward()[x].to_vec(), vec![-6.0, 1.0]);
     /// ```
+    #[track_caller]
     pub fn square(self) -> Var<'t, T> {
         self.smooth::<Square>()
     }
@@ -834,6 +842,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// assert_eq!(y.item(), 0.5);
     /// assert_eq!(y.backward()[x].item(), -1.0 / 16.0);
     /// ```
+    #[track_caller]
     pub fn rsqrt(self) -> Var<'t, T> {
         self.smooth::<Rsqrt>()
     }
@@ -849,6 +858,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// assert!((y.value().to_vec()[1] - 0.731_058_578_630_004_9).abs() < 1e-15);
     /// assert_eq!(y.sum().backward()[x].to_vec()[0], 0.5);
     /// ```
+    #[track_caller]
     pub fn silu(self) -> Var<'t, T> {
         self.smooth::<Silu>()
     }
@@ -872,6 +882,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// let g = y.sum().backward();
     /// assert!((g[x].to_vec()[0] - 1.083_315_470_587_686_4).abs() < 1e-15);
     /// ```
+    #[track_caller]
     pub fn gelu(self) -> Var<'t, T> {
         self.smooth::<Gelu>()
     }
@@ -888,6 +899,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// assert!((y.item() - 0.841_191_990_608_276_7).abs() < 1e-15);
     /// assert!((y.backward()[x].item() - 1.082_964_083_845_782_6).abs() < 1e-15);
     /// ```
+    #[track_caller]
     pub fn gelu_tanh(self) -> Var<'t, T> {
         self.smooth::<GeluTanh>()
     }
@@ -903,6 +915,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// assert_eq!(y.value().to_vec(), vec![2f64.ln(), 30.0, 0.0]);
     /// assert_eq!(y.sum().backward()[x].to_vec(), vec![0.5, 1.0, 0.0]);
     /// ```
+    #[track_caller]
     pub fn softplus(self) -> Var<'t, T> {
         self.smooth::<Softplus>()
     }
@@ -919,6 +932,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// assert_eq!(y.value().to_vec(), vec![-0.2, 0.0, 3.0]);
     /// assert_eq!(y.sum().backward()[x].to_vec(), vec![0.1, 0.1, 1.0]);
     /// ```
+    #[track_caller]
     pub fn leaky_relu(self, slope: T) -> Var<'t, T> {
         let args = Args::Powf(slope.to_f64());
         if let Some(v) = self
@@ -941,6 +955,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// assert_eq!(y.value().to_vec(), vec![(-1f64).exp_m1(), 0.0, 2.0]);
     /// assert_eq!(y.sum().backward()[x].to_vec(), vec![(-1f64).exp(), 1.0, 1.0]);
     /// ```
+    #[track_caller]
     pub fn elu(self, alpha: T) -> Var<'t, T> {
         let args = Args::Powf(alpha.to_f64());
         if let Some(v) = self

@@ -161,6 +161,7 @@ var_binary_operator!(Div, div, /, DivOp, Tensor::div);
 impl<'t, T: Float> Neg for Var<'t, T> {
     type Output = Var<'t, T>;
     /// Elementwise negation.
+    #[track_caller]
     fn neg(self) -> Var<'t, T> {
         if let Some(v) = self.tape.record_scalar(&NegOp, Args::None, &[self.id], |x, _| -x) {
             return v;

@@ -40,6 +40,7 @@ impl<T: Float> Primitive<T> for BceWithLogits {
 impl<'t, T: Float> Var<'t, T> {
     /// The elementwise binary cross-entropy of these logits against `targets` (one shape, which
     /// the caller checks): the loss [`crate::loss::binary_cross_entropy_with_logits`] averages.
+    #[track_caller]
     pub(crate) fn bce_with_logits(self, targets: Var<'t, T>) -> Var<'t, T> {
         Var::record_op(&BceWithLogits, Args::None, None, &[self, targets])
     }

@@ -66,6 +66,7 @@ pub(crate) struct Maximum;
 pub(crate) struct Minimum;
 
 /// The rule of maximum (`larger`) and minimum.
+#[track_caller]
 fn extremum_vjp<T: Float, G: Operand<T>>(op: &str, cx: &Vjp<'_, G>, larger: bool) -> [Option<G>; 2] {
     let (x, y, g) = (cx.x(), cx.y(), cx.grad_out);
     [

@@ -251,6 +251,7 @@ impl<T: Float> Primitive<T> for Unfold {
 }
 
 /// im2col of any operand (see [`Var::unfold`]); the window is checked by the caller.
+#[track_caller]
 fn unfold<T: Float, G: Operand<T>>(x: &G, window: Window2d) -> G {
     let args = Args::Window(PackedWindow::pack("unfold", &window));
     G::apply(&Unfold, args, None, &[x])
@@ -298,6 +299,7 @@ fn fold_args(extra: &Extra) -> ((usize, usize), Window2d) {
 }
 
 /// col2im of any operand into `[N, C, size.0, size.1]` (see [`Var::fold`]).
+#[track_caller]
 fn fold<T: Float, G: Operand<T>>(x: &G, size: (usize, usize), window: Window2d) -> G {
     G::apply(&Fold, Args::None, Some(fold_extra(size, &window)), &[x])
 }

@@ -227,6 +227,7 @@ struct Term<G> {
     labels: Labels,
 }
 
+#[track_caller]
 fn reshape_to<T: Float, G: Operand<T>>(x: G, shape: &[usize]) -> G {
     if x.shape().as_slice() == shape {
         x
@@ -237,6 +238,7 @@ fn reshape_to<T: Float, G: Operand<T>>(x: G, shape: &[usize]) -> G {
 
 /// `x`, whose elements are in the row-major order of `from` (any shape with those elements),
 /// brought to the order `to` and given `shape`: a permute only if elements move.
+#[track_caller]
 fn relayout<T: Float, G: Operand<T>>(spec: &Spec, x: G, from: &[Label], to: &[Label], shape: &[usize]) -> G {
     if !spec.needs_permute(from, to) {
         return reshape_to(x, shape);
@@ -312,6 +314,7 @@ fn sum_out<T: Float, G: Operand<T>>(spec: &Spec, term: &mut Term<G>, keep: Label
 
 /// `op(a) @ op(b)` over the last two axes, `op` transposing (read through strides) when the flag
 /// is set: the existing `matmul` and `matmul_t` where they fit, [`TransposedMatMul`] otherwise.
+#[track_caller]
 fn gemm<T: Float, G: Operand<T>>(a: &G, ta: bool, b: &G, tb: bool) -> G {
     match (ta, tb) {
         (false, false) => a.matmul(b),
@@ -341,6 +344,7 @@ struct Layout {
 
 /// The product of two terms, keeping the labels in `keep` (the output's and the other terms');
 /// `want` is the output order when this is the last product.
+#[track_caller]
 fn contract<T: Float, G: Operand<T>>(
     spec: &Spec,
     x: Term<G>,
@@ -522,6 +526,7 @@ fn kept<G>(terms: &[Term<G>], output: LabelSet, skip: &[usize]) -> LabelSet {
 }
 
 /// Evaluates a checked equation on `operands` (see the module docs for the steps).
+#[track_caller]
 fn lower<T: Float, G: Operand<T>>(spec: &Spec, operands: Vec<G>) -> G {
     let output = set_of(&spec.output);
     let mut terms: Vec<Term<G>> = operands
@@ -725,11 +730,13 @@ impl<T: Float> Primitive<T> for DiagEmbed {
 }
 
 /// The diagonal of axes `a < b` of `x`, at axis `a`, for any operand.
+#[track_caller]
 pub(crate) fn diagonal<T: Float, G: Operand<T>>(x: &G, a: usize, b: usize) -> G {
     G::apply(&Diagonal, Args::None, Some(Extra::ints(&[a, b])), &[x])
 }
 
 /// Axis `a` of `x` on the diagonal of axes `a < b` of zeros, for any operand.
+#[track_caller]
 pub(crate) fn diag_embed<T: Float, G: Operand<T>>(x: &G, a: usize, b: usize) -> G {
     G::apply(&DiagEmbed, Args::None, Some(Extra::ints(&[a, b])), &[x])
 }

@@ -69,6 +69,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// let g = y.sum().backward();
     /// assert!((g[x].to_vec()[0] - std::f64::consts::FRAC_2_SQRT_PI).abs() < 1e-15);
     /// ```
+    #[track_caller]
     pub fn erf(self) -> Var<'t, T> {
         let f = |x: T| T::from_f64(erf_f64(x.to_f64()));
         if let Some(v) = self.tape.record_scalar(&Erf, Args::None, &[self.id], |x, _| f(x)) {

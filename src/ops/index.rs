@@ -108,11 +108,13 @@ impl<'t, T: Float> Var<'t, T> {
         self.pick_by(index)
     }
 
+    #[track_caller]
     pub(crate) fn pick_by(self, index: Var<'t, T>) -> Var<'t, T> {
         let value = self.value_ref().pick(&index.value_ref());
         self.record_binary(index, &Pick, Args::None, value)
     }
 
+    #[track_caller]
     pub(crate) fn unpick(self, index: Var<'t, T>, classes: usize) -> Var<'t, T> {
         let value = self.value_ref().unpick(&index.value_ref(), classes);
         self.record_binary(index, &Unpick, Args::None, value)

@@ -10,6 +10,7 @@ use crate::{Element, Float, Tensor, Var};
 pub(crate) struct Cat;
 
 /// Each input's slice of `g` along `axis`, for the inputs that need a gradient.
+#[track_caller]
 fn cat_vjp<T: Float, G: Operand<T>>(inputs: &[&G], needs: &[bool], g: &G, axis: usize) -> Vec<Option<G>> {
     let mut start = 0;
     inputs
@@ -389,7 +390,11 @@ impl<'t, T: Float> Var<'t, T> {
             let shapes: Vec<&[usize]> = values.iter().map(|v| v.shape()).collect();
             check_stackable::<T>(&shapes, axis);
         }
-        let lifted: Vec<Var<'t, T>> = vars.iter().map(|v| v.unsqueeze(axis)).collect();
+        // A loop, not a closure: `#[track_caller]` does not reach through closures.
+        let mut lifted = Vec::with_capacity(vars.len());
+        for v in vars {
+            lifted.push(v.unsqueeze(axis));
+        }
         Var::cat(&lifted, axis)
     }
 
@@ -448,19 +453,18 @@ impl<'t, T: Float> Var<'t, T> {
         self.split_unchecked(&sizes, axis)
     }
 
+    #[track_caller]
     fn split_unchecked(self, sizes: &[usize], axis: usize) -> Vec<Var<'t, T>> {
         if sizes.len() == 1 {
             return vec![self];
         }
-        let mut start = 0;
-        sizes
-            .iter()
-            .map(|&len| {
-                let piece = self.narrow(axis, start, len);
-                start += len;
-                piece
-            })
-            .collect()
+        // A loop, not a closure: `#[track_caller]` does not reach through closures.
+        let (mut start, mut pieces) = (0, Vec::with_capacity(sizes.len()));
+        for &len in sizes {
+            pieces.push(self.narrow(axis, start, len));
+            start += len;
+        }
+        pieces
     }
 
     /// Surrounds the value with `value`: `pads[i] = (before, after)` elements along axis `i`,
@@ -494,6 +498,7 @@ impl<'t, T: Float> Var<'t, T> {
 impl<'t, T: Float> Var<'t, T> {
     /// The value without `pads[i] = (before, after)` elements at the ends of axis `i`: the
     /// inverse of [`Var::pad`] (the caller checks that the pairs fit).
+    #[track_caller]
     pub(crate) fn crop(self, pads: &[(usize, usize)]) -> Var<'t, T> {
         let flat: Vec<usize> = pads.iter().flat_map(|&(b, a)| [b, a]).collect();
         Var::record_op(&Crop, Args::None, Some(Extra::ints(&flat)), &[self])

@@ -53,6 +53,7 @@ pub(crate) struct MaskedFill;
 pub(crate) struct WhereCond;
 
 /// `g` with zeros where `mask` is set, for any operand.
+#[track_caller]
 fn zero_where<T: Float, G: Operand<T>>(g: &G, mask: Tensor<bool>) -> G {
     let extra = Extra::default().with_mask(mask).with_reals(&[0.0]);
     G::apply(&MaskedFill, Args::None, Some(extra), &[g])

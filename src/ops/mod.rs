@@ -781,85 +781,112 @@ impl<'t, T: Float> Operand<T> for Var<'t, T> {
     fn with_value<R>(&self, f: impl FnOnce(&Tensor<T>) -> R) -> R {
         f(&self.tape.node_value(self.id))
     }
+    #[track_caller]
     fn sub(&self, other: &Self) -> Self {
         *self - *other
     }
+    #[track_caller]
     fn mul(&self, other: &Self) -> Self {
         *self * *other
     }
+    #[track_caller]
     fn div(&self, other: &Self) -> Self {
         *self / *other
     }
+    #[track_caller]
     fn neg(&self) -> Self {
         -*self
     }
+    #[track_caller]
     fn mul_constant(&self, c: Tensor<T>) -> Self {
         *self * self.tape.constant(c)
     }
+    #[track_caller]
     fn mul_constant_of(&self, x: &Self, f: fn(T) -> T) -> Self {
         self.mul_constant(x.with_value(|x| x.map(f)))
     }
+    #[track_caller]
     fn mul_tanh_slope(&self, y: &Self) -> Self {
         *self - *self * *y * *y
     }
+    #[track_caller]
     fn mul_sigmoid_slope(&self, y: &Self) -> Self {
         let gy = *self * *y;
         gy - gy * *y
     }
+    #[track_caller]
     fn scale(&self, c: T) -> Self {
         *self * c
     }
+    #[track_caller]
     fn exp(&self) -> Self {
         Var::exp(*self)
     }
+    #[track_caller]
     fn sigmoid(&self) -> Self {
         Var::sigmoid(*self)
     }
+    #[track_caller]
     fn sin(&self) -> Self {
         Var::sin(*self)
     }
+    #[track_caller]
     fn cos(&self) -> Self {
         Var::cos(*self)
     }
+    #[track_caller]
     fn powf(&self, p: T) -> Self {
         Var::powf(*self, p)
     }
+    #[track_caller]
     fn powi(&self, n: i32) -> Self {
         Var::powi(*self, n)
     }
+    #[track_caller]
     fn sum_axis(&self, axis: usize, keepdim: bool) -> Self {
         Var::sum_axis(*self, axis, keepdim)
     }
+    #[track_caller]
     fn sum_to_like(self, like: &Self) -> Self {
         Var::sum_to(self, &like.shape())
     }
+    #[track_caller]
     fn broadcast_to(&self, shape: &[usize]) -> Self {
         Var::broadcast_to(*self, shape)
     }
+    #[track_caller]
     fn reshape(&self, shape: &[usize]) -> Self {
         Var::reshape(*self, shape)
     }
+    #[track_caller]
     fn transpose(&self, a0: usize, a1: usize) -> Self {
         Var::transpose(*self, a0, a1)
     }
+    #[track_caller]
     fn narrow(&self, axis: usize, start: usize, len: usize) -> Self {
         Var::narrow(*self, axis, start, len)
     }
+    #[track_caller]
     fn unnarrow(&self, full: &[usize], axis: usize, start: usize) -> Self {
         Var::unnarrow(*self, full, axis, start)
     }
+    #[track_caller]
     fn pick(&self, index: &Self) -> Self {
         Var::pick_by(*self, *index)
     }
+    #[track_caller]
     fn unpick(&self, index: &Self, classes: usize) -> Self {
         Var::unpick(*self, *index, classes)
     }
+    #[track_caller]
     fn matmul(&self, other: &Self) -> Self {
         Var::matmul(*self, other)
     }
+    #[track_caller]
     fn matmul_nt(&self, other: &Self) -> Self {
         Var::matmul_t(*self, other)
     }
+    #[track_caller]
     fn matmul_tn(&self, other: &Self) -> Self {
         let r = self.shape().len();
         Var::transpose(*self, r - 2, r - 1).matmul(other)
@@ -903,12 +930,14 @@ impl<'t, T: Float> Var<'t, T> {
     }
 
     /// Records a one-input op whose forward result is `value`.
+    #[track_caller]
     pub(crate) fn record_unary(self, op: &'static dyn DynOp<T>, args: Args, value: Tensor<T>) -> Var<'t, T> {
         self.tape.record(op, args, &[self.id], value)
     }
 
     /// Records a two-input op whose forward result is `value`. The caller has already checked
     /// (with `check_same_tape`, before computing `value`) that both vars share a tape.
+    #[track_caller]
     pub(crate) fn record_binary(
         self,
         other: Var<'t, T>,

@@ -109,6 +109,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// assert_eq!(s.item(), 6.0);
     /// assert_eq!(s.backward()[x].to_vec(), vec![1.0, 1.0, 1.0]);
     /// ```
+    #[track_caller]
     pub fn sum(self) -> Var<'t, T> {
         let value = self.value_ref().sum();
         self.record_unary(&Sum, Args::None, value)
@@ -123,6 +124,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// assert_eq!(x.mean().item(), 3.0);
     /// assert_eq!(x.mean().backward()[x].to_vec(), vec![0.25; 4]);
     /// ```
+    #[track_caller]
     pub fn mean(self) -> Var<'t, T> {
         let n = shape::numel(&self.shape());
         self.sum() * (T::ONE / T::from_usize(n))
@@ -495,6 +497,7 @@ impl<T: Float> Primitive<T> for LseGrad {
 }
 
 /// `g · e^{x − lse}` (or `e^{x − lse}` without `g`), for any operand (rules call this).
+#[track_caller]
 pub(crate) fn lse_grad<T: Float, G: Operand<T>>(x: &G, lse: &G, g: Option<&G>, axis: usize) -> G {
     let args = Args::axis(axis, true);
     match g {
@@ -859,11 +862,13 @@ impl<T: Float> Primitive<T> for ReverseCumSum {
 }
 
 /// The cumulative sum of `x` along `axis`, for any operand (rules call this).
+#[track_caller]
 pub(crate) fn cumsum<T: Float, G: Operand<T>>(x: &G, axis: usize) -> G {
     G::apply(&CumSum, Args::axis(axis, false), None, &[x])
 }
 
 /// The reversed cumulative sum of `x` along `axis`, for any operand.
+#[track_caller]
 pub(crate) fn reverse_cumsum<T: Float, G: Operand<T>>(x: &G, axis: usize) -> G {
     G::apply(&ReverseCumSum, Args::axis(axis, false), None, &[x])
 }
@@ -1032,6 +1037,7 @@ impl<T: Float> Op<T> for StdSqrt {
 pub(crate) struct HalfOver;
 
 /// `g / (2 y)`, 0 where `y = 0`, for any operand.
+#[track_caller]
 fn half_over<T: Float, G: Operand<T>>(g: &G, y: &G) -> G {
     G::apply(&HalfOver, Args::None, None, &[g, y])
 }

@@ -210,6 +210,7 @@ impl<T: Float> Primitive<T> for Permute {
 }
 
 /// `x` with its axes in the order `axes`, for any operand (rules call this).
+#[track_caller]
 pub(crate) fn permute<T: Float, G: Operand<T>>(x: &G, axes: &[usize]) -> G {
     G::apply(&Permute, Args::None, Some(Extra::ints(axes)), &[x])
 }

@@ -41,6 +41,7 @@ macro_rules! unary_op {
             /// let grads = y.sum().backward();
             /// assert_eq!(grads[x].shape(), &[2]);
             /// ```
+            #[track_caller]
             pub fn $method(self) -> Var<'t, T> {
                 let scalar = |x: T, _| elementwise::$method(x);
                 if let Some(v) = self.tape.record_scalar(&$op, Args::None, &[self.id], scalar) {
@@ -184,6 +185,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// let y = x.powf(1.5);                        // 8
     /// assert_eq!(y.backward()[x].item(), 3.0);   // 1.5 · 4^0.5
     /// ```
+    #[track_caller]
     pub fn powf(self, p: T) -> Var<'t, T> {
         if let Some(v) = self
             .tape
@@ -210,6 +212,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// let y = x.powi(3);                          // -8
     /// assert_eq!(y.backward()[x].item(), 12.0);  // 3 · (-2)²
     /// ```
+    #[track_caller]
     pub fn powi(self, n: i32) -> Var<'t, T> {
         if let Some(v) = self
             .tape
