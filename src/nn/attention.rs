@@ -261,7 +261,7 @@ impl Default for MultiheadAttentionConfig {
 /// Xavier-uniform, `out_proj.weight` as a `Linear` (Kaiming-uniform, `a = √5`), both biases 0.
 ///
 /// Inputs are `[L, N, E]` (query) and `[S, N, E]` (key, value), or `[N, L, E]` and `[N, S, E]`
-/// with `batch_first`, or unbatched `[L, E]` and `[S, E]`. [`Module::forward`] is
+/// with `batch_first`, or unbatched `[L, E]` and `[S, E]`. [`Forward::forward`](crate::nn::Forward::forward) is
 /// self-attention without a mask; [`forward_attn`](MultiheadAttention::forward_attn) takes
 /// masks and returns the attention weights on request. Self-attention (the same var as query,
 /// key and value) projects with one `[3E, E]` product.

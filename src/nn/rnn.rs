@@ -8,7 +8,7 @@
 //! (`[N, T, input]` with `batch_first`) or unbatched `[T, input]`; states are
 //! `[D * num_layers, N, hidden]` with `D = 2` when bidirectional.
 //!
-//! - [`Module::forward`] returns the output sequence, the last layer's `h` at every step.
+//! - [`Forward::forward`](crate::nn::Forward::forward) returns the output sequence, the last layer's `h` at every step.
 //! - `forward_with_state` also takes an initial state and returns the final one (`(h_n, c_n)` for
 //!   the LSTM): for generation, and for truncated backpropagation through time (carry the state
 //!   over with [`Var::detach`] or its value on a new tape).

@@ -366,7 +366,7 @@ macro_rules! cell_common {
 ///
 /// Parameters `weight_ih [4H, input]`, `weight_hh [4H, H]`, `bias_ih [4H]`, `bias_hh [4H]`, gates
 /// stacked in PyTorch's order i, f, g, o, all drawn from `U(-1/√H, 1/√H)`. The input is
-/// `[N, input]` or unbatched `[input]`, the states `[N, H]` or `[H]`. [`Module::forward`] is one
+/// `[N, input]` or unbatched `[input]`, the states `[N, H]` or `[H]`. [`Forward::forward`](crate::nn::Forward::forward) is one
 /// step from the zero state and returns `h'`.
 ///
 /// ```
@@ -463,7 +463,7 @@ cell_common!(LstmCell);
 ///
 /// Parameters `weight_ih [3H, input]`, `weight_hh [3H, H]`, `bias_ih [3H]`, `bias_hh [3H]`, gates
 /// stacked in PyTorch's order r, z, n, all drawn from `U(-1/√H, 1/√H)`. The input is
-/// `[N, input]` or `[input]`, the state `[N, H]` or `[H]`; [`Module::forward`] is one step from
+/// `[N, input]` or `[input]`, the state `[N, H]` or `[H]`; [`Forward::forward`](crate::nn::Forward::forward) is one step from
 /// the zero state.
 ///
 /// ```
@@ -538,7 +538,7 @@ cell_common!(GruCell);
 ///
 /// Parameters `weight_ih [H, input]`, `weight_hh [H, H]`, `bias_ih [H]`, `bias_hh [H]`, all drawn
 /// from `U(-1/√H, 1/√H)`. The input is `[N, input]` or `[input]`, the state `[N, H]` or `[H]`;
-/// [`Module::forward`] is one step from the zero state.
+/// [`Forward::forward`](crate::nn::Forward::forward) is one step from the zero state.
 ///
 /// ```
 /// use tapegrad::prelude::*;
