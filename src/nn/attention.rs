@@ -14,7 +14,7 @@
 
 use rand::{Rng, RngExt};
 
-use super::{Dropout, Generator, Linear, Module, init, prefixed, prefixed_generators};
+use super::{Dropout, Linear, Module, init};
 use crate::{Float, Param, Tape, Tensor, Var};
 
 /// The mask of positions `(i, j)` with `j > i` over an `[l, s]` grid: a causal mask aligned at
@@ -286,7 +286,7 @@ impl Default for MultiheadAttentionConfig {
 /// let x = tape.var(Tensor::ones(&[2, 5, 16])); // [N, L, E]
 /// assert_eq!(mha.forward(&tape, x).shape(), vec![2, 5, 16]);
 /// ```
-#[derive(Debug)]
+#[derive(Module, Debug)]
 pub struct MultiheadAttention<T: Float = f32> {
     /// The query, key and value projections stacked: `[3 · embed_dim, embed_dim]`.
     pub in_proj_weight: Param<T>,
@@ -294,9 +294,12 @@ pub struct MultiheadAttention<T: Float = f32> {
     pub in_proj_bias: Option<Param<T>>,
     /// The output projection, `embed_dim → embed_dim`.
     pub out_proj: Linear<T>,
+    #[module(skip)]
     num_heads: usize,
+    #[module(skip)]
     batch_first: bool,
     dropout: Dropout<T>,
+    #[module(training)]
     training: bool,
 }
 
@@ -613,28 +616,3 @@ impl<T: Float> MultiheadAttention<T> {
 }
 
 crate::nn::forward_via_inherent!(MultiheadAttention);
-
-impl<T: Float> Module<T> for MultiheadAttention<T> {
-    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
-        let mut out = vec![("in_proj_weight".to_string(), self.in_proj_weight.clone())];
-        if let Some(b) = &self.in_proj_bias {
-            out.push(("in_proj_bias".to_string(), b.clone()));
-        }
-        out.extend(prefixed("out_proj", self.out_proj.named_parameters()));
-        out
-    }
-
-    fn named_generators(&self) -> Vec<(String, &Generator)> {
-        prefixed_generators("dropout", self.dropout.named_generators())
-    }
-
-    fn train(&mut self, mode: bool) {
-        self.training = mode;
-        self.out_proj.train(mode);
-        self.dropout.train(mode);
-    }
-
-    fn is_training(&self) -> bool {
-        self.training
-    }
-}

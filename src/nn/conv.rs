@@ -30,16 +30,19 @@ use crate::{Float, Param, Tape, Var};
 /// let names: Vec<String> = conv.named_parameters().into_iter().map(|(n, _)| n).collect();
 /// assert_eq!(names, ["weight", "bias"]);
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Module, Clone, Debug)]
 pub struct Conv2d<T: Float = f32> {
     /// The weight, `[out_channels, in_channels, kh, kw]`.
     pub weight: Param<T>,
     /// The bias, `[out_channels]`, if the layer has one.
     pub bias: Option<Param<T>>,
     /// The step between windows, `(height, width)`.
+    #[module(skip)]
     pub stride: (usize, usize),
     /// Zero padding on both sides of each axis, `(height, width)`.
+    #[module(skip)]
     pub padding: (usize, usize),
+    #[module(training)]
     training: bool,
 }
 
@@ -183,24 +186,6 @@ impl<T: Float> Conv2d<T> {
 
 crate::nn::forward_via_inherent!(Conv2d);
 
-impl<T: Float> Module<T> for Conv2d<T> {
-    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
-        let mut out = vec![("weight".to_string(), self.weight.clone())];
-        if let Some(b) = &self.bias {
-            out.push(("bias".to_string(), b.clone()));
-        }
-        out
-    }
-
-    fn train(&mut self, mode: bool) {
-        self.training = mode;
-    }
-
-    fn is_training(&self) -> bool {
-        self.training
-    }
-}
-
 /// 1-D convolution layer (PyTorch's `nn.Conv1d`): weight `[out, in, k]`, bias `[out]`, applied
 /// to `[N, in, L]` inputs (or unbatched `[in, L]`) with [`Var::conv1d`].
 ///
@@ -226,18 +211,22 @@ impl<T: Float> Module<T> for Conv2d<T> {
 /// let names: Vec<String> = conv.named_parameters().into_iter().map(|(n, _)| n).collect();
 /// assert_eq!(names, ["weight", "bias"]);
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Module, Clone, Debug)]
 pub struct Conv1d<T: Float = f32> {
     /// The weight, `[out_channels, in_channels, k]`.
     pub weight: Param<T>,
     /// The bias, `[out_channels]`, if the layer has one.
     pub bias: Option<Param<T>>,
     /// The step between windows.
+    #[module(skip)]
     pub stride: usize,
     /// Zero padding on both ends.
+    #[module(skip)]
     pub padding: usize,
     /// The spacing between kernel taps.
+    #[module(skip)]
     pub dilation: usize,
+    #[module(training)]
     training: bool,
 }
 
@@ -396,24 +385,6 @@ impl<T: Float> Conv1d<T> {
 }
 
 crate::nn::forward_via_inherent!(Conv1d);
-
-impl<T: Float> Module<T> for Conv1d<T> {
-    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
-        let mut out = vec![("weight".to_string(), self.weight.clone())];
-        if let Some(b) = &self.bias {
-            out.push(("bias".to_string(), b.clone()));
-        }
-        out
-    }
-
-    fn train(&mut self, mode: bool) {
-        self.training = mode;
-    }
-
-    fn is_training(&self) -> bool {
-        self.training
-    }
-}
 
 /// 2-D max pooling (PyTorch's `nn.MaxPool2d`) of `[N, C, H, W]` inputs with
 /// [`Var::max_pool2d`]. The stride defaults to the kernel size, as in PyTorch.

@@ -3,7 +3,7 @@
 use std::marker::PhantomData;
 
 use super::{Generator, Module};
-use crate::{Float, Param, Tape, Var};
+use crate::{Float, Tape, Var};
 
 /// Zeroes each element with probability `p` in training mode and scales the rest by `1/(1-p)`,
 /// so the expected value is unchanged; the identity in evaluation mode (PyTorch's `nn.Dropout`).
@@ -25,11 +25,14 @@ use crate::{Float, Param, Tape, Var};
 /// drop.eval();
 /// assert_eq!(drop.forward(&tape, x).value(), x.value());
 /// ```
-#[derive(Debug)]
+#[derive(Module, Debug)]
 pub struct Dropout<T: Float = f32> {
+    #[module(skip)]
     p: f64,
     generator: Generator,
+    #[module(training)]
     training: bool,
+    #[module(skip)]
     element: PhantomData<T>,
 }
 
@@ -68,21 +71,3 @@ impl<T: Float> Dropout<T> {
 }
 
 crate::nn::forward_via_inherent!(Dropout);
-
-impl<T: Float> Module<T> for Dropout<T> {
-    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
-        Vec::new()
-    }
-
-    fn named_generators(&self) -> Vec<(String, &Generator)> {
-        vec![("generator".to_string(), &self.generator)]
-    }
-
-    fn train(&mut self, mode: bool) {
-        self.training = mode;
-    }
-
-    fn is_training(&self) -> bool {
-        self.training
-    }
-}

@@ -29,10 +29,11 @@ use crate::{Float, Param, Tape, Tensor, Var};
 /// assert_eq!(g.get(&[4, 0]), 2.0); // id 4 used twice
 /// assert_eq!(g.get(&[0, 0]), 0.0);
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Module, Clone, Debug)]
 pub struct Embedding<T: Float = f32> {
     /// The table, `[num_embeddings, dim]`.
     pub weight: Param<T>,
+    #[module(training)]
     training: bool,
 }
 
@@ -90,17 +91,3 @@ impl<T: Float> Embedding<T> {
 }
 
 crate::nn::forward_via_inherent!(Embedding);
-
-impl<T: Float> Module<T> for Embedding<T> {
-    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
-        vec![("weight".to_string(), self.weight.clone())]
-    }
-
-    fn train(&mut self, mode: bool) {
-        self.training = mode;
-    }
-
-    fn is_training(&self) -> bool {
-        self.training
-    }
-}

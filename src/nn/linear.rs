@@ -30,12 +30,13 @@ use crate::{Float, Param, Tape, Var};
 /// let names: Vec<String> = layer.named_parameters().into_iter().map(|(n, _)| n).collect();
 /// assert_eq!(names, ["weight", "bias"]);
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Module, Clone, Debug)]
 pub struct Linear<T: Float = f32> {
     /// The weight, `[out_features, in_features]`.
     pub weight: Param<T>,
     /// The bias, `[out_features]`, if the layer has one.
     pub bias: Option<Param<T>>,
+    #[module(training)]
     training: bool,
 }
 
@@ -128,21 +129,3 @@ impl<T: Float> Linear<T> {
 }
 
 crate::nn::forward_via_inherent!(Linear);
-
-impl<T: Float> Module<T> for Linear<T> {
-    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
-        let mut out = vec![("weight".to_string(), self.weight.clone())];
-        if let Some(b) = &self.bias {
-            out.push(("bias".to_string(), b.clone()));
-        }
-        out
-    }
-
-    fn train(&mut self, mode: bool) {
-        self.training = mode;
-    }
-
-    fn is_training(&self) -> bool {
-        self.training
-    }
-}

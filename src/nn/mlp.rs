@@ -2,8 +2,8 @@
 
 use rand::Rng;
 
-use super::{Activation, Linear, Module, prefixed};
-use crate::{Float, Param, Tape, Var};
+use super::{Activation, Linear, Module};
+use crate::{Float, Tape, Var};
 
 /// A multilayer perceptron: [`Linear`] layers of the given sizes with `activation` between them
 /// (none after the last layer, so the output is the raw score or logit).
@@ -24,12 +24,14 @@ use crate::{Float, Param, Tape, Var};
 /// let out = mlp.forward(&tape, tape.constant(Tensor::zeros(&[5, 2])));
 /// assert_eq!(out.shape(), vec![5, 1]);
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Module, Clone, Debug)]
 pub struct Mlp<T: Float = f32> {
     /// The linear layers, input first.
     pub layers: Vec<Linear<T>>,
     /// The activation between layers.
+    #[module(skip)]
     pub activation: Activation,
+    #[module(training)]
     training: bool,
 }
 
@@ -71,32 +73,3 @@ impl<T: Float> Mlp<T> {
 }
 
 crate::nn::forward_via_inherent!(Mlp);
-
-impl<T: Float> Module<T> for Mlp<T> {
-    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
-        let mut out = Vec::new();
-        for (i, layer) in self.layers.iter().enumerate() {
-            out.extend(prefixed(&format!("layers.{i}"), layer.named_parameters()));
-        }
-        out
-    }
-
-    fn named_buffers(&self) -> Vec<(String, Param<T>)> {
-        let mut out = Vec::new();
-        for (i, layer) in self.layers.iter().enumerate() {
-            out.extend(prefixed(&format!("layers.{i}"), layer.named_buffers()));
-        }
-        out
-    }
-
-    fn train(&mut self, mode: bool) {
-        self.training = mode;
-        for layer in &mut self.layers {
-            layer.train(mode);
-        }
-    }
-
-    fn is_training(&self) -> bool {
-        self.training
-    }
-}

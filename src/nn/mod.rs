@@ -353,11 +353,3 @@ pub(crate) fn prefixed<H>(prefix: &str, items: Vec<(String, H)>) -> Vec<(String,
         .map(|(name, h)| (derive_support::join(prefix, &name), h))
         .collect()
 }
-
-/// Prefixes each generator's name with `prefix.` (for containers).
-pub(crate) fn prefixed_generators<'a>(
-    prefix: &str,
-    generators: Vec<(String, &'a Generator)>,
-) -> Vec<(String, &'a Generator)> {
-    prefixed(prefix, generators)
-}

@@ -30,14 +30,16 @@ fn normalize<'t, T: Float>(x: Var<'t, T>, axis: usize, eps: f64) -> (Var<'t, T>,
 /// let var = y.as_slice().iter().map(|v| v * v).sum::<f64>() / 4.0;
 /// assert!(mean.abs() < 1e-12 && (var - 1.0).abs() < 1e-4);
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Module, Clone, Debug)]
 pub struct LayerNorm<T: Float = f32> {
     /// The scale, `[features]`.
     pub weight: Param<T>,
     /// The shift, `[features]`.
     pub bias: Param<T>,
     /// Added to the variance before the square root.
+    #[module(skip)]
     pub eps: f64,
+    #[module(training)]
     training: bool,
 }
 
@@ -71,23 +73,6 @@ impl<T: Float> LayerNorm<T> {
 
 crate::nn::forward_via_inherent!(LayerNorm);
 
-impl<T: Float> Module<T> for LayerNorm<T> {
-    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
-        vec![
-            ("weight".to_string(), self.weight.clone()),
-            ("bias".to_string(), self.bias.clone()),
-        ]
-    }
-
-    fn train(&mut self, mode: bool) {
-        self.training = mode;
-    }
-
-    fn is_training(&self) -> bool {
-        self.training
-    }
-}
-
 /// Batch normalisation of `[N, C]` inputs (PyTorch's `nn.BatchNorm1d(C)`):
 /// `y = (x - mean) / sqrt(var + eps) · weight + bias` per feature.
 ///
@@ -114,18 +99,26 @@ impl<T: Float> Module<T> for LayerNorm<T> {
 /// let y = bn.forward(&tape, x).value().to_vec();
 /// assert!((y[0] - (1.0 - 0.2) / (1.1f64 + 1e-5).sqrt()).abs() < 1e-12);
 /// ```
-#[derive(Debug)]
+#[derive(Module, Debug)]
 pub struct BatchNorm1d<T: Float = f32> {
     /// The scale, `[C]`.
     pub weight: Param<T>,
     /// The shift, `[C]`.
     pub bias: Param<T>,
     /// Added to the variance before the square root.
+    #[module(skip)]
     pub eps: f64,
     /// The weight of each batch in the running statistics.
+    #[module(skip)]
     pub momentum: f64,
+    // Buffers: saved, not trained. PyTorch also saves `num_batches_tracked`, which only matters
+    // there when `momentum` is `None`; tapegrad's momentum is always a number, so `tapegrad::io`
+    // skips that count when loading a PyTorch file.
+    #[module(buffer)]
     running_mean: Param<T>,
+    #[module(buffer)]
     running_var: Param<T>,
+    #[module(training)]
     training: bool,
 }
 
@@ -194,33 +187,6 @@ impl<T: Float> BatchNorm1d<T> {
 
 crate::nn::forward_via_inherent!(BatchNorm1d);
 
-impl<T: Float> Module<T> for BatchNorm1d<T> {
-    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
-        vec![
-            ("weight".to_string(), self.weight.clone()),
-            ("bias".to_string(), self.bias.clone()),
-        ]
-    }
-
-    /// `running_mean` and `running_var`. PyTorch also saves `num_batches_tracked`, which only
-    /// matters there when `momentum` is `None`; tapegrad's momentum is always a number, so
-    /// [`tapegrad::io`](crate::io) skips that count when loading a PyTorch file.
-    fn named_buffers(&self) -> Vec<(String, Param<T>)> {
-        vec![
-            ("running_mean".to_string(), self.running_mean.clone()),
-            ("running_var".to_string(), self.running_var.clone()),
-        ]
-    }
-
-    fn train(&mut self, mode: bool) {
-        self.training = mode;
-    }
-
-    fn is_training(&self) -> bool {
-        self.training
-    }
-}
-
 /// Root-mean-square normalisation over the trailing `normalized_shape` axes (PyTorch's
 /// `nn.RMSNorm(normalized_shape, eps, elementwise_affine)`):
 /// `y = x / sqrt(mean(x²) + eps) · weight`, with no centring and no bias.
@@ -244,13 +210,16 @@ impl<T: Float> Module<T> for BatchNorm1d<T> {
 /// let names: Vec<String> = norm.named_parameters().into_iter().map(|(n, _)| n).collect();
 /// assert_eq!(names, ["weight"]);
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Module, Clone, Debug)]
 pub struct RmsNorm<T: Float = f32> {
     /// The scale, of shape `normalized_shape`, if the norm is elementwise affine.
     pub weight: Option<Param<T>>,
     /// Added to the mean square; `None` is the element type's machine epsilon.
+    #[module(skip)]
     pub eps: Option<f64>,
+    #[module(skip)]
     normalized_shape: Vec<usize>,
+    #[module(training)]
     training: bool,
 }
 
@@ -320,20 +289,3 @@ impl<T: Float> RmsNorm<T> {
 }
 
 crate::nn::forward_via_inherent!(RmsNorm);
-
-impl<T: Float> Module<T> for RmsNorm<T> {
-    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
-        self.weight
-            .iter()
-            .map(|w| ("weight".to_string(), w.clone()))
-            .collect()
-    }
-
-    fn train(&mut self, mode: bool) {
-        self.training = mode;
-    }
-
-    fn is_training(&self) -> bool {
-        self.training
-    }
-}

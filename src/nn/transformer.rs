@@ -50,8 +50,8 @@
 use rand::{Rng, RngExt};
 
 use super::{
-    Activation, Dropout, Generator, LayerNorm, Linear, Module, MultiheadAttention, MultiheadAttentionConfig,
-    attention::AttentionOptions, prefixed, prefixed_generators,
+    Activation, Dropout, LayerNorm, Linear, Module, MultiheadAttention, MultiheadAttentionConfig,
+    attention::AttentionOptions,
 };
 use crate::{Float, Param, Tape, Tensor, Var};
 
@@ -134,7 +134,7 @@ fn sub_seed(seed: u64, i: u64) -> u64 {
 /// assert_eq!(y.shape(), vec![5, 3, 8]);
 /// assert_eq!(layer.named_parameters().len(), 12);
 /// ```
-#[derive(Debug)]
+#[derive(Module, Debug)]
 pub struct TransformerEncoderLayer<T: Float = f32> {
     /// The self-attention block.
     pub self_attn: MultiheadAttention<T>,
@@ -146,12 +146,16 @@ pub struct TransformerEncoderLayer<T: Float = f32> {
     pub norm1: LayerNorm<T>,
     /// The norm of the feed-forward block.
     pub norm2: LayerNorm<T>,
+    #[module(skip)]
     activation: Activation,
+    #[module(skip)]
     norm_first: bool,
     dropout: Dropout<T>,
     dropout1: Dropout<T>,
     dropout2: Dropout<T>,
+    #[module(skip)]
     seed: u64,
+    #[module(training)]
     training: bool,
 }
 
@@ -336,41 +340,6 @@ impl<T: Float> TransformerEncoderLayer<T> {
 
 crate::nn::forward_via_inherent!(TransformerEncoderLayer);
 
-impl<T: Float> Module<T> for TransformerEncoderLayer<T> {
-    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
-        let mut out = prefixed("self_attn", self.self_attn.named_parameters());
-        out.extend(prefixed("linear1", self.linear1.named_parameters()));
-        out.extend(prefixed("linear2", self.linear2.named_parameters()));
-        out.extend(prefixed("norm1", self.norm1.named_parameters()));
-        out.extend(prefixed("norm2", self.norm2.named_parameters()));
-        out
-    }
-
-    fn named_generators(&self) -> Vec<(String, &Generator)> {
-        let mut out = prefixed_generators("self_attn", self.self_attn.named_generators());
-        out.extend(prefixed_generators("dropout", self.dropout.named_generators()));
-        out.extend(prefixed_generators("dropout1", self.dropout1.named_generators()));
-        out.extend(prefixed_generators("dropout2", self.dropout2.named_generators()));
-        out
-    }
-
-    fn train(&mut self, mode: bool) {
-        self.training = mode;
-        self.self_attn.train(mode);
-        self.linear1.train(mode);
-        self.linear2.train(mode);
-        self.norm1.train(mode);
-        self.norm2.train(mode);
-        self.dropout.train(mode);
-        self.dropout1.train(mode);
-        self.dropout2.train(mode);
-    }
-
-    fn is_training(&self) -> bool {
-        self.training
-    }
-}
-
 /// A stack of `num_layers` copies of an encoder layer and an optional final norm (PyTorch's
 /// `nn.TransformerEncoder(encoder_layer, num_layers, norm)`). As in PyTorch, the copies start
 /// with the given layer's values but have parameters of their own; they are named
@@ -396,12 +365,13 @@ impl<T: Float> Module<T> for TransformerEncoderLayer<T> {
 /// let y = enc.forward(&tape, tape.var(Tensor::ones(&[2, 5, 8])));
 /// assert_eq!(y.shape(), vec![2, 5, 8]);
 /// ```
-#[derive(Debug)]
+#[derive(Module, Debug)]
 pub struct TransformerEncoder<T: Float = f32> {
     /// The layers, applied in order.
     pub layers: Vec<TransformerEncoderLayer<T>>,
     /// The norm applied after the last layer, if any.
     pub norm: Option<LayerNorm<T>>,
+    #[module(training)]
     training: bool,
 }
 
@@ -476,41 +446,3 @@ impl<T: Float> TransformerEncoder<T> {
 }
 
 crate::nn::forward_via_inherent!(TransformerEncoder);
-
-impl<T: Float> Module<T> for TransformerEncoder<T> {
-    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
-        let mut out = Vec::new();
-        for (i, layer) in self.layers.iter().enumerate() {
-            out.extend(prefixed(&format!("layers.{i}"), layer.named_parameters()));
-        }
-        if let Some(n) = &self.norm {
-            out.extend(prefixed("norm", n.named_parameters()));
-        }
-        out
-    }
-
-    fn named_generators(&self) -> Vec<(String, &Generator)> {
-        let mut out = Vec::new();
-        for (i, layer) in self.layers.iter().enumerate() {
-            out.extend(prefixed_generators(
-                &format!("layers.{i}"),
-                layer.named_generators(),
-            ));
-        }
-        out
-    }
-
-    fn train(&mut self, mode: bool) {
-        self.training = mode;
-        for layer in &mut self.layers {
-            layer.train(mode);
-        }
-        if let Some(n) = &mut self.norm {
-            n.train(mode);
-        }
-    }
-
-    fn is_training(&self) -> bool {
-        self.training
-    }
-}
