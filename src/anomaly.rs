@@ -130,6 +130,7 @@ impl<T: Float> Tape<T> {
     /// ```
     pub fn set_anomaly_detection(&self, on: bool) {
         self.anomaly.on.set(on);
+        self.update_plain();
     }
 
     /// Whether anomaly detection is on (see [`Tape::set_anomaly_detection`]).

@@ -290,6 +290,9 @@ pub struct Tape<T: Float = f32> {
     /// Display names of the few named nodes, kept aside so that nodes stay small.
     names: RefCell<std::collections::HashMap<u32, String>>,
     recording: Cell<bool>,
+    /// `recording` and anomaly detection off: the one flag the recording paths test, so that
+    /// anomaly detection costs nothing when it is off (W1, W3 and W5 did not move).
+    plain: Cell<bool>,
     /// The gradient buffer of the last dropped [`Gradients`](crate::Gradients), kept for the
     /// next backward pass: a fresh multi-megabyte buffer would be page-faulted in on every step.
     pub(crate) grad_buffer: crate::backward::GradBuffer<T>,
@@ -320,6 +323,7 @@ impl<T: Float> Tape<T> {
             params: RefCell::new(Vec::new()),
             names: RefCell::default(),
             recording: Cell::new(true),
+            plain: Cell::new(true),
             grad_buffer: Default::default(),
             anomaly: Default::default(),
             hooks: Default::default(),
@@ -400,14 +404,21 @@ impl<T: Float> Tape<T> {
     /// assert!(!y.requires_grad());
     /// ```
     pub fn no_grad<R>(&self, f: impl FnOnce() -> R) -> R {
-        struct Restore<'a>(&'a Cell<bool>, bool);
-        impl Drop for Restore<'_> {
+        struct Restore<'a, T: Float>(&'a Tape<T>, bool);
+        impl<T: Float> Drop for Restore<'_, T> {
             fn drop(&mut self) {
-                self.0.set(self.1);
+                self.0.recording.set(self.1);
+                self.0.update_plain();
             }
         }
-        let _restore = Restore(&self.recording, self.recording.replace(false));
+        let _restore = Restore(self, self.recording.replace(false));
+        self.update_plain();
         f()
+    }
+
+    /// Recomputes [`Tape::plain`] after `recording` or anomaly detection changed.
+    pub(crate) fn update_plain(&self) {
+        self.plain.set(self.recording.get() && !self.anomaly.is_on());
     }
 
     /// `false` inside [`Tape::no_grad`].
@@ -447,6 +458,7 @@ impl<T: Float> Tape<T> {
         self.anomaly.clear();
         self.hooks.clear();
         self.recording.set(true);
+        self.update_plain();
     }
 
     pub(crate) fn id(&self) -> usize {
@@ -569,17 +581,19 @@ impl<T: Float> Tape<T> {
         value: Tensor<T>,
         many: bool,
     ) -> Var<'_, T> {
-        if self.anomaly.is_on() {
-            let id = self.recording.get().then(|| Self::next_id(&self.nodes.borrow()));
-            // A custom op is named by its own name, not by the placeholder op that records it.
-            let name = extra
-                .as_ref()
-                .and_then(Extra::custom_name)
-                .unwrap_or_else(|| op.name());
-            self.anomaly_tensor_op(name, inputs, &value, id);
-        }
-        if !self.recording.get() {
-            return self.leaf(value, LeafKind::Constant);
+        if !self.plain.get() {
+            if self.anomaly.is_on() {
+                let id = self.recording.get().then(|| Self::next_id(&self.nodes.borrow()));
+                // A custom op is named by its own name, not by the placeholder op recording it.
+                let name = extra
+                    .as_ref()
+                    .and_then(Extra::custom_name)
+                    .unwrap_or_else(|| op.name());
+                self.anomaly_tensor_op(name, inputs, &value, id);
+            }
+            if !self.recording.get() {
+                return self.leaf(value, LeafKind::Constant);
+            }
         }
         let value = self.store(value);
         let mut nodes = self.nodes.borrow_mut();
@@ -660,13 +674,23 @@ impl<T: Float> Tape<T> {
         let needs = [a.requires_grad, binary & b.requires_grad];
         let value = Value::rank0(f(x, y));
         let id = Self::next_id(&nodes);
-        if !self.recording.get() {
-            nodes.push_reserved(Self::constant_leaf(value));
-            if self.anomaly.is_on() {
-                self.anomaly_scalar_op(&nodes, op.name(), inputs, id, false);
-            }
-            return Some(Var { tape: self, id });
+        if !self.plain.get() {
+            return Some(self.record_scalar_unplain(op, args, inputs, &mut nodes, value, needs, id));
         }
+        Self::push_scalar(&mut nodes, op, args, inputs, value, needs);
+        Some(Var { tape: self, id })
+    }
+
+    /// The rank-0 node of `op`, into the room [`Nodes::reserve_one`] made.
+    #[inline(always)]
+    fn push_scalar<O: Op<T>>(
+        nodes: &mut Nodes<T>,
+        op: &'static O,
+        args: Args,
+        inputs: &[u32],
+        value: Value<T>,
+        needs: [bool; 2],
+    ) {
         // A unary op's node names its input twice (`arity` says how many count), so that
         // backward's rank-0 path reads both without a branch.
         let ids = [inputs[0], inputs[inputs.len() - 1]];
@@ -693,11 +717,34 @@ impl<T: Float> Tape<T> {
             leaf: LeafKind::Constant,
             requires_grad: needs[0] | needs[1],
         });
-        // After the store, so that the result need not stay live across the check's call.
-        if self.anomaly.is_on() {
-            self.anomaly_scalar_op(&nodes, op.name(), inputs, id, true);
+    }
+
+    /// [`record_scalar`](Tape::record_scalar) when not recording or with anomaly detection on:
+    /// out of line, so that the recording path tests one flag and nothing more.
+    #[cold]
+    #[inline(never)]
+    #[track_caller]
+    #[allow(clippy::too_many_arguments)]
+    fn record_scalar_unplain<O: Op<T>>(
+        &self,
+        op: &'static O,
+        args: Args,
+        inputs: &[u32],
+        nodes: &mut Nodes<T>,
+        value: Value<T>,
+        needs: [bool; 2],
+        id: u32,
+    ) -> Var<'_, T> {
+        let recording = self.recording.get();
+        if recording {
+            Self::push_scalar(nodes, op, args, inputs, value, needs);
+        } else {
+            nodes.push_reserved(Self::constant_leaf(value));
         }
-        Some(Var { tape: self, id })
+        if self.anomaly.is_on() {
+            self.anomaly_scalar_op(nodes, op.name(), inputs, id, recording);
+        }
+        Var { tape: self, id }
     }
 
     /// A leaf without a gradient: a constant, or a value computed under [`Tape::no_grad`].
