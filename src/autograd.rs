@@ -559,6 +559,11 @@ impl<T: Float> Tape<T> {
             (value, ctx.saved)
         };
         if !recording {
+            if self.anomaly_detection() {
+                // Checked like a built-in op under no_grad (no line is kept for it).
+                let ids: Vec<u32> = inputs.iter().map(|x| x.id).collect();
+                self.anomaly_tensor_op(name, &ids, &value, None);
+            }
             return self.constant(value);
         }
         // A node no gradient flows through never runs its rule: keep nothing for it.
@@ -824,9 +829,10 @@ fn refuse(extra: Option<&Extra>) -> ! {
     let name = CustomRef::of(extra).name;
     panic!(
         "tapegrad: custom op `{name}` has a first-order rule (FirstOrderOp, on tensors), so a \
-         gradient through it cannot be differentiated again: this second derivative (a gradient \
-         of a gradient, a Hessian, check_second_order) needs a rule written with Var \
-         operations; implement CustomOp for `{name}` and apply it with Tape::custom"
+         gradient through it cannot be differentiated again: differentiating a gradient (second \
+         derivatives, Hessians, check_second_order, and functional::jvp, hvp and hessian, which \
+         are built by double backward) needs a rule written with Var operations; implement \
+         CustomOp for `{name}` and apply it with Tape::custom"
     )
 }
 

@@ -257,10 +257,12 @@ where
 /// recorded vector-Jacobian product `g(u) = Jᵀu` ([`Var::grad_with_seed`]) is linear in `u`, and
 /// one more reverse pass of `⟨g(u), v⟩` with respect to `u` gives `J v`. It costs one recording
 /// of `f`, one recorded reverse pass and one reverse pass through both, so it is slower than a
-/// [`vjp`]; `f` must be twice differentiable by the engine (every op's rule recorded on vars).
+/// [`vjp`] (about two, `benches/functional.rs`); `f` must be twice differentiable by the engine
+/// (every op's rule recorded on vars), so a custom op in `f` needs a [`CustomOp`](crate::autograd::CustomOp)
+/// rule: a [`FirstOrderOp`](crate::autograd::FirstOrderOp) panics here, naming itself.
 ///
 /// # Panics
-/// If `v`'s shape is not x's.
+/// If `v`'s shape is not x's, or `f` holds a first-order custom op.
 ///
 /// ```
 /// use tapegrad::{functional, Tensor, Var};

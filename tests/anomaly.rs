@@ -211,3 +211,36 @@ fn a_second_order_anomaly_names_the_users_op() {
     assert!(msg.contains("backward rule of `sqrt`"), "{msg}");
     assert!(msg.contains(&format!("recorded at {}", here(line))), "{msg}");
 }
+
+/// A custom op whose rule turns a finite gradient into an infinite one at 0 (the slope of
+/// `sqrt`, written by hand), and whose forward gives NaN below 0.
+struct HandSqrt;
+
+impl tapegrad::autograd::FirstOrderOp<f64> for HandSqrt {
+    fn name(&self) -> &'static str {
+        "hand_sqrt"
+    }
+    fn forward(&self, xs: &[&Tensor<f64>], _ctx: &mut tapegrad::autograd::ForwardCtx<f64>) -> Tensor<f64> {
+        xs[0].map(f64::sqrt)
+    }
+    fn backward(&self, ctx: &tapegrad::autograd::TensorCtx<'_, f64>) -> Vec<Option<Tensor<f64>>> {
+        let slope = ctx.input(0).map(|x| 0.5 / x.sqrt());
+        vec![ctx.need(0, || ctx.grad_output() * &slope)]
+    }
+}
+
+#[test]
+fn a_custom_ops_rule_and_forward_are_named_by_the_custom_op() {
+    let tape = Tape::<f64>::new();
+    tape.set_anomaly_detection(true);
+    let x = tape.var(Tensor::from_vec(vec![0.0, 4.0], &[2]));
+    let y = tape.custom_first_order(HandSqrt, &[x]).sum();
+    let msg = panic_message(|| ignore(y.backward()));
+    assert!(msg.contains("backward rule of `hand_sqrt`"), "{msg}");
+    assert!(!msg.contains("`custom`"), "{msg}");
+
+    // Under no_grad the forward is checked as a built-in op's is.
+    let z = tape.constant(Tensor::from_vec(vec![-1.0], &[1]));
+    let msg = panic_message(|| ignore(tape.no_grad(|| tape.custom_first_order(HandSqrt, &[z]))));
+    assert!(msg.contains("`hand_sqrt`") && msg.contains("NaN"), "{msg}");
+}

@@ -321,3 +321,24 @@ fn compile_errors_point_at_the_field_and_say_what_to_do() {
     let cases = trybuild::TestCases::new();
     cases.compile_fail("tests/derive_ui/*.rs");
 }
+
+#[test]
+fn a_summary_with_an_input_leaves_running_statistics_and_generators_as_they_were() {
+    let mut rng = StdRng::seed_from_u64(8);
+    let net = Sequential::<f32>::new()
+        .with(Linear::new(3, 4, &mut rng))
+        .with(BatchNorm1d::new(4))
+        .with(Dropout::new(0.5, 9));
+    assert!(net.is_training());
+    let state = io::state_dict(&net);
+    let generators: Vec<_> = net.named_generators().iter().map(|(_, g)| g.state()).collect();
+    let x = Tensor::<f32>::randn(&[6, 3], &mut rng);
+    let summary = net.summary_with_input(&x);
+    assert_eq!(summary.output_shape(), Some(&[6, 4][..]));
+    assert_eq!(summary.layer_outputs().len(), 3);
+    let whole = tapegrad::nn::Summary::with_input(&net, &x);
+    assert_eq!(whole.output_shape(), Some(&[6, 4][..]));
+    assert_eq!(io::state_dict(&net), state);
+    let after: Vec<_> = net.named_generators().iter().map(|(_, g)| g.state()).collect();
+    assert_eq!(after, generators);
+}

@@ -189,6 +189,13 @@ fn a_param_hook_of_the_wrong_shape_names_the_parameter() {
     });
     assert!(msg.contains(&format!("parameter {}", w.id())), "{msg}");
     assert!(msg.contains("[2, 1]") && msg.contains("[2]"), "{msg}");
+    // The recorded pass names the parameter too.
+    let x = tape.param(&w);
+    let loss = (x * x).sum();
+    let msg = panic_message(|| {
+        let _ = loss.grad(&[x]);
+    });
+    assert!(msg.contains(&format!("parameter {}", w.id())), "{msg}");
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 mod accumulate;
 mod slots;
 
-use crate::ops::{Args, Vjp, VjpMany};
+use crate::ops::{Args, DynOp, Extra, Vjp, VjpMany};
 use crate::param::ParamMap;
 use crate::tape::{Node, Value, ValueKind};
 use crate::{Float, Param, Tensor, Var};
@@ -358,7 +358,7 @@ impl<'t, T: Float> Var<'t, T> {
                         let grad_in = op.vjp_many_tensor(&cx);
                         let gs: Vec<Option<&Tensor<T>>> = grad_in.iter().map(Option::as_ref).collect();
                         self.tape
-                            .anomaly_rule(i, (op.name(), op.rule()), &refs, &out, &g, &gs);
+                            .anomaly_rule(i, user_names(op, extra), &refs, &out, &g, &gs);
                         grad_in
                     } else {
                         op.vjp_many_tensor(&cx)
@@ -565,26 +565,32 @@ impl<'t, T: Float> Var<'t, T> {
             .into_iter()
             .map(|id| (id, self.tape.hooks.of(id)))
             .collect();
+        // The nodes whose hooks are a parameter's, so that a hook's error names the parameter.
+        let mut param_of: std::collections::BTreeMap<u32, u64> = std::collections::BTreeMap::new();
         if crate::hooks::PARAM_HOOKS.load(std::sync::atomic::Ordering::Relaxed) > 0 {
             for (id, param) in self.tape.params.borrow().iter() {
                 if (*id as usize) < end {
                     let hooks = param.hooks();
                     if !hooks.is_empty() {
                         hooked.entry(*id).or_default().extend(hooks);
+                        param_of.insert(*id, param.id());
                     }
                 }
             }
         }
         for i in (0..end).rev() {
             if let (Some(hooks), Some(g)) = (hooked.get(&(i as u32)), grads[i]) {
-                let owner = crate::hooks::Owner::Var(
-                    i as u32,
-                    Var {
-                        tape: self.tape,
-                        id: i as u32,
-                    }
-                    .name(),
-                );
+                let owner = match param_of.get(&(i as u32)) {
+                    Some(&param) => crate::hooks::Owner::Param(param),
+                    None => crate::hooks::Owner::Var(
+                        i as u32,
+                        Var {
+                            tape: self.tape,
+                            id: i as u32,
+                        }
+                        .name(),
+                    ),
+                };
                 grads[i] = Some(crate::hooks::run_recorded(hooks, g, &owner));
             }
             let Some(grad_out) = grads[i] else { continue };
@@ -627,9 +633,10 @@ impl<'t, T: Float> Var<'t, T> {
                     })
                 };
                 let grad_in = if anomaly {
-                    let grad_in = self.tape.anomaly.in_rule(i as u32, op.name(), rule);
+                    let names = user_names(op, extra.as_ref());
+                    let grad_in = self.tape.anomaly.in_rule(i as u32, names.0, rule);
                     self.tape
-                        .anomaly_var_rule(i, (op.name(), op.rule()), &xs, output, grad_out, &grad_in);
+                        .anomaly_var_rule(i, names, &xs, output, grad_out, &grad_in);
                     grad_in
                 } else {
                     rule()
@@ -745,4 +752,13 @@ fn accumulate<T: Float>(slots: &mut Slots<T>, i: usize, grads: &mut Vec<Tensor<T
         (Slot::Scalar(_), None) => unreachable!("a rank-0 node received a gradient of another shape"),
     };
     slots.set(i, slot);
+}
+
+/// The op's name and rule text as its user knows them: a custom op's own, since its node's op
+/// is the placeholder that runs every custom rule.
+fn user_names<T: Float>(op: &dyn DynOp<T>, extra: Option<&Extra>) -> (&'static str, &'static str) {
+    (
+        extra.and_then(Extra::custom_name).unwrap_or_else(|| op.name()),
+        extra.and_then(Extra::custom_rule).unwrap_or_else(|| op.rule()),
+    )
 }

@@ -88,7 +88,8 @@ impl<T: Float> Sequential<T> {
     }
 
     /// [`Summary::with_input`] with each module's output shape, from one forward pass recorded
-    /// under [`Tape::no_grad`] on a scratch tape.
+    /// under [`Tape::no_grad`] on a scratch tape (buffers and generator states are restored
+    /// afterwards, as there).
     ///
     /// ```
     /// use tapegrad::prelude::*;
@@ -100,16 +101,19 @@ impl<T: Float> Sequential<T> {
     /// ```
     #[track_caller]
     pub fn summary_with_input(&self, input: &Tensor<T>) -> Summary {
-        let tape = Tape::new();
-        let mut layers = Vec::new();
-        tape.no_grad(|| {
-            let mut h = tape.constant(input.clone());
-            for (i, m) in self.modules.iter().enumerate() {
-                h = m.forward(&tape, h);
-                layers.push((i.to_string(), h.shape()));
-            }
+        let (output, layers) = super::summary::leaving_unchanged(self, || {
+            let tape = Tape::new();
+            tape.no_grad(|| {
+                let mut h = tape.constant(input.clone());
+                let mut layers = Vec::new();
+                for (i, m) in self.modules.iter().enumerate() {
+                    h = m.forward(&tape, h);
+                    layers.push((i.to_string(), h.shape()));
+                }
+                (h.shape(), layers)
+            })
         });
-        Summary::with_input(self, input).with_layer_outputs(layers)
+        Summary::of(self).with_shapes(input.shape().to_vec(), output, layers)
     }
 }
 

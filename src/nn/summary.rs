@@ -93,7 +93,9 @@ impl Summary {
     }
 
     /// [`Summary::of`] plus the output's shape for `input`, from one forward pass recorded
-    /// under [`Tape::no_grad`] on a scratch tape (the module's mode is left as it is).
+    /// under [`Tape::no_grad`] on a scratch tape. The module is left as it was: its mode, its
+    /// buffers (a BatchNorm's running statistics, which a forward pass in training mode
+    /// updates) and its generators' states (which dropout masks advance) are restored.
     ///
     /// ```
     /// use tapegrad::prelude::*;
@@ -105,18 +107,24 @@ impl Summary {
     /// ```
     #[track_caller]
     pub fn with_input<T: Float, M: Forward<T> + ?Sized>(module: &M, input: &Tensor<T>) -> Summary {
-        let tape = Tape::new();
-        let out = tape.no_grad(|| module.forward(&tape, tape.constant(input.clone())));
-        Summary {
-            input_shape: Some(input.shape().to_vec()),
-            output_shape: Some(out.shape()),
-            ..Summary::of(module)
-        }
+        let output = leaving_unchanged(module, || {
+            let tape = Tape::new();
+            tape.no_grad(|| module.forward(&tape, tape.constant(input.clone())).shape())
+        });
+        Summary::of(module).with_shapes(input.shape().to_vec(), output, Vec::new())
     }
 
-    /// The same summary with each layer's output shape (for containers that run their layers
-    /// one after another, as [`Sequential::summary_with_input`](super::Sequential::summary_with_input)).
-    pub(crate) fn with_layer_outputs(mut self, layers: Vec<(String, Vec<usize>)>) -> Summary {
+    /// The same summary with the input's and output's shapes and each layer's output shape (for
+    /// containers that run their layers one after another, as
+    /// [`Sequential::summary_with_input`](super::Sequential::summary_with_input)).
+    pub(crate) fn with_shapes(
+        mut self,
+        input: Vec<usize>,
+        output: Vec<usize>,
+        layers: Vec<(String, Vec<usize>)>,
+    ) -> Summary {
+        self.input_shape = Some(input);
+        self.output_shape = Some(output);
         self.layer_outputs = layers;
         self
     }
@@ -164,6 +172,32 @@ impl Summary {
         }
         out
     }
+}
+
+/// Runs `f` (a forward pass for a summary), then puts `module`'s buffers and generator states
+/// back as they were before it.
+pub(crate) fn leaving_unchanged<T: Float, M: Module<T> + ?Sized, R>(module: &M, f: impl FnOnce() -> R) -> R {
+    let buffers: Vec<_> = module
+        .named_buffers()
+        .into_iter()
+        .map(|(_, p)| {
+            let value = p.value();
+            (p, value)
+        })
+        .collect();
+    let generators: Vec<_> = module
+        .named_generators()
+        .into_iter()
+        .map(|(_, g)| (g, g.state()))
+        .collect();
+    let out = f();
+    for (p, value) in buffers {
+        p.set_value(value);
+    }
+    for (g, state) in generators {
+        g.set_state(&state);
+    }
+    out
 }
 
 impl fmt::Display for Summary {

@@ -12,7 +12,9 @@
 //! - `#[module(rename = "name")]`: the name used instead of the field's; `""` adds no prefix
 //!   (the items of a `Vec` field are then named `0`, `1`, ... as in PyTorch's `nn.Sequential`).
 //! - `#[module(training)]`: the `bool` flag that `train` sets and `is_training` reports (without
-//!   one, a module is in training mode when all its children are).
+//!   one, a module is in training mode when all its children are; `Param`s and `Generator`s have
+//!   no mode and always count as training, so a struct of only those needs the flag for `eval()`
+//!   to show).
 //!
 //! The element type is the struct's type parameter bounded by `Float` (`struct Net<T: Float>`),
 //! `#[module(element = f64)]` on the struct, or `f32`.
