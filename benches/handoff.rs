@@ -3,11 +3,15 @@
 //! called today, from the user's thread), the same join from inside the pool, and one dedicated
 //! worker that spins on an atomic while the caller does the other half. Plain timing, no
 //! criterion: `cargo bench --bench handoff` prints microseconds per two-way split for three sizes
-//! of work per half (0, 1,000 and 10,000 square roots).
+//! of work per half (0, 1,000 and 10,000 square roots), then W2's step (the model and loop of
+//! `benches/nn.rs`) on one and two threads, run from the main thread and from inside rayon's pool.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
+
+use tapegrad::prelude::*;
+use tapegrad::rand::{RngExt, SeedableRng, rngs::StdRng};
 
 const REPS: usize = 20_000;
 
@@ -56,6 +60,38 @@ fn spinning_worker(n: usize) -> f64 {
     micros
 }
 
+/// Milliseconds per W2 step (MLP 784-256-128-10, batch 64, Adam) on `threads` threads: the
+/// best of five runs of 200 steps after 50 warm-up steps. Everything is built here, so that the
+/// whole loop can be started on a thread of rayon's pool.
+fn w2_step_ms(threads: usize) -> f64 {
+    let mut rng = StdRng::seed_from_u64(0);
+    let x = Tensor::<f32>::randn(&[64, 784], &mut rng);
+    let labels: Vec<usize> = (0..64).map(|_| rng.random_range(0..10)).collect();
+    let model = Mlp::new(&[784, 256, 128, 10], Activation::Relu, &mut rng);
+    let config = AdamConfig {
+        lr: 1e-3,
+        ..Default::default()
+    };
+    let mut opt = Adam::new(model.parameters(), config);
+    let mut tape = Tape::new();
+    tapegrad::set_num_threads(threads);
+    let mut step = || {
+        tape.reset();
+        let logits = model.forward(&tape, tape.constant(x.clone()));
+        let grads = loss::cross_entropy(logits, &labels).backward();
+        tape.reset();
+        opt.step(black_box(&grads));
+    };
+    (0..50).for_each(|_| step());
+    (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            (0..200).for_each(|_| step());
+            start.elapsed().as_secs_f64() / 200.0 * 1e3
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
 fn main() {
     println!(
         "µs per two-way split, {} threads in rayon's pool",
@@ -84,6 +120,14 @@ fn main() {
         println!(
             "work {n:>6} per half: both halves on one thread {serial:7.2}, rayon::join from outside the \
              pool {outside:7.2}, from inside it {inside:7.2}, a spinning worker {spinning:7.2}"
+        );
+    }
+    for round in 1..=2 {
+        let (main_1, main_2) = (w2_step_ms(1), w2_step_ms(2));
+        let (pool_1, pool_2) = rayon::scope(|_| (w2_step_ms(1), w2_step_ms(2)));
+        println!(
+            "W2 round {round}, ms per step: from the main thread {main_1:.3} (1 thread), \
+             {main_2:.3} (2); from inside rayon's pool {pool_1:.3} (1), {pool_2:.3} (2)"
         );
     }
 }
