@@ -4,8 +4,8 @@
 use std::sync::OnceLock;
 
 use super::Gradients;
-use crate::Float;
 use crate::param::ParamMap;
+use crate::{Float, Param, Tensor};
 
 impl<T: Float> Default for Gradients<T> {
     /// Empty gradients, of no tape: the starting point of an accumulation (`acc += &grads`).
@@ -85,6 +85,42 @@ impl<T: Float> Gradients<T> {
         }
     }
 
+    /// Sets the gradient of `param` to `grad`, returning the gradient it had (as
+    /// `HashMap::insert` does). A parameter that had none is added after the others, so
+    /// optimizers step it: data-parallel training uses this to give a parameter that only some
+    /// ranks used the gradient averaged over all of them.
+    ///
+    /// # Panics
+    /// If `grad`'s shape is not `param`'s (the message names the parameter and both shapes).
+    ///
+    /// ```
+    /// use tapegrad::{Gradients, Param, Tensor};
+    /// let w = Param::new(Tensor::<f64>::from_vec(vec![1.0, 2.0], &[2]));
+    /// let mut grads = Gradients::default();
+    /// assert!(grads.insert_param(&w, Tensor::from_vec(vec![0.5, 0.5], &[2])).is_none());
+    /// assert_eq!(grads.param(&w).unwrap().to_vec(), [0.5, 0.5]);
+    /// ```
+    #[track_caller]
+    pub fn insert_param(&mut self, param: &Param<T>, grad: Tensor<T>) -> Option<Tensor<T>> {
+        let shape = param.shape();
+        assert!(
+            grad.shape() == shape.as_slice(),
+            "tapegrad: Gradients::insert_param: parameter {} has shape {:?} but the gradient \
+             given has shape {:?}",
+            param.id(),
+            shape,
+            grad.shape()
+        );
+        match self.param_index.get(&param.id()) {
+            Some(&k) => Some(std::mem::replace(&mut self.by_param[k].1, grad)),
+            None => {
+                self.param_index.insert(param.id(), self.by_param.len());
+                self.by_param.push((param.clone(), grad));
+                None
+            }
+        }
+    }
+
     /// Multiplies every parameter gradient by `factor` (`1/k` after accumulating `k`
     /// micro-batches of a mean loss). The gradients by var are left as they are.
     ///
@@ -146,5 +182,42 @@ mod tests {
         assert_eq!(acc.param(&w).unwrap().item(), 1.0);
         acc.scale(2.0);
         assert_eq!(acc.param(&w).unwrap().item(), 2.0);
+    }
+
+    #[test]
+    fn insert_param_replaces_or_adds_and_optimizers_step_the_added_one() {
+        use crate::optim::{Optimizer, Sgd, SgdConfig};
+        let (u, w) = (
+            Param::new(Tensor::<f64>::scalar(1.0)),
+            Param::new(Tensor::scalar(2.0)),
+        );
+        let tape = Tape::new();
+        let mut grads = (tape.param(&u) * 3.0).backward();
+        let old = grads.insert_param(&u, Tensor::scalar(5.0));
+        assert_eq!(old.map(|t| t.item()), Some(3.0));
+        assert!(grads.insert_param(&w, Tensor::scalar(-1.0)).is_none());
+        let config = SgdConfig {
+            lr: 0.1,
+            ..Default::default()
+        };
+        let mut opt = Sgd::new(vec![u.clone(), w.clone()], config);
+        opt.step(&grads);
+        assert!((u.value().item() - (1.0 - 0.5)).abs() < 1e-15);
+        assert!((w.value().item() - (2.0 + 0.1)).abs() < 1e-15);
+    }
+
+    #[test]
+    fn insert_param_rejects_a_gradient_of_another_shape() {
+        let w = Param::new(Tensor::<f64>::from_vec(vec![1.0, 2.0], &[2]));
+        let mut grads = Gradients::default();
+        let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            grads.insert_param(&w, Tensor::zeros(&[3]))
+        }))
+        .unwrap_err();
+        let msg = err.downcast_ref::<String>().unwrap();
+        assert!(
+            msg.contains("insert_param") && msg.contains("[3]") && msg.contains("[2]"),
+            "{msg}"
+        );
     }
 }
