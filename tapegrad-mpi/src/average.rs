@@ -124,6 +124,17 @@ pub struct GradientAverager<'w, T: Float + Equivalence> {
     timing: AverageTiming,
 }
 
+impl<T: Float + Equivalence> std::fmt::Debug for GradientAverager<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GradientAverager")
+            .field("parameters", &self.params.len())
+            .field("bucket_bytes", &self.bucket_bytes)
+            .field("buckets", &self.buckets.len())
+            .field("overlap", &self.overlap)
+            .finish()
+    }
+}
+
 impl<'w, T: Float + Equivalence> GradientAverager<'w, T> {
     /// An averager for `module`'s parameters (in [`Module::parameters`] order, the same on every
     /// rank), with 25 MiB buckets and no overlap. A collective call: every rank must make it.
