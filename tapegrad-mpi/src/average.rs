@@ -84,15 +84,24 @@ pub struct AverageTiming {
 /// identical parameters. With a mean loss over each rank's batch of `B`, one step on `N` ranks is
 /// one step on a batch of `N·B`.
 ///
-/// Gradients are packed into flat buckets of about [`bucket_bytes`](GradientAverager::bucket_bytes)
-/// (25 MiB by default, PyTorch's figure) and each bucket is summed with one in-place all-reduce
-/// (`MPI_IN_PLACE`): few large messages instead of one per tensor. With
-/// [`overlap`](GradientAverager::overlap), bucket `k` is reduced (`MPI_Iallreduce`) while bucket
-/// `k + 1` is packed and earlier ones are unpacked.
+/// Each call is a few large in-place all-reduces (`MPI_IN_PLACE`), not one per tensor:
+///
+/// - gradients smaller than [`in_place_bytes`](GradientAverager::in_place_bytes) (256 KiB by
+///   default: biases, small layers) are packed into flat buckets of at most
+///   [`bucket_bytes`](GradientAverager::bucket_bytes) (25 MiB by default, PyTorch's figure),
+///   one all-reduce per bucket;
+/// - larger ones are reduced in their own memory, one all-reduce each: copying them into a
+///   bucket and back costs more than the call's latency saves (Horovod's tensor fusion makes
+///   the same split; measured in BENCHMARKS.md, W9).
+///
+/// With [`overlap`](GradientAverager::overlap), every reduction is started at once
+/// (`MPI_Iallreduce`) and each is unpacked as soon as it completes, while the later ones are
+/// still in flight.
 ///
 /// A parameter that some ranks used and others did not (a branch taken on one rank only) gets
 /// the sum of the gradients that exist divided by the number of ranks, on every rank; one that
-/// no rank used keeps no gradient, so optimizers leave it alone everywhere.
+/// no rank used keeps no gradient, so optimizers leave it alone everywhere. (Which is which is
+/// learnt from one small all-reduce of a flag per parameter, the first of each call.)
 ///
 /// ```
 /// use tapegrad::prelude::*;
@@ -116,11 +125,13 @@ pub struct GradientAverager<'w, T: Float + Equivalence> {
     params: Vec<Param<T>>,
     index: HashMap<u64, usize>,
     bucket_bytes: usize,
+    in_place_bytes: usize,
     overlap: bool,
-    /// Parameter indices of each bucket; bucket 0 also carries one presence flag per parameter,
-    /// before its gradients.
-    buckets: Vec<Range<usize>>,
-    buffers: Vec<Vec<T>>,
+    /// The parameters (indices) of each packed bucket, and its buffer.
+    buckets: Vec<(Vec<usize>, Vec<T>)>,
+    /// The parameters reduced in their own memory.
+    in_place: Vec<usize>,
+    flags: Vec<T>,
     timing: AverageTiming,
 }
 
@@ -129,7 +140,9 @@ impl<T: Float + Equivalence> std::fmt::Debug for GradientAverager<'_, T> {
         f.debug_struct("GradientAverager")
             .field("parameters", &self.params.len())
             .field("bucket_bytes", &self.bucket_bytes)
+            .field("in_place_bytes", &self.in_place_bytes)
             .field("buckets", &self.buckets.len())
+            .field("in_place", &self.in_place.len())
             .field("overlap", &self.overlap)
             .finish()
     }
@@ -137,7 +150,8 @@ impl<T: Float + Equivalence> std::fmt::Debug for GradientAverager<'_, T> {
 
 impl<'w, T: Float + Equivalence> GradientAverager<'w, T> {
     /// An averager for `module`'s parameters (in [`Module::parameters`] order, the same on every
-    /// rank), with 25 MiB buckets and no overlap. A collective call: every rank must make it.
+    /// rank), with 25 MiB buckets, gradients of 256 KiB or more reduced in place, no overlap. A
+    /// collective call: every rank must make it.
     ///
     /// # Errors
     /// [`Error::ModelMismatch`] on every rank if the ranks' models differ (names, shapes,
@@ -152,18 +166,19 @@ impl<'w, T: Float + Equivalence> GradientAverager<'w, T> {
             params,
             index,
             bucket_bytes: 25 << 20,
+            in_place_bytes: 256 << 10,
             overlap: false,
             buckets: Vec::new(),
-            buffers: Vec::new(),
+            in_place: Vec::new(),
+            flags: Vec::new(),
             timing: AverageTiming::default(),
         };
         averager.plan();
         Ok(averager)
     }
 
-    /// Buckets of about `bytes` (a parameter larger than that travels in a bucket of its own).
-    /// Smaller buckets overlap better, larger ones pay MPI's per-message latency less often.
-    /// Every rank must choose the same size.
+    /// Packed buckets of at most `bytes` each. Smaller buckets overlap better, larger ones pay
+    /// MPI's per-call latency less often. Every rank must choose the same.
     ///
     /// # Panics
     /// If `bytes` is 0.
@@ -178,16 +193,29 @@ impl<'w, T: Float + Equivalence> GradientAverager<'w, T> {
         self
     }
 
-    /// Reduces each bucket with a nonblocking all-reduce while the next is packed (`true`), or
-    /// each with a blocking one (`false`, the default). The result is the same.
+    /// Gradients of at least `bytes` are reduced in their own memory instead of being packed
+    /// (`usize::MAX`: pack every gradient; 0: pack none). Every rank must choose the same.
+    pub fn in_place_bytes(mut self, bytes: usize) -> Self {
+        self.in_place_bytes = bytes;
+        self.plan();
+        self
+    }
+
+    /// Starts every all-reduce at once, nonblocking, and unpacks each as it completes (`true`),
+    /// or runs them one after the other (`false`, the default). The result is the same.
     pub fn overlap(mut self, overlap: bool) -> Self {
         self.overlap = overlap;
         self
     }
 
-    /// How many buckets (and so all-reduce calls) one [`average`](GradientAverager::average) makes.
+    /// How many packed buckets one [`average`](GradientAverager::average) reduces.
     pub fn bucket_count(&self) -> usize {
         self.buckets.len()
+    }
+
+    /// How many gradients one [`average`](GradientAverager::average) reduces in place.
+    pub fn in_place_count(&self) -> usize {
+        self.in_place.len()
     }
 
     /// The time the last [`average`](GradientAverager::average) took, and its time inside MPI.
@@ -195,28 +223,35 @@ impl<'w, T: Float + Equivalence> GradientAverager<'w, T> {
         self.timing
     }
 
-    /// Splits the parameters into buckets of about `bucket_bytes` each.
+    /// Splits the parameters into packed buckets of at most `bucket_bytes` and in-place ones.
     fn plan(&mut self) {
-        let per_bucket = (self.bucket_bytes / std::mem::size_of::<T>()).max(1);
+        let size = std::mem::size_of::<T>();
+        let per_bucket = (self.bucket_bytes / size).max(1);
         self.buckets.clear();
-        let mut start = 0;
-        let mut count = self.params.len(); // bucket 0's presence flags
+        self.in_place.clear();
+        let mut current: Vec<usize> = Vec::new();
+        let mut count = 0;
         for (k, p) in self.params.iter().enumerate() {
             let n = p.value().numel();
-            if k > start && count + n > per_bucket {
-                self.buckets.push(start..k);
-                start = k;
+            if n.saturating_mul(size) >= self.in_place_bytes {
+                self.in_place.push(k);
+                continue;
+            }
+            if !current.is_empty() && count + n > per_bucket {
+                self.buckets.push((std::mem::take(&mut current), Vec::new()));
                 count = 0;
             }
+            current.push(k);
             count += n;
         }
-        self.buckets.push(start..self.params.len());
-        self.buffers = self.buckets.iter().map(|_| Vec::new()).collect();
+        if !current.is_empty() {
+            self.buckets.push((current, Vec::new()));
+        }
     }
 
     /// Replaces every parameter gradient in `grads` by its mean over all ranks (see the type's
     /// documentation). A collective call: every rank must make it, once per step, before
-    /// `opt.step(&grads)`.
+    /// `opt.step(&grads)`. On a job of one rank it returns at once.
     ///
     /// # Panics
     /// If `grads` holds a gradient for a parameter that is not one of the module's given to
@@ -236,27 +271,38 @@ impl<'w, T: Float + Equivalence> GradientAverager<'w, T> {
                 self.params.len()
             );
         }
+        if self.world.size() == 1 {
+            self.timing = AverageTiming::default();
+            return;
+        }
         let comm = self.world.comm();
         let mut communication = Duration::ZERO;
+
+        // Which parameters have a gradient on some rank: those get one everywhere (zeros where
+        // missing, so that every rank reduces the same tensors); the others none.
+        self.flags.clear();
+        self.flags.extend(
+            self.params
+                .iter()
+                .map(|p| if grads.param(p).is_some() { T::ONE } else { T::ZERO }),
+        );
+        let t = Instant::now();
+        all_reduce_in_place(comm, &mut self.flags, None);
+        communication += t.elapsed();
+        let used: Vec<bool> = self.flags.iter().map(|&c| c > T::ZERO).collect();
+        let missing: Vec<usize> = (0..self.params.len())
+            .filter(|&k| used[k] && grads.param(&self.params[k]).is_none())
+            .collect();
+        for k in missing {
+            let p = &self.params[k];
+            grads.insert_param(p, Tensor::zeros(&p.shape()));
+        }
+
+        // The reductions, each started (or run) as soon as its data is ready: buckets once
+        // packed, in-place gradients at once.
         let mut requests: Vec<ffi::MPI_Request> = Vec::new();
-        let mut pending: Vec<Range<usize>> = Vec::new(); // requests of each bucket
-        for b in 0..self.buckets.len() {
-            let range = self.buckets[b].clone();
-            let buf = &mut self.buffers[b];
-            buf.clear();
-            if b == 0 {
-                buf.extend(
-                    self.params
-                        .iter()
-                        .map(|p| if grads.param(p).is_some() { T::ONE } else { T::ZERO }),
-                );
-            }
-            for p in &self.params[range] {
-                match grads.param(p) {
-                    Some(g) => buf.extend_from_slice(g.as_slice()),
-                    None => buf.resize(buf.len() + p.value().numel(), T::ZERO),
-                }
-            }
+        let mut pending: Vec<Range<usize>> = Vec::new();
+        let mut reduce = |buf: &mut [T], communication: &mut Duration| {
             let t = Instant::now();
             if self.overlap {
                 let first = requests.len();
@@ -265,44 +311,61 @@ impl<'w, T: Float + Equivalence> GradientAverager<'w, T> {
             } else {
                 all_reduce_in_place(comm, buf, None);
             }
-            communication += t.elapsed();
+            *communication += t.elapsed();
+        };
+        for (members, buf) in &mut self.buckets {
+            buf.clear();
+            for &k in members.iter() {
+                let p = &self.params[k];
+                match grads.param(p) {
+                    Some(g) => buf.extend_from_slice(g.as_slice()),
+                    None => buf.resize(buf.len() + p.value().numel(), T::ZERO), // no rank used it
+                }
+            }
+            reduce(buf, &mut communication);
         }
+        for &k in &self.in_place {
+            if let Some(g) = grads.param_mut(&self.params[k]) {
+                reduce(g.as_mut_slice(), &mut communication);
+            }
+        }
+        drop(reduce);
+
+        // Each reduction's sums become means as soon as it completes.
         let scale = T::ONE / T::from_f64(self.world.size() as f64);
-        let mut presence: Vec<bool> = Vec::new();
-        for b in 0..self.buckets.len() {
+        let mut next = 0;
+        let mut wait = |communication: &mut Duration| {
             if self.overlap {
                 let t = Instant::now();
-                let reqs = &mut requests[pending[b].clone()];
-                // SAFETY: the requests are live ones started above, each waited for once.
+                let reqs = &mut requests[pending[next].clone()];
+                // SAFETY: live requests started above, each waited for once, in order.
                 unsafe {
                     ffi::MPI_Waitall(reqs.len() as i32, reqs.as_mut_ptr(), ffi::RSMPI_STATUSES_IGNORE);
                 }
-                communication += t.elapsed();
+                next += 1;
+                *communication += t.elapsed();
             }
-            let buf = &self.buffers[b];
+        };
+        for (members, buf) in &self.buckets {
+            wait(&mut communication);
             let mut offset = 0;
-            if b == 0 {
-                presence = buf[..self.params.len()].iter().map(|&c| c > T::ZERO).collect();
-                offset = self.params.len();
-            }
-            for k in self.buckets[b].clone() {
+            for &k in members {
                 let p = &self.params[k];
                 let n = p.value().numel();
                 let sum = &buf[offset..offset + n];
                 offset += n;
-                if !presence[k] {
-                    continue;
+                if let Some(g) = grads.param_mut(p) {
+                    for (x, &s) in g.as_mut_slice().iter_mut().zip(sum) {
+                        *x = s * scale;
+                    }
                 }
-                match grads.param_mut(p) {
-                    Some(g) => {
-                        for (x, &s) in g.as_mut_slice().iter_mut().zip(sum) {
-                            *x = s * scale;
-                        }
-                    }
-                    None => {
-                        let mean = sum.iter().map(|&s| s * scale).collect();
-                        grads.insert_param(p, Tensor::from_vec(mean, &p.shape()));
-                    }
+            }
+        }
+        for &k in &self.in_place {
+            if let Some(g) = grads.param_mut(&self.params[k]) {
+                wait(&mut communication);
+                for x in g.as_mut_slice() {
+                    *x *= scale;
                 }
             }
         }

@@ -189,15 +189,19 @@ fn regression<T: Float>(n: usize) -> Dataset<T> {
     Dataset::new(x, y)
 }
 
-/// Trains a 4-8-2 tanh MLP with Adam for `steps` steps. With `averager`, this rank's model is
-/// trained on its half of each step's rows and the gradients are averaged; without, on all of
-/// them. Returns the final parameters.
+/// How the averager is set up: bucket bytes, in-place bytes, overlap.
+type Setup = (usize, usize, bool);
+const DEFAULTS: Setup = (25 << 20, 256 << 10, false);
+
+/// Trains a 4-8-2 tanh MLP for `steps` steps. With `averager`, this rank's model is trained on
+/// its half of each step's rows and the gradients are averaged; without, on all of them.
+/// Returns the final parameters.
 fn train<T: Float + mpi::traits::Equivalence>(
     world: &World,
     data: &Dataset<T>,
     batch: usize,
     steps: usize,
-    averager: Option<(usize, bool)>,
+    averager: Option<Setup>,
 ) -> Vec<T> {
     let seed = if averager.is_some() {
         world.rank() as u64
@@ -224,15 +228,16 @@ fn train<T: Float + mpi::traits::Equivalence>(
         };
         Box::new(Sgd::new(model.parameters(), config))
     };
-    let mut sync = averager.map(|(bucket_bytes, overlap)| {
+    let mut sync = averager.map(|(bucket_bytes, in_place_bytes, overlap)| {
         world.broadcast_module(&model).unwrap();
         GradientAverager::new(world, &model)
             .unwrap()
             .bucket_bytes(bucket_bytes)
+            .in_place_bytes(in_place_bytes)
             .overlap(overlap)
     });
-    if let Some(sync) = &sync {
-        assert!(bucket_bytes_ok(sync, averager.unwrap().0));
+    if let (Some(sync), Some(setup)) = (&sync, averager) {
+        check_plan(sync, setup);
     }
     for step in 0..steps {
         let global: Vec<usize> = (step * RANKS * batch..(step + 1) * RANKS * batch).collect();
@@ -253,16 +258,22 @@ fn train<T: Float + mpi::traits::Equivalence>(
     flat_values(&model)
 }
 
-/// One bucket when everything fits in it, several when buckets are small.
-fn bucket_bytes_ok<T: Float + mpi::traits::Equivalence>(
+/// One bucket when everything fits in it, several when buckets are small; none when every
+/// gradient is reduced in place.
+fn check_plan<T: Float + mpi::traits::Equivalence>(
     sync: &GradientAverager<'_, T>,
-    bytes: usize,
-) -> bool {
-    let gradient_bytes = (4 * 8 + 8 + 8 * 2 + 2) * std::mem::size_of::<T>();
-    if bytes >= 2 * gradient_bytes {
-        sync.bucket_count() == 1
-    } else {
-        sync.bucket_count() > 1
+    (bucket, in_place, _): Setup,
+) {
+    let size = std::mem::size_of::<T>();
+    let largest = 4 * 8 * size; // the first weight
+    let total = (4 * 8 + 8 + 8 * 2 + 2) * size;
+    let (buckets, alone) = (sync.bucket_count(), sync.in_place_count());
+    if in_place == 0 {
+        assert_eq!((buckets, alone), (0, 4));
+    } else if in_place > largest && bucket >= total {
+        assert_eq!((buckets, alone), (1, 0));
+    } else if in_place > largest {
+        assert!(buckets > 1 && alone == 0, "{buckets} buckets");
     }
 }
 
@@ -270,7 +281,7 @@ fn data_parallel_equals_large_batch<T: Float + mpi::traits::Equivalence>(world: 
     let (batch, steps) = (16, 12);
     let data = regression::<T>(RANKS * batch * steps);
     let reference = train(world, &data, batch, steps, None);
-    let parallel = train(world, &data, batch, steps, Some((25 << 20, false)));
+    let parallel = train(world, &data, batch, steps, Some(DEFAULTS));
     // The two differ only in the order of the additions of the batch mean (one mean of 2B rows
     // against the mean of two means of B rows): a unit or two in the last place of a gradient,
     // carried along by 12 steps without growth. Seen: 1.1e-16 in f64 and 1.2e-7 in f32 (one
@@ -304,13 +315,21 @@ fn data_parallel_equals_large_batch<T: Float + mpi::traits::Equivalence>(world: 
     );
     let as_f64: Vec<f64> = parallel.iter().map(|x| x.to_f64()).collect();
     assert_same_on_every_rank(world, &as_f64, "the trained parameters");
-    // Small buckets (several all-reduces) and overlap reduce the same sums: with two ranks each
-    // element is one addition, so the results are identical, not merely close.
-    for (bucket_bytes, overlap) in [(64, false), (64, true), (25 << 20, true)] {
-        let other = train(world, &data, batch, steps, Some((bucket_bytes, overlap)));
+    // Small buckets (several all-reduces), gradients reduced in place and overlap reduce the
+    // same sums: with two ranks each element is one addition, so the results are identical,
+    // not merely close.
+    let setups = [
+        (64, usize::MAX, false),
+        (64, usize::MAX, true),
+        (25 << 20, 0, false),
+        (25 << 20, 0, true),
+        (64, 64, true),
+    ];
+    for setup in setups {
+        let other = train(world, &data, batch, steps, Some(setup));
         assert!(
             other == parallel,
-            "buckets of {bucket_bytes} bytes, overlap {overlap}: other parameters than one bucket"
+            "averager {setup:?}: other parameters than with {DEFAULTS:?}"
         );
     }
 }
@@ -323,7 +342,6 @@ fn parameter_used_on_one_rank(world: &World) {
         Linear::new(1, 1, &mut rng),
     );
     let [a, b, c] = [0, 1, 2].map(|k| model.named_parameters()[2 * k].1.clone());
-    let mut sync = GradientAverager::new(world, &model).unwrap();
     // Rank r's loss: rank 0's goes through the second layer, rank 1's does not, nobody's
     // through the third.
     let local = |rank: usize| {
@@ -337,11 +355,7 @@ fn parameter_used_on_one_rank(world: &World) {
         };
         out.backward()
     };
-    let mine = local(world.rank());
     let (g0, g1) = (local(0), local(1));
-    let mut grads = mine;
-    assert!(grads.param(&c).is_none());
-    sync.average(&mut grads);
     let mean = |p| -> Vec<f64> {
         let get = |g: &Gradients<f64>| g.param(p).map(|t| t.to_vec());
         let (x, y) = (get(&g0), get(&g1));
@@ -349,18 +363,30 @@ fn parameter_used_on_one_rank(world: &World) {
         let (x, y) = (x.unwrap_or(vec![0.0; n]), y.unwrap_or(vec![0.0; n]));
         x.iter().zip(&y).map(|(x, y)| (x + y) / 2.0).collect()
     };
-    for (name, p) in [("first", &a), ("second", &b)] {
-        assert_eq!(
-            grads.param(p).map(|t| t.to_vec()),
-            Some(mean(p)),
-            "rank {}: the {name} layer's weight",
-            world.rank()
-        );
+    // Packed, and reduced in place (where a missing gradient is first made zeros).
+    for in_place_bytes in [usize::MAX, 0] {
+        for overlap in [false, true] {
+            let mut sync = GradientAverager::new(world, &model)
+                .unwrap()
+                .in_place_bytes(in_place_bytes)
+                .overlap(overlap);
+            let mut grads = local(world.rank());
+            assert!(grads.param(&c).is_none());
+            sync.average(&mut grads);
+            for (name, p) in [("first", &a), ("second", &b)] {
+                assert_eq!(
+                    grads.param(p).map(|t| t.to_vec()),
+                    Some(mean(p)),
+                    "rank {}, in place from {in_place_bytes} bytes, overlap {overlap}: the {name} layer's weight",
+                    world.rank()
+                );
+            }
+            assert!(
+                grads.param(&c).is_none(),
+                "a parameter no rank used must keep no gradient"
+            );
+        }
     }
-    assert!(
-        grads.param(&c).is_none(),
-        "a parameter no rank used must keep no gradient"
-    );
 }
 
 fn sampler_covers_the_data_set(world: &World) {
