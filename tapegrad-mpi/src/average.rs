@@ -329,7 +329,6 @@ impl<'w, T: Float + Equivalence> GradientAverager<'w, T> {
                 reduce(g.as_mut_slice(), &mut communication);
             }
         }
-        drop(reduce);
 
         // Each reduction's sums become means as soon as it completes.
         let scale = T::ONE / T::from_f64(self.world.size() as f64);

@@ -73,11 +73,14 @@ fn launch() -> ExitCode {
     }
 }
 
+/// A check every rank runs.
+type Check = fn(&World);
+
 fn run_checks() -> ExitCode {
     let world = World::init().expect("the first World::init of the process");
     world.abort_on_panic();
     assert_eq!(world.size(), RANKS, "run with -np {RANKS}");
-    let checks: Vec<(&str, fn(&World))> = vec![
+    let checks: Vec<(&str, Check)> = vec![
         ("a second World::init is an error", second_init_is_an_error),
         ("metrics are reduced over ranks", metrics_are_reduced),
         (
