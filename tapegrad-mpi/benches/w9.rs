@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! mpirun -np 2 W9 train [STEPS]   # W2 steps, batch 64 per rank: samples/s, all-reduce share
+//! mpirun -np 2 W9 independent      # the same steps without the all-reduce: the ceiling
 //! mpirun -np 2 W9 bandwidth       # the all-reduce alone, on W2's gradient size and others
 //! ```
 //!
@@ -29,19 +30,24 @@ fn main() {
         .collect();
     match args.first().map(String::as_str) {
         Some("bandwidth") => bandwidth(&world),
-        Some("train") | None => {
+        mode @ (Some("train" | "independent") | None) => {
             let steps = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(200);
-            train(&world, steps);
+            train(&world, steps, mode != Some("independent"));
         }
         Some(other) => {
-            root_println!(world, "w9: unknown mode {other:?}: train [STEPS] or bandwidth");
+            root_println!(
+                world,
+                "w9: unknown mode {other:?}: train [STEPS], independent [STEPS] or bandwidth"
+            );
             std::process::exit(2);
         }
     }
 }
 
-/// W2's step on every rank (its own N(0, 1) batch of 64, uniform labels), gradients averaged.
-fn train(world: &World, steps: usize) {
+/// W2's step on every rank (its own N(0, 1) batch of 64, uniform labels), gradients averaged
+/// (or, with `average` false, each rank training alone: what the machine gives two ranks
+/// without any communication).
+fn train(world: &World, steps: usize, average: bool) {
     let mut rng = StdRng::seed_from_u64(world.rank() as u64);
     let x = Tensor::<f32>::randn(&[BATCH, 784], &mut rng);
     let labels: Vec<usize> = (0..BATCH).map(|_| rng.random_range(0..10)).collect();
@@ -70,7 +76,7 @@ fn train(world: &World, steps: usize) {
         tape.reset();
         let logits = model.forward(&tape, tape.constant(x.clone()));
         let mut grads = loss::cross_entropy(logits, &labels).backward();
-        if world.size() > 1 {
+        if average && world.size() > 1 {
             averager.average(&mut grads);
             let timing = averager.last_timing();
             communication += timing.communication.as_secs_f64();
@@ -87,7 +93,8 @@ fn train(world: &World, steps: usize) {
     let samples_per_second = (steps * BATCH * world.size()) as f64 / seconds;
     root_println!(
         world,
-        "w9 train: ranks {} threads 1 batch {BATCH}/rank steps {steps}: {:.3} ms/step, {samples_per_second:.0} samples/s, all-reduce {:.1}% of the step (averaging with packing {:.1}%)",
+        "w9 {}: ranks {} threads 1 batch {BATCH}/rank steps {steps}: {:.3} ms/step, {samples_per_second:.0} samples/s, all-reduce {:.1}% of the step (averaging with packing {:.1}%)",
+        if average { "train" } else { "independent" },
         world.size(),
         1e3 * seconds / steps as f64,
         100.0 * shares[0] / ranks,
