@@ -7,7 +7,9 @@
 //! mpirun -np 2 W9 bandwidth       # the all-reduce alone, on W2's gradient size and others
 //! ```
 //!
-//! Started without mpirun (as `cargo bench` does) it runs `train` on one rank.
+//! Started without mpirun (as `cargo bench` does) it runs `train` on one rank. The environment
+//! variables `W9_IN_PLACE_BYTES=N` and `W9_OVERLAP=1` set the averager's `in_place_bytes` and
+//! `overlap` (mpirun passes them on with `-x`).
 
 use std::time::Instant;
 
@@ -55,7 +57,13 @@ fn train(world: &World, steps: usize, average: bool) {
     world
         .broadcast_module(&model)
         .expect("the same model on every rank");
+    // W9_IN_PLACE_BYTES and W9_OVERLAP=1 try the averager's other settings.
+    let setting = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<usize>().ok());
     let mut averager = GradientAverager::new(world, &model).expect("the same model on every rank");
+    if let Some(bytes) = setting("W9_IN_PLACE_BYTES") {
+        averager = averager.in_place_bytes(bytes);
+    }
+    averager = averager.overlap(setting("W9_OVERLAP") == Some(1));
     let mut opt = Adam::new(
         model.parameters(),
         AdamConfig {
@@ -66,39 +74,52 @@ fn train(world: &World, steps: usize, average: bool) {
     let mut tape = Tape::new();
     let mut communication = 0.0;
     let mut averaging = 0.0;
+    let mut phases = [0.0; 2]; // forward and backward; optimizer step
     let mut start = Instant::now();
     for step in 0..WARM_UP + steps {
         if step == WARM_UP {
             world.barrier();
             start = Instant::now();
-            (communication, averaging) = (0.0, 0.0);
+            (communication, averaging, phases) = (0.0, 0.0, [0.0; 2]);
         }
+        let t = Instant::now();
         tape.reset();
         let logits = model.forward(&tape, tape.constant(x.clone()));
         let mut grads = loss::cross_entropy(logits, &labels).backward();
+        phases[0] += t.elapsed().as_secs_f64();
         if average && world.size() > 1 {
             averager.average(&mut grads);
             let timing = averager.last_timing();
             communication += timing.communication.as_secs_f64();
             averaging += timing.total.as_secs_f64();
         }
+        let t = Instant::now();
         tape.reset();
         opt.step(&grads);
+        drop(grads);
+        phases[1] += t.elapsed().as_secs_f64();
     }
     world.barrier();
     let seconds = start.elapsed().as_secs_f64();
-    let mut shares = [communication / seconds, averaging / seconds];
+    let mut shares = [
+        communication / seconds,
+        averaging / seconds,
+        phases[0] / seconds,
+        phases[1] / seconds,
+    ];
     world.all_reduce_sum_slice(&mut shares);
     let ranks = world.size() as f64;
     let samples_per_second = (steps * BATCH * world.size()) as f64 / seconds;
     root_println!(
         world,
-        "w9 {}: ranks {} threads 1 batch {BATCH}/rank steps {steps}: {:.3} ms/step, {samples_per_second:.0} samples/s, all-reduce {:.1}% of the step (averaging with packing {:.1}%)",
+        "w9 {}: ranks {} threads 1 batch {BATCH}/rank steps {steps}: {:.3} ms/step, {samples_per_second:.0} samples/s, all-reduce {:.1}% of the step (averaging with packing {:.1}%, forward and backward {:.1}%, optimizer {:.1}%)",
         if average { "train" } else { "independent" },
         world.size(),
         1e3 * seconds / steps as f64,
         100.0 * shares[0] / ranks,
-        100.0 * shares[1] / ranks
+        100.0 * shares[1] / ranks,
+        100.0 * shares[2] / ranks,
+        100.0 * shares[3] / ranks
     );
 }
 

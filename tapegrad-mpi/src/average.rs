@@ -194,7 +194,8 @@ impl<'w, T: Float + Equivalence> GradientAverager<'w, T> {
     }
 
     /// Gradients of at least `bytes` are reduced in their own memory instead of being packed
-    /// (`usize::MAX`: pack every gradient; 0: pack none). Every rank must choose the same.
+    /// (`usize::MAX`: pack every gradient; 0: pack none but rank-0 ones). Every rank must choose
+    /// the same.
     pub fn in_place_bytes(mut self, bytes: usize) -> Self {
         self.in_place_bytes = bytes;
         self.plan();
@@ -233,7 +234,8 @@ impl<'w, T: Float + Equivalence> GradientAverager<'w, T> {
         let mut count = 0;
         for (k, p) in self.params.iter().enumerate() {
             let n = p.value().numel();
-            if n.saturating_mul(size) >= self.in_place_bytes {
+            // Rank-0 values live inside the tensor, which may move: always packed.
+            if n > 1 && n.saturating_mul(size) >= self.in_place_bytes {
                 self.in_place.push(k);
                 continue;
             }
@@ -299,7 +301,11 @@ impl<'w, T: Float + Equivalence> GradientAverager<'w, T> {
         }
 
         // The reductions, each started (or run) as soon as its data is ready: buckets once
-        // packed, in-place gradients at once.
+        // packed, in-place gradients at once. Every gradient is divided by the number of ranks
+        // on its way in (packing, or the copy that gives it a buffer of its own), so that the
+        // sums are the means: one pass over the data instead of a copy and a scaling. (With a
+        // power of two ranks the division is exact and the result is that of scaling the sum.)
+        let scale = T::ONE / T::from_f64(self.world.size() as f64);
         let mut requests: Vec<ffi::MPI_Request> = Vec::new();
         let mut pending: Vec<Range<usize>> = Vec::new();
         let mut reduce = |buf: &mut [T], communication: &mut Duration| {
@@ -318,20 +324,26 @@ impl<'w, T: Float + Equivalence> GradientAverager<'w, T> {
             for &k in members.iter() {
                 let p = &self.params[k];
                 match grads.param(p) {
-                    Some(g) => buf.extend_from_slice(g.as_slice()),
+                    Some(g) => buf.extend(g.as_slice().iter().map(|&x| x * scale)),
                     None => buf.resize(buf.len() + p.value().numel(), T::ZERO), // no rank used it
                 }
             }
             reduce(buf, &mut communication);
         }
         for &k in &self.in_place {
-            if let Some(g) = grads.param_mut(&self.params[k]) {
+            let p = &self.params[k];
+            let Some(g) = grads.param(p) else { continue };
+            // A fresh buffer rather than writing into the gradient: backward's gradients share
+            // their buffers with the gradients by var (`grads[x]`), so writing would copy first.
+            let scaled: Vec<T> = g.as_slice().iter().map(|&x| x * scale).collect();
+            grads.insert_param(p, Tensor::from_vec(scaled, g.shape()));
+            if let Some(g) = grads.param_mut(p) {
                 reduce(g.as_mut_slice(), &mut communication);
             }
         }
 
-        // Each reduction's sums become means as soon as it completes.
-        let scale = T::ONE / T::from_f64(self.world.size() as f64);
+        // Each packed bucket is unpacked as soon as its reduction completes; the in-place ones
+        // only need to complete.
         let mut next = 0;
         let mut wait = |communication: &mut Duration| {
             if self.overlap {
@@ -351,21 +363,16 @@ impl<'w, T: Float + Equivalence> GradientAverager<'w, T> {
             for &k in members {
                 let p = &self.params[k];
                 let n = p.value().numel();
-                let sum = &buf[offset..offset + n];
+                let mean = &buf[offset..offset + n];
                 offset += n;
-                if let Some(g) = grads.param_mut(p) {
-                    for (x, &s) in g.as_mut_slice().iter_mut().zip(sum) {
-                        *x = s * scale;
-                    }
+                if used[k] {
+                    grads.insert_param(p, Tensor::from_vec(mean.to_vec(), &p.shape()));
                 }
             }
         }
         for &k in &self.in_place {
-            if let Some(g) = grads.param_mut(&self.params[k]) {
+            if grads.param(&self.params[k]).is_some() {
                 wait(&mut communication);
-                for x in g.as_mut_slice() {
-                    *x *= scale;
-                }
             }
         }
         self.timing = AverageTiming {
