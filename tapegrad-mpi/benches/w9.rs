@@ -9,7 +9,7 @@
 //!
 //! Started without mpirun (as `cargo bench` does) it runs `train` on one rank. The environment
 //! variables `W9_IN_PLACE_BYTES=N` and `W9_OVERLAP=1` set the averager's `in_place_bytes` and
-//! `overlap` (mpirun passes them on with `-x`).
+//! `overlap`, and `W9_BATCH=N` another batch per rank (mpirun passes them on with `-x`).
 
 use std::time::Instant;
 
@@ -19,6 +19,7 @@ use tapegrad::rand::rngs::StdRng;
 use tapegrad::rand::{RngExt, SeedableRng};
 use tapegrad_mpi::{GradientAverager, World, root_println};
 
+/// W9's batch per rank (`W9_BATCH` sets another, to see how a larger one scales).
 const BATCH: usize = 64;
 const WARM_UP: usize = 20;
 
@@ -50,9 +51,13 @@ fn main() {
 /// (or, with `average` false, each rank training alone: what the machine gives two ranks
 /// without any communication).
 fn train(world: &World, steps: usize, average: bool) {
+    let batch = std::env::var("W9_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(BATCH);
     let mut rng = StdRng::seed_from_u64(world.rank() as u64);
-    let x = Tensor::<f32>::randn(&[BATCH, 784], &mut rng);
-    let labels: Vec<usize> = (0..BATCH).map(|_| rng.random_range(0..10)).collect();
+    let x = Tensor::<f32>::randn(&[batch, 784], &mut rng);
+    let labels: Vec<usize> = (0..batch).map(|_| rng.random_range(0..10)).collect();
     let model = Mlp::<f32>::new(&[784, 256, 128, 10], Activation::Relu, &mut rng);
     world
         .broadcast_module(&model)
@@ -109,10 +114,10 @@ fn train(world: &World, steps: usize, average: bool) {
     ];
     world.all_reduce_sum_slice(&mut shares);
     let ranks = world.size() as f64;
-    let samples_per_second = (steps * BATCH * world.size()) as f64 / seconds;
+    let samples_per_second = (steps * batch * world.size()) as f64 / seconds;
     root_println!(
         world,
-        "w9 {}: ranks {} threads 1 batch {BATCH}/rank steps {steps}: {:.3} ms/step, {samples_per_second:.0} samples/s, all-reduce {:.1}% of the step (averaging with packing {:.1}%, forward and backward {:.1}%, optimizer {:.1}%)",
+        "w9 {}: ranks {} threads 1 batch {batch}/rank steps {steps}: {:.3} ms/step, {samples_per_second:.0} samples/s, all-reduce {:.1}% of the step (averaging with packing {:.1}%, forward and backward {:.1}%, optimizer {:.1}%)",
         if average { "train" } else { "independent" },
         world.size(),
         1e3 * seconds / steps as f64,
