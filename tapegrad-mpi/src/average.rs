@@ -90,13 +90,15 @@ pub struct AverageTiming {
 ///   default: biases, small layers) are packed into flat buckets of at most
 ///   [`bucket_bytes`](GradientAverager::bucket_bytes) (25 MiB by default, PyTorch's figure),
 ///   one all-reduce per bucket;
-/// - larger ones are reduced in their own memory, one all-reduce each: copying them into a
-///   bucket and back costs more than the call's latency saves (Horovod's tensor fusion makes
-///   the same split; measured in BENCHMARKS.md, W9).
+/// - larger ones are reduced each in a buffer of its own (the one copy every gradient needs,
+///   since backward's gradients share their memory with `grads[x]`), one all-reduce each:
+///   packing them into a bucket and unpacking again costs more than the call's latency saves
+///   (measured in BENCHMARKS.md, W9).
 ///
 /// With [`overlap`](GradientAverager::overlap), every reduction is started at once
 /// (`MPI_Iallreduce`) and each is unpacked as soon as it completes, while the later ones are
-/// still in flight.
+/// still in flight. On the project's 2-core machine that was slower than blocking reductions
+/// (Open MPI's nonblocking schedules), so it is off by default.
 ///
 /// A parameter that some ranks used and others did not (a branch taken on one rank only) gets
 /// the sum of the gradients that exist divided by the number of ranks, on every rank; one that
@@ -129,7 +131,7 @@ pub struct GradientAverager<'w, T: Float + Equivalence> {
     overlap: bool,
     /// The parameters (indices) of each packed bucket, and its buffer.
     buckets: Vec<(Vec<usize>, Vec<T>)>,
-    /// The parameters reduced in their own memory.
+    /// The parameters reduced unpacked, each in a buffer of its own.
     in_place: Vec<usize>,
     flags: Vec<T>,
     timing: AverageTiming,
@@ -150,7 +152,7 @@ impl<T: Float + Equivalence> std::fmt::Debug for GradientAverager<'_, T> {
 
 impl<'w, T: Float + Equivalence> GradientAverager<'w, T> {
     /// An averager for `module`'s parameters (in [`Module::parameters`] order, the same on every
-    /// rank), with 25 MiB buckets, gradients of 256 KiB or more reduced in place, no overlap. A
+    /// rank), with 25 MiB buckets, gradients of 256 KiB or more reduced unpacked, no overlap. A
     /// collective call: every rank must make it.
     ///
     /// # Errors
@@ -193,7 +195,7 @@ impl<'w, T: Float + Equivalence> GradientAverager<'w, T> {
         self
     }
 
-    /// Gradients of at least `bytes` are reduced in their own memory instead of being packed
+    /// Gradients of at least `bytes` are reduced in a buffer of their own instead of being packed
     /// (`usize::MAX`: pack every gradient; 0: pack none but rank-0 ones). Every rank must choose
     /// the same.
     pub fn in_place_bytes(mut self, bytes: usize) -> Self {
@@ -214,7 +216,8 @@ impl<'w, T: Float + Equivalence> GradientAverager<'w, T> {
         self.buckets.len()
     }
 
-    /// How many gradients one [`average`](GradientAverager::average) reduces in place.
+    /// How many gradients one [`average`](GradientAverager::average) reduces in buffers of their
+    /// own rather than packed.
     pub fn in_place_count(&self) -> usize {
         self.in_place.len()
     }
@@ -224,7 +227,7 @@ impl<'w, T: Float + Equivalence> GradientAverager<'w, T> {
         self.timing
     }
 
-    /// Splits the parameters into packed buckets of at most `bucket_bytes` and in-place ones.
+    /// Splits the parameters into packed buckets of at most `bucket_bytes` and unpacked ones.
     fn plan(&mut self) {
         let size = std::mem::size_of::<T>();
         let per_bucket = (self.bucket_bytes / size).max(1);

@@ -47,7 +47,9 @@ impl std::fmt::Debug for World {
 }
 
 impl World {
-    /// Initialises MPI from the environment `mpirun` or `srun` set up.
+    /// Initialises MPI from the environment `mpirun` or `srun` set up. Every operation of this
+    /// crate is a method of the `World` this returns (or takes it), so none can run before MPI
+    /// is initialised or after it is shut down.
     ///
     /// # Errors
     /// [`Error::AlreadyInitialized`] if MPI was started already in this process (a second
@@ -88,8 +90,9 @@ impl World {
 
     /// Makes a panic on any rank end the whole job (`MPI_Abort`) after its message is printed,
     /// instead of leaving the other ranks waiting forever in their next collective operation.
-    /// Call it once, early in `main`; later calls do nothing. Unit tests of a single process
-    /// should not call it (the test harness catches panics).
+    /// Call it once, early in `main`; later calls do nothing. A panic that would have been
+    /// caught (`std::panic::catch_unwind`, a test harness) aborts the job too, so tests that
+    /// expect panics should not call it.
     pub fn abort_on_panic(&self) {
         static HOOK: Once = Once::new();
         let rank = self.rank;
@@ -141,11 +144,9 @@ impl World {
         crate::average::all_reduce_sum_in_place(&self.comm, values);
     }
 
-    /// Sends rank 0's `values` to every rank (the other ranks' values are overwritten).
-    ///
-    /// # Panics
-    /// If the ranks' slices have different lengths the job is undefined in MPI's terms; call it
-    /// with the same length everywhere.
+    /// Sends rank 0's `values` to every rank (the other ranks' values are overwritten). Every
+    /// rank must pass a slice of the same length: MPI leaves a job whose ranks disagree about
+    /// a message's length undefined.
     pub fn broadcast<T: Float + Equivalence>(&self, values: &mut [T]) {
         self.comm.process_at_rank(0).broadcast_into(values);
     }
